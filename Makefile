@@ -1,0 +1,33 @@
+# critlab: critical-learning-period experiments on CNNs through ONNX Runtime.
+GO      ?= go
+BIN     := bin/critlab
+ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
+export CRITLAB_ORT_LIB ?= $(ORT_LIB)
+export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
+
+.PHONY: setup build test test-long run bench proto vet clean
+
+setup: .deps/.setup-done
+.deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
+	tools/setup.sh
+	touch $@
+
+build: $(BIN)
+$(BIN): $(shell find . -name '*.go' -not -path './.deps/*') go.mod go.sum
+	$(GO) build -o $(BIN) ./tools/critlab
+
+vet:
+	$(GO) vet ./...
+
+test: setup vet
+	$(GO) test -short -count=1 ./...
+
+# Longer checks (full-width gradient checks, real CIFAR-10 when present).
+test-long: setup
+	$(GO) test -count=1 -timeout 60m ./...
+
+proto:
+	cd models/onnxpb && protoc --go_out=. --go_opt=paths=source_relative onnx.proto
+
+clean:
+	rm -rf bin

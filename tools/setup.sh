@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what critlab needs into the ignored folder .deps/ of the repo:
+# Go modules, the ONNX Runtime CPU library (from the npm package
+# onnxruntime-node, which carries the official Linux x64 build), and a Python
+# virtual environment with the packages the tests use (onnx, pyarrow, pandas,
+# polars). Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_VERSION=${ORT_VERSION:-1.29.0}
+DEPS=.deps
+ORT_DIR=$DEPS/onnxruntime-$ORT_VERSION
+mkdir -p "$DEPS"
+
+echo "setup: go modules"
+go mod download
+
+if [ ! -f "$ORT_DIR/libonnxruntime.so" ]; then
+  command -v npm >/dev/null || { echo "setup: npm is needed to fetch onnxruntime-node@$ORT_VERSION (apt-get install npm)" >&2; exit 1; }
+  echo "setup: ONNX Runtime $ORT_VERSION (npm onnxruntime-node)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null)
+  tar -xzf "$tmp"/onnxruntime-node-*.tgz -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+  mkdir -p "$tmp/out"
+  mv "$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$tmp/out/libonnxruntime.so"
+  rm -rf "$ORT_DIR.partial"
+  mv "$tmp/out" "$ORT_DIR.partial"
+  mv "$ORT_DIR.partial" "$ORT_DIR"
+fi
+ln -sfn "onnxruntime-$ORT_VERSION" "$DEPS/onnxruntime"
+
+if [ ! -x "$DEPS/py/bin/python" ] || ! "$DEPS/py/bin/python" -c "import onnx, pyarrow, pandas, polars" 2>/dev/null; then
+  echo "setup: python venv (onnx, pyarrow, pandas, polars)"
+  python3 -m venv "$DEPS/py"
+  "$DEPS/py/bin/pip" install -q --disable-pip-version-check -r tools/requirements.txt
+fi
+echo "setup: done (ONNX Runtime at $ORT_DIR/libonnxruntime.so)"
