@@ -1,0 +1,112 @@
+package harness
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Device is an execution provider and device index.
+type Device struct {
+	Kind  string // "cpu" or "cuda"
+	Index int
+}
+
+func (d Device) String() string {
+	if d.Kind == "cuda" {
+		return fmt.Sprintf("cuda:%d", d.Index)
+	}
+	return "cpu"
+}
+
+// ParseDevice reads "cpu", "cuda" or "cuda:N"; empty means cpu.
+func ParseDevice(s string) (Device, error) {
+	switch {
+	case s == "" || s == "cpu":
+		return Device{Kind: "cpu"}, nil
+	case s == "cuda":
+		return Device{Kind: "cuda"}, nil
+	case strings.HasPrefix(s, "cuda:"):
+		n, err := strconv.Atoi(strings.TrimPrefix(s, "cuda:"))
+		if err != nil || n < 0 {
+			return Device{}, fmt.Errorf("device %q: want cpu, cuda or cuda:N", s)
+		}
+		return Device{Kind: "cuda", Index: n}, nil
+	}
+	return Device{}, fmt.Errorf("device %q: want cpu, cuda or cuda:N", s)
+}
+
+// CUDAOptions are the CUDA provider settings critlab pins and records, since
+// they change speed and reproducibility.
+type CUDAOptions struct {
+	// ConvAlgoSearch is cuDNN's algorithm search: EXHAUSTIVE, HEURISTIC or
+	// DEFAULT (ORT's default is EXHAUSTIVE).
+	ConvAlgoSearch string `yaml:"conv_algo_search,omitempty"`
+	// TF32 allows TensorFloat-32 matmuls and convolutions (faster, ~1e-3
+	// relative error); off by default for exactness.
+	TF32 bool `yaml:"tf32,omitempty"`
+	// MemLimitBytes caps the provider's arena (0: no limit).
+	MemLimitBytes int64 `yaml:"mem_limit_bytes,omitempty"`
+	// Deterministic asks cuDNN for deterministic algorithms.
+	Deterministic bool `yaml:"deterministic,omitempty"`
+}
+
+// sessionOptions builds ORT session options for the runtime's device.
+func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("session options: %w", err)
+	}
+	fail := func(what string, err error) (*ort.SessionOptions, error) {
+		so.Destroy()
+		return nil, fmt.Errorf("session options: %s: %w", what, err)
+	}
+	if err := so.SetIntraOpNumThreads(r.opts.Threads); err != nil {
+		return fail("intra-op threads", err)
+	}
+	if err := so.SetInterOpNumThreads(1); err != nil {
+		return fail("inter-op threads", err)
+	}
+	if r.device.Kind == "cuda" {
+		co, err := ort.NewCUDAProviderOptions()
+		if err != nil {
+			return fail("CUDA provider options", err)
+		}
+		defer co.Destroy()
+		c := r.opts.CUDA
+		algo := c.ConvAlgoSearch
+		if algo == "" {
+			algo = "EXHAUSTIVE"
+		}
+		m := map[string]string{
+			"device_id":                    strconv.Itoa(r.device.Index),
+			"cudnn_conv_algo_search":       algo,
+			"use_tf32":                     boolFlag(c.TF32),
+			"cudnn_conv_use_max_workspace": "1",
+		}
+		if c.MemLimitBytes > 0 {
+			m["gpu_mem_limit"] = strconv.FormatInt(c.MemLimitBytes, 10)
+		}
+		if err := co.Update(m); err != nil {
+			return fail("CUDA provider options", err)
+		}
+		if err := so.AppendExecutionProviderCUDA(co); err != nil {
+			return fail("CUDA provider", fmt.Errorf("%w\n---> HINT: the library %s must be a CUDA build of ONNX Runtime with libonnxruntime_providers_cuda.so beside it, and CUDA/cuDNN libraries on LD_LIBRARY_PATH; run `critlab doctor --device cuda`", err, r.lib))
+		}
+		if c.Deterministic {
+			if err := so.AddSessionConfigEntry("session.use_deterministic_compute", "1"); err != nil {
+				return fail("deterministic compute", err)
+			}
+		}
+	}
+	return so, nil
+}
+
+func boolFlag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
