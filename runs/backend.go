@@ -1,0 +1,94 @@
+package runs
+
+import (
+	"context"
+	"fmt"
+)
+
+// The interfaces below are what the training loop needs from the rest of
+// critlab. NewBackend (backend_ort.go) wires them to harness, models/zoo
+// and preprocessing; tests use fakes, so the loop is tested without ONNX
+// Runtime.
+
+// Batches yields float32 N×C×H×W images and int64 labels until ok is false.
+type Batches func() (images []float32, labels []int64, ok bool, err error)
+
+// EvalResult is a mean loss and accuracy over N images.
+type EvalResult struct {
+	Loss, Accuracy float64
+	N              int
+}
+
+// Trainer trains one model (harness.Trainer through an adapter).
+type Trainer interface {
+	// Step trains on one batch at learning rate lr and returns the batch's
+	// mean loss and number of correct predictions.
+	Step(images []float32, labels []int64, lr float32) (loss float32, correct int64, err error)
+	// Evaluate returns the mean loss and accuracy over all batches.
+	Evaluate(next Batches) (EvalResult, error)
+	// SaveCheckpoint writes the full training state and meta atomically.
+	SaveCheckpoint(path string, meta map[string]string) error
+	// LoadCheckpoint restores a state SaveCheckpoint wrote and returns its
+	// meta.
+	LoadCheckpoint(path string) (map[string]string, error)
+	// InitFrom loads parameters and BatchNorm statistics (not optimizer
+	// state) from a checkpoint or an ONNX model, by name.
+	InitFrom(path string) error
+	// Export writes an inference ONNX model with the trained weights.
+	Export(path string) error
+	// Close releases the trainer and what it holds.
+	Close() error
+}
+
+// FisherResult is a Fisher-information trace estimate: the total and the
+// trace per layer (parameter tensor or layer name).
+type FisherResult struct {
+	Total  float64
+	Layers map[string]float64
+}
+
+// FisherTrainer is a Trainer that can estimate the trace of the Fisher
+// information over the images of next, sampling samples labels per image
+// from the model's predictive distribution.
+type FisherTrainer interface {
+	Fisher(next Batches, samples int) (FisherResult, error)
+}
+
+// Data is the data a run trains and evaluates on.
+type Data interface {
+	// TrainSize is the number of training images per epoch.
+	TrainSize() int
+	// Train returns the training batches of an epoch (shuffled and
+	// augmented as a function of the seed and epoch), corrupted by the
+	// deficit spec, or clean when deficit is "".
+	Train(epoch int, deficit string) (Batches, error)
+	// Test returns the batches of the clean test set.
+	Test() (Batches, error)
+	// Probe returns the first n training images under deficit, neither
+	// shuffled nor augmented (for Fisher estimates).
+	Probe(deficit string, n int) (Batches, error)
+}
+
+// Backend makes trainers and data for configs.
+type Backend interface {
+	// Check refuses, before anything trains, a config whose deficits are
+	// unknown, whose model cannot be read, or whose data set the model
+	// does not take. Errors wrap ErrInvalidConfig.
+	Check(cfg Config) error
+	// Open builds the model, trainer and data of a run.
+	Open(ctx context.Context, cfg Config) (Trainer, Data, error)
+}
+
+// Check validates cfg on its own and against what backend can build.
+func Check(cfg Config, backend Backend) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if backend == nil {
+		return nil
+	}
+	if err := backend.Check(cfg); err != nil {
+		return fmt.Errorf("check config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,401 @@
+package runs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is one training run, resolved from defaults < config file < flags.
+// The YAML keys are the snake_case names shown in the struct tags; zero
+// values mean what each field's comment says, so a config file need only
+// name what differs from Default.
+type Config struct {
+	// Model is a zoo name (allcnn, resnet18, small) or the path of an .onnx
+	// forward model (N×3×H×W float32 in, N×classes logits out).
+	Model string `yaml:"model"`
+	// Width multiplies a zoo model's channel counts; 0 means 1. Ignored for
+	// .onnx models.
+	Width float64 `yaml:"width"`
+	// Data is the data set spec for preprocessing.Open: "cifar10",
+	// "synthetic", or the path of a data set archive.
+	Data string `yaml:"data"`
+	// TrainSubset trains on the first N training images; 0 means all.
+	TrainSubset int `yaml:"train_subset"`
+	// Epochs is the total number of epochs, counted from 0.
+	Epochs int `yaml:"epochs"`
+	// BatchSize is the training batch size (the last partial batch is
+	// dropped, so every step sees the same number of images).
+	BatchSize int `yaml:"batch_size"`
+
+	// LR is the initial learning rate lr0.
+	LR float64 `yaml:"lr"`
+	// LRSchedule is constant (the zero value ""), step, exp or cosine; see
+	// LearningRate.
+	LRSchedule string `yaml:"lr_schedule"`
+	// LRDecay is the factor of exp (per epoch, lr0 × decay^epoch) and step
+	// (per LRStep epochs) schedules; 0 means 0.97 for exp, 0.1 for step.
+	LRDecay float64 `yaml:"lr_decay"`
+	// LRStep is the step schedule's period in epochs.
+	LRStep int `yaml:"lr_step"`
+	// RestartAtDeficitEnd restarts the schedule (epoch counter back to 0)
+	// at the end of each deficit window.
+	RestartAtDeficitEnd bool `yaml:"restart_at_deficit_end"`
+
+	// Momentum is SGD momentum (PyTorch semantics); 0 means plain SGD.
+	Momentum float64 `yaml:"momentum"`
+	// Nesterov selects Nesterov momentum.
+	Nesterov bool `yaml:"nesterov"`
+	// WeightDecay is the L2 coefficient added to gradients.
+	WeightDecay float64 `yaml:"weight_decay"`
+	// NoDecayOnBiasAndNorm exempts biases and BatchNorm parameters from
+	// weight decay.
+	NoDecayOnBiasAndNorm bool `yaml:"no_decay_bias_norm"`
+	// LabelSmoothing is torch.nn.CrossEntropyLoss's label_smoothing.
+	LabelSmoothing float64 `yaml:"label_smoothing"`
+
+	// Seed drives initialisation, shuffling, augmentation and deficits;
+	// every random choice is a function of (seed, epoch, sample).
+	Seed int64 `yaml:"seed"`
+	// Device is cpu (the zero value "") or cuda / cuda:N.
+	Device string `yaml:"device"`
+	// Threads is ONNX Runtime's intra-op thread count; 0 means one per
+	// core. Not part of the config hash.
+	Threads int `yaml:"threads"`
+	// Workers is the number of data-loader goroutines; 0 means 1. Batches
+	// are identical for any value. Not part of the config hash.
+	Workers int `yaml:"workers"`
+
+	// Deficits are the windows during which training images are
+	// corrupted; outside them the clean training set is used. Windows
+	// must lie inside [0, Epochs] and must not overlap.
+	Deficits []Window `yaml:"deficits"`
+
+	// InitFrom starts training from the parameters and BatchNorm
+	// statistics (not the optimizer state) of a run directory (its
+	// model.onnx, else its latest checkpoint), a checkpoint file or an
+	// .onnx model; empty means random initialisation.
+	InitFrom string `yaml:"init_from"`
+	// Freeze lists parameter-name patterns (regular expressions, matched
+	// against the whole name) that are not trained.
+	Freeze []string `yaml:"freeze"`
+
+	// Augment selects training-time augmentation.
+	Augment Augment `yaml:"augment"`
+
+	// KeepCheckpoints lists epochs E whose checkpoint (the state after
+	// epochs 0..E-1, i.e. at the start of epoch E) is kept beside the
+	// latest one; sweeps that branch from a run use them.
+	KeepCheckpoints []int `yaml:"keep_checkpoints"`
+
+	// Fisher configures the Fisher-information trace estimate; off when
+	// Every is 0.
+	Fisher FisherConfig `yaml:"fisher"`
+
+	// BranchFrom, with BranchEpoch E > 0, starts this run from the parent
+	// run directory's checkpoint at epoch E (full state, optimizer
+	// included) and its metrics for epochs < E, instead of training those
+	// epochs again. The parent must have trained epochs < E exactly as
+	// this config would (same data, deficits, schedule). Sweeps set it.
+	BranchFrom  string `yaml:"branch_from"`
+	BranchEpoch int    `yaml:"branch_epoch"`
+}
+
+// Window is a deficit applied during epochs [Start, End).
+type Window struct {
+	// Deficit is a preprocessing deficit spec (e.g. "blur", "vflip").
+	Deficit string `yaml:"deficit"`
+	// Start is the first epoch of the window.
+	Start int `yaml:"start"`
+	// End is the first epoch after the window (exclusive).
+	End int `yaml:"end"`
+}
+
+// String formats the window as in the deficit_windows column: blur:0-40.
+func (w Window) String() string { return fmt.Sprintf("%s:%d-%d", w.Deficit, w.Start, w.End) }
+
+// Augment selects training-time augmentation; both off is no augmentation.
+type Augment struct {
+	// HFlip flips images horizontally with probability 1/2.
+	HFlip bool `yaml:"hflip"`
+	// Crop pads images by 4 pixels and crops them back at random.
+	Crop bool `yaml:"crop"`
+}
+
+// FisherConfig sets up the Fisher-information estimate at the end of every
+// Every-th epoch (and the last).
+type FisherConfig struct {
+	// Images is how many training images (the first ones, under the
+	// deficit active in the epoch) the estimate averages over.
+	Images int `yaml:"images"`
+	// Samples is how many labels are sampled from the model's output per
+	// image.
+	Samples int `yaml:"samples"`
+	// Every is the period in epochs; 0 disables the estimate.
+	Every int `yaml:"every"`
+}
+
+// Schedules the LRSchedule field accepts.
+var schedules = []string{"constant", "step", "exp", "cosine"}
+
+// Default is the recipe of Achille et al. (2019): All-CNN on CIFAR-10,
+// SGD with momentum 0.9, lr 0.075 decayed by 0.97 per epoch, weight decay
+// 5e-4, batch 128, random crops and flips, 160 epochs.
+func Default() Config {
+	return Config{
+		Model:       "allcnn",
+		Width:       1,
+		Data:        "cifar10",
+		Epochs:      160,
+		BatchSize:   128,
+		LR:          0.075,
+		LRSchedule:  "exp",
+		LRDecay:     0.97,
+		Momentum:    0.9,
+		WeightDecay: 5e-4,
+		Device:      "cpu",
+		Augment:     Augment{HFlip: true, Crop: true},
+	}
+}
+
+// LoadConfig reads a YAML config file over base (normally Default()).
+// Unknown keys are errors, so a typo cannot silently fall back to a default.
+func LoadConfig(path string, base Config) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return base, fmt.Errorf("load config: %w", err)
+	}
+	cfg, err := ParseConfig(data, base)
+	if err != nil {
+		return base, fmt.Errorf("load config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes YAML over base.
+func ParseConfig(data []byte, base Config) (Config, error) {
+	cfg := base
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cfg, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// Lists replace rather than extend the base's lists.
+	cfg.Deficits, cfg.Freeze, cfg.KeepCheckpoints = nil, nil, nil
+	if err := dec.Decode(&cfg); err != nil {
+		return base, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if !mentions(data, "deficits") {
+		cfg.Deficits = base.Deficits
+	}
+	if !mentions(data, "freeze") {
+		cfg.Freeze = base.Freeze
+	}
+	if !mentions(data, "keep_checkpoints") {
+		cfg.KeepCheckpoints = base.KeepCheckpoints
+	}
+	return cfg, nil
+}
+
+// mentions reports whether the YAML document has a top-level key.
+func mentions(data []byte, key string) bool {
+	var m map[string]any
+	if yaml.Unmarshal(data, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
+}
+
+// YAML is the config as written to config.yaml.
+func (c Config) YAML() []byte {
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("runs: marshal config: %v", err)) // plain data: cannot fail
+	}
+	return out
+}
+
+// Hash is the first 16 hex digits of the SHA-256 of the config's YAML with
+// the fields that do not change results (Threads, Workers) cleared.
+func (c Config) Hash() string {
+	c.Threads, c.Workers = 0, 0
+	sum := sha256.Sum256(c.YAML())
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// Validate checks the config on its own, without opening models or data
+// (see Check for that). Errors wrap ErrInvalidConfig.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case strings.TrimSpace(c.Model) == "":
+		return bad("model is empty (a zoo name such as allcnn, or an .onnx path)")
+	case strings.TrimSpace(c.Data) == "":
+		return bad("data is empty (cifar10, synthetic or an archive path)")
+	case c.Width < 0 || math.IsNaN(c.Width) || math.IsInf(c.Width, 0):
+		return bad("width %v must be positive (0 means 1)", c.Width)
+	case c.TrainSubset < 0:
+		return bad("train_subset %d is negative (0 means the whole training set)", c.TrainSubset)
+	case c.Epochs <= 0:
+		return bad("epochs %d must be at least 1", c.Epochs)
+	case c.BatchSize <= 0:
+		return bad("batch_size %d must be at least 1", c.BatchSize)
+	case c.TrainSubset > 0 && c.TrainSubset < c.BatchSize:
+		return bad("train_subset %d is smaller than batch_size %d: no full batch to train on", c.TrainSubset, c.BatchSize)
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return bad("lr %v must be positive", c.LR)
+	case c.LRDecay < 0 || c.LRDecay > 1 || math.IsNaN(c.LRDecay):
+		return bad("lr_decay %v must be in (0, 1] (0 means the schedule's default)", c.LRDecay)
+	case !(c.Momentum >= 0 && c.Momentum < 1):
+		return bad("momentum %v must be in [0, 1)", c.Momentum)
+	case c.Nesterov && c.Momentum == 0:
+		return bad("nesterov needs momentum > 0")
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return bad("weight_decay %v must be >= 0", c.WeightDecay)
+	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1):
+		return bad("label_smoothing %v must be in [0, 1)", c.LabelSmoothing)
+	case c.Threads < 0:
+		return bad("threads %d is negative (0 means one per core)", c.Threads)
+	case c.Workers < 0:
+		return bad("workers %d is negative", c.Workers)
+	}
+	switch c.LRSchedule {
+	case "", "constant", "exp", "cosine":
+	case "step":
+		if c.LRStep <= 0 {
+			return bad("lr_schedule step needs lr_step > 0 (epochs between decays)")
+		}
+	default:
+		return bad("lr_schedule %q: want one of %s", c.LRSchedule, strings.Join(schedules, ", "))
+	}
+	if err := validDevice(c.Device); err != nil {
+		return bad("%v", err)
+	}
+	if err := c.validateWindows(); err != nil {
+		return bad("%v", err)
+	}
+	for _, p := range c.Freeze {
+		if _, err := regexp.Compile("^(?:" + p + ")$"); err != nil {
+			return bad("freeze pattern %q: %v", p, err)
+		}
+	}
+	if len(c.Freeze) > 0 && c.InitFrom == "" {
+		return bad("freeze needs init_from: frozen random weights are never trained")
+	}
+	for _, e := range c.KeepCheckpoints {
+		if e < 0 || e > c.Epochs {
+			return bad("keep_checkpoints: epoch %d is outside [0, %d]", e, c.Epochs)
+		}
+	}
+	f := c.Fisher
+	if f.Every < 0 || f.Images < 0 || f.Samples < 0 {
+		return bad("fisher: images, samples and every must be >= 0")
+	}
+	if f.Every > 0 && (f.Images == 0 || f.Samples == 0) {
+		return bad("fisher.every %d needs fisher.images and fisher.samples > 0", f.Every)
+	}
+	if c.InitFrom != "" {
+		if _, err := os.Stat(c.InitFrom); err != nil {
+			return bad("init_from: %v", err)
+		}
+	}
+	if (c.BranchFrom == "") != (c.BranchEpoch == 0) {
+		return bad("branch_from and branch_epoch go together (branch_from %q, branch_epoch %d)", c.BranchFrom, c.BranchEpoch)
+	}
+	if c.BranchFrom != "" && (c.BranchEpoch < 1 || c.BranchEpoch >= c.Epochs) {
+		return bad("branch_epoch %d must be in [1, %d)", c.BranchEpoch, c.Epochs)
+	}
+	if c.BranchFrom != "" && c.InitFrom != "" {
+		return bad("branch_from and init_from exclude each other")
+	}
+	return nil
+}
+
+func (c Config) validateWindows() error {
+	ws := append([]Window(nil), c.Deficits...)
+	for i, w := range ws {
+		if strings.TrimSpace(w.Deficit) == "" || strings.EqualFold(w.Deficit, "none") {
+			return fmt.Errorf("deficits[%d]: empty deficit (leave the window out for none)", i)
+		}
+		if w.Start < 0 || w.End > c.Epochs || w.Start >= w.End {
+			return fmt.Errorf("deficits[%d] %s: window must satisfy 0 <= start < end <= epochs (%d)", i, w, c.Epochs)
+		}
+	}
+	sort.SliceStable(ws, func(i, j int) bool { return ws[i].Start < ws[j].Start })
+	for i := 1; i < len(ws); i++ {
+		if ws[i].Start < ws[i-1].End {
+			return fmt.Errorf("deficits %s and %s overlap", ws[i-1], ws[i])
+		}
+	}
+	return nil
+}
+
+// validDevice accepts "", cpu, cuda and cuda:N.
+func validDevice(d string) error {
+	switch {
+	case d == "" || d == "cpu" || d == "cuda":
+		return nil
+	case strings.HasPrefix(d, "cuda:"):
+		if n, err := strconv.Atoi(d[len("cuda:"):]); err == nil && n >= 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("device %q: want cpu, cuda or cuda:N", d)
+}
+
+// ActiveWindow returns the deficit window containing epoch, if any.
+func (c Config) ActiveWindow(epoch int) (Window, bool) {
+	for _, w := range c.Deficits {
+		if epoch >= w.Start && epoch < w.End {
+			return w, true
+		}
+	}
+	return Window{}, false
+}
+
+// DeficitWindows formats all windows in start order, e.g.
+// "blur:0-40,vflip:60-80", or "none".
+func (c Config) DeficitWindows() string {
+	if len(c.Deficits) == 0 {
+		return "none"
+	}
+	ws := c.sortedWindows()
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = w.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (c Config) sortedWindows() []Window {
+	ws := append([]Window(nil), c.Deficits...)
+	sort.SliceStable(ws, func(i, j int) bool { return ws[i].Start < ws[j].Start })
+	return ws
+}
+
+// ParseEpochs parses a window's epochs as "start:end" (end exclusive).
+func ParseEpochs(s string) (start, end int, err error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if ok {
+		start, err = strconv.Atoi(strings.TrimSpace(a))
+		if err == nil {
+			end, err = strconv.Atoi(strings.TrimSpace(b))
+		}
+	}
+	if !ok || err != nil {
+		return 0, 0, fmt.Errorf("%w: deficit epochs %q: want start:end, e.g. 0:40", ErrInvalidConfig, s)
+	}
+	return start, end, nil
+}

@@ -1,0 +1,220 @@
+package runs
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func tiny() Config {
+	c := Default()
+	c.Model, c.Data, c.Epochs, c.BatchSize = "small", "synthetic", 10, 16
+	return c
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string // "" means valid
+	}{
+		{"default", func(c *Config) {}, ""},
+		{"window", func(c *Config) { c.Deficits = []Window{{"blur", 0, 4}} }, ""},
+		{"two windows", func(c *Config) { c.Deficits = []Window{{"vflip", 6, 10}, {"blur", 0, 6}} }, ""},
+		{"window past end", func(c *Config) { c.Deficits = []Window{{"blur", 0, 11}} }, "0 <= start < end <= epochs (10)"},
+		{"negative start", func(c *Config) { c.Deficits = []Window{{"blur", -1, 4}} }, "0 <= start"},
+		{"empty window", func(c *Config) { c.Deficits = []Window{{"blur", 4, 4}} }, "start < end"},
+		{"overlap", func(c *Config) { c.Deficits = []Window{{"blur", 0, 5}, {"vflip", 4, 8}} }, "blur:0-5 and vflip:4-8 overlap"},
+		{"no deficit name", func(c *Config) { c.Deficits = []Window{{"", 0, 4}} }, "empty deficit"},
+		{"epochs", func(c *Config) { c.Epochs = 0 }, "epochs 0"},
+		{"batch", func(c *Config) { c.BatchSize = 0 }, "batch_size 0"},
+		{"subset < batch", func(c *Config) { c.TrainSubset = 8 }, "train_subset 8 is smaller"},
+		{"lr", func(c *Config) { c.LR = 0 }, "lr 0 must be positive"},
+		{"lr nan", func(c *Config) { c.LR = math.NaN() }, "must be positive"},
+		{"schedule", func(c *Config) { c.LRSchedule = "poly" }, `lr_schedule "poly"`},
+		{"step needs period", func(c *Config) { c.LRSchedule = "step" }, "lr_step > 0"},
+		{"momentum", func(c *Config) { c.Momentum = 1 }, "momentum 1"},
+		{"nesterov", func(c *Config) { c.Momentum, c.Nesterov = 0, true }, "nesterov needs momentum"},
+		{"smoothing", func(c *Config) { c.LabelSmoothing = 1 }, "label_smoothing"},
+		{"device", func(c *Config) { c.Device = "tpu" }, `device "tpu"`},
+		{"cuda:1", func(c *Config) { c.Device = "cuda:1" }, ""},
+		{"cuda:x", func(c *Config) { c.Device = "cuda:x" }, `device "cuda:x"`},
+		{"freeze regexp", func(c *Config) { c.InitFrom, c.Freeze = ".", []string{"("} }, `freeze pattern "("`},
+		{"freeze without init", func(c *Config) { c.Freeze = []string{"conv0.*"} }, "freeze needs init_from"},
+		{"init missing", func(c *Config) { c.InitFrom = "/nonexistent/run" }, "init_from"},
+		{"keep", func(c *Config) { c.KeepCheckpoints = []int{11} }, "keep_checkpoints: epoch 11"},
+		{"fisher", func(c *Config) { c.Fisher.Every = 2 }, "fisher.every 2 needs"},
+		{"branch half", func(c *Config) { c.BranchFrom = "x" }, "branch_from and branch_epoch go together"},
+		{"branch epoch", func(c *Config) { c.BranchFrom, c.BranchEpoch = "x", 10 }, "branch_epoch 10 must be in [1, 10)"},
+		{"model", func(c *Config) { c.Model = " " }, "model is empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tiny()
+			tc.edit(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("Validate = %v, want ErrInvalidConfig containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	base := tiny()
+	base.Deficits = []Window{{"blur", 0, 2}}
+	tests := []struct {
+		name, yaml string
+		check      func(t *testing.T, c Config)
+		wantErr    string
+	}{
+		{"empty keeps base", "", func(t *testing.T, c Config) {
+			if c.Hash() != base.Hash() {
+				t.Errorf("config changed: %s", diffConfigs(base, c))
+			}
+		}, ""},
+		{"override", "epochs: 20\nlr: 0.1\ndeficits:\n  - {deficit: vflip, start: 3, end: 5}\n", func(t *testing.T, c Config) {
+			if c.Epochs != 20 || c.LR != 0.1 || len(c.Deficits) != 1 || c.Deficits[0] != (Window{"vflip", 3, 5}) {
+				t.Errorf("got %+v", c)
+			}
+			if c.BatchSize != base.BatchSize {
+				t.Errorf("batch size %d, want base %d", c.BatchSize, base.BatchSize)
+			}
+		}, ""},
+		{"keeps lists not named", "epochs: 20\n", func(t *testing.T, c Config) {
+			if len(c.Deficits) != 1 {
+				t.Errorf("deficits %v, want base's", c.Deficits)
+			}
+		}, ""},
+		{"clears list", "deficits: []\n", func(t *testing.T, c Config) {
+			if len(c.Deficits) != 0 {
+				t.Errorf("deficits %v, want none", c.Deficits)
+			}
+		}, ""},
+		{"nested", "augment: {hflip: false}\nfisher: {images: 64, samples: 1, every: 2}\n", func(t *testing.T, c Config) {
+			if c.Augment.HFlip || !c.Augment.Crop || c.Fisher.Every != 2 {
+				t.Errorf("got %+v %+v", c.Augment, c.Fisher)
+			}
+		}, ""},
+		{"typo", "epoch: 20\n", nil, "field epoch not found"},
+		{"type", "epochs: many\n", nil, "cannot unmarshal"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.yaml), base)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrInvalidConfig) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestConfigRoundTripAndHash(t *testing.T) {
+	c := tiny()
+	c.Deficits = []Window{{"blur", 0, 4}}
+	c.Freeze = []string{"conv.*"}
+	c.InitFrom = "x"
+	c.KeepCheckpoints = []int{2, 4}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, c.YAML(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadConfig(path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffConfigs(c, back); d != "" {
+		t.Fatalf("round trip differs: %s", d)
+	}
+	if len(c.Hash()) != 16 || c.Hash() != back.Hash() {
+		t.Fatalf("hash %q vs %q", c.Hash(), back.Hash())
+	}
+	d := c
+	d.Threads, d.Workers = 7, 3
+	if d.Hash() != c.Hash() {
+		t.Error("threads/workers change the hash")
+	}
+	d.Seed = 1
+	if d.Hash() == c.Hash() {
+		t.Error("seed does not change the hash")
+	}
+}
+
+func TestLearningRate(t *testing.T) {
+	base := tiny()
+	base.LR = 0.1
+	tests := []struct {
+		name string
+		edit func(*Config)
+		lrs  map[int]float64
+	}{
+		{"constant", func(c *Config) { c.LRSchedule = "" }, map[int]float64{0: 0.1, 9: 0.1}},
+		{"exp", func(c *Config) { c.LRSchedule, c.LRDecay = "exp", 0 }, map[int]float64{0: 0.1, 1: 0.097, 2: 0.1 * 0.97 * 0.97}},
+		{"step", func(c *Config) { c.LRSchedule, c.LRStep, c.LRDecay = "step", 3, 0 }, map[int]float64{2: 0.1, 3: 0.01, 6: 0.001}},
+		{"cosine", func(c *Config) { c.LRSchedule = "cosine" }, map[int]float64{0: 0.1, 5: 0.05}},
+		{"exp restart", func(c *Config) {
+			c.LRSchedule, c.RestartAtDeficitEnd, c.Deficits = "exp", true, []Window{{"blur", 0, 4}}
+		}, map[int]float64{3: 0.1 * math.Pow(0.97, 3), 4: 0.1, 5: 0.097}},
+		{"cosine restart", func(c *Config) {
+			c.LRSchedule, c.RestartAtDeficitEnd, c.Deficits = "cosine", true, []Window{{"blur", 0, 4}}
+		}, map[int]float64{4: 0.1, 7: 0.05}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.edit(&c)
+			for e, want := range tc.lrs {
+				if got := c.LearningRate(e); math.Abs(got-want) > 1e-12 {
+					t.Errorf("epoch %d: lr %v, want %v", e, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestParseEpochs(t *testing.T) {
+	for in, want := range map[string][2]int{"0:40": {0, 40}, " 3 : 5": {3, 5}} {
+		s, e, err := ParseEpochs(in)
+		if err != nil || s != want[0] || e != want[1] {
+			t.Errorf("ParseEpochs(%q) = %d, %d, %v", in, s, e, err)
+		}
+	}
+	for _, in := range []string{"", "40", "a:b", "0-40"} {
+		if _, _, err := ParseEpochs(in); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("ParseEpochs(%q) err = %v", in, err)
+		}
+	}
+}
+
+func TestDeficitWindows(t *testing.T) {
+	c := tiny()
+	if got := c.DeficitWindows(); got != "none" {
+		t.Errorf("got %q", got)
+	}
+	c.Deficits = []Window{{"vflip", 6, 8}, {"blur", 0, 4}}
+	if got := c.DeficitWindows(); got != "blur:0-4,vflip:6-8" {
+		t.Errorf("got %q", got)
+	}
+	if w, ok := c.ActiveWindow(7); !ok || w.Deficit != "vflip" {
+		t.Errorf("epoch 7: %v %v", w, ok)
+	}
+	if _, ok := c.ActiveWindow(5); ok {
+		t.Error("epoch 5 has a deficit")
+	}
+}

@@ -1,0 +1,18 @@
+package runs
+
+import "errors"
+
+// Sentinel errors; wrapped errors say what failed and where.
+var (
+	// ErrInvalidConfig wraps every error Validate and Check return, so
+	// callers can tell a refused configuration from a failure during
+	// training.
+	ErrInvalidConfig = errors.New("runs: invalid config")
+	// ErrConfigChanged means a run directory holds an unfinished run of a
+	// different configuration; resuming it would mix two experiments.
+	ErrConfigChanged = errors.New("runs: run directory holds a different config")
+	// ErrDiverged means the training loss became NaN or infinite.
+	ErrDiverged = errors.New("runs: training diverged")
+	// ErrNoBackend means no training backend is wired into this build.
+	ErrNoBackend = errors.New("runs: no training backend")
+)

@@ -1,0 +1,174 @@
+package runs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/critlab/critlab/internal/atomicfile"
+	"github.com/parquet-go/parquet-go"
+)
+
+// ConfigMetadataKey is the Parquet key-value metadata entry that holds the
+// resolved config (YAML) of the run a file belongs to.
+const ConfigMetadataKey = "critlab.config"
+
+// MetricsRow is one finished epoch of metrics.parquet (see docs/design.md).
+type MetricsRow struct {
+	RunID          string   `parquet:"run_id" json:"run_id"`
+	Model          string   `parquet:"model" json:"model"`
+	Dataset        string   `parquet:"dataset" json:"dataset"`
+	Seed           int64    `parquet:"seed" json:"seed"`
+	Epoch          int32    `parquet:"epoch" json:"epoch"`
+	Deficit        string   `parquet:"deficit" json:"deficit"`
+	DeficitStart   int32    `parquet:"deficit_start" json:"deficit_start"`
+	DeficitEnd     int32    `parquet:"deficit_end" json:"deficit_end"`
+	DeficitWindows string   `parquet:"deficit_windows" json:"deficit_windows"`
+	LR             float64  `parquet:"lr" json:"lr"`
+	TrainLoss      float64  `parquet:"train_loss" json:"train_loss"`
+	TrainAcc       float64  `parquet:"train_acc" json:"train_acc"`
+	TestLoss       float64  `parquet:"test_loss" json:"test_loss"`
+	TestAcc        float64  `parquet:"test_acc" json:"test_acc"`
+	EpochSeconds   float64  `parquet:"epoch_seconds" json:"epoch_seconds"`
+	ImagesPerSec   float64  `parquet:"images_per_sec" json:"images_per_sec"`
+	FisherTrace    *float64 `parquet:"fisher_trace,optional" json:"fisher_trace,omitempty"`
+	ConfigHash     string   `parquet:"config_hash" json:"config_hash"`
+}
+
+// FisherRow is one (epoch, layer) trace of fisher.parquet; the layer
+// "total" holds Tr F of the whole network.
+type FisherRow struct {
+	RunID string  `parquet:"run_id"`
+	Epoch int32   `parquet:"epoch"`
+	Layer string  `parquet:"layer"`
+	Trace float64 `parquet:"trace"`
+}
+
+// FisherTotal names the whole-network row of fisher.parquet.
+const FisherTotal = "total"
+
+// SweepRow is a MetricsRow of sweep.parquet, with the sweep's name, the
+// run's variant (removal, window, baseline, finetune, pretrain, scratch,
+// control-vflip, control-lr-restart) and its point (removal epoch, window
+// onset or pretraining epochs).
+type SweepRow struct {
+	RunID          string   `parquet:"run_id"`
+	Model          string   `parquet:"model"`
+	Dataset        string   `parquet:"dataset"`
+	Seed           int64    `parquet:"seed"`
+	Epoch          int32    `parquet:"epoch"`
+	Deficit        string   `parquet:"deficit"`
+	DeficitStart   int32    `parquet:"deficit_start"`
+	DeficitEnd     int32    `parquet:"deficit_end"`
+	DeficitWindows string   `parquet:"deficit_windows"`
+	LR             float64  `parquet:"lr"`
+	TrainLoss      float64  `parquet:"train_loss"`
+	TrainAcc       float64  `parquet:"train_acc"`
+	TestLoss       float64  `parquet:"test_loss"`
+	TestAcc        float64  `parquet:"test_acc"`
+	EpochSeconds   float64  `parquet:"epoch_seconds"`
+	ImagesPerSec   float64  `parquet:"images_per_sec"`
+	FisherTrace    *float64 `parquet:"fisher_trace,optional"`
+	ConfigHash     string   `parquet:"config_hash"`
+	Sweep          string   `parquet:"sweep"`
+	Variant        string   `parquet:"variant"`
+	Point          int32    `parquet:"point"`
+}
+
+// Metrics returns the run-level part of the row.
+func (r SweepRow) Metrics() MetricsRow {
+	return MetricsRow{
+		RunID: r.RunID, Model: r.Model, Dataset: r.Dataset, Seed: r.Seed, Epoch: r.Epoch,
+		Deficit: r.Deficit, DeficitStart: r.DeficitStart, DeficitEnd: r.DeficitEnd,
+		DeficitWindows: r.DeficitWindows, LR: r.LR, TrainLoss: r.TrainLoss, TrainAcc: r.TrainAcc,
+		TestLoss: r.TestLoss, TestAcc: r.TestAcc, EpochSeconds: r.EpochSeconds,
+		ImagesPerSec: r.ImagesPerSec, FisherTrace: r.FisherTrace, ConfigHash: r.ConfigHash,
+	}
+}
+
+func sweepRow(m MetricsRow, sweep, variant string, point int) SweepRow {
+	return SweepRow{
+		RunID: m.RunID, Model: m.Model, Dataset: m.Dataset, Seed: m.Seed, Epoch: m.Epoch,
+		Deficit: m.Deficit, DeficitStart: m.DeficitStart, DeficitEnd: m.DeficitEnd,
+		DeficitWindows: m.DeficitWindows, LR: m.LR, TrainLoss: m.TrainLoss, TrainAcc: m.TrainAcc,
+		TestLoss: m.TestLoss, TestAcc: m.TestAcc, EpochSeconds: m.EpochSeconds,
+		ImagesPerSec: m.ImagesPerSec, FisherTrace: m.FisherTrace, ConfigHash: m.ConfigHash,
+		Sweep: sweep, Variant: variant, Point: int32(point),
+	}
+}
+
+// writeParquet writes rows to path atomically, zstd-compressed, with the
+// given key-value metadata.
+func writeParquet[T any](path string, rows []T, meta map[string]string) error {
+	var buf bytes.Buffer
+	opts := []parquet.WriterOption{parquet.Compression(&parquet.Zstd)}
+	for k, v := range meta {
+		opts = append(opts, parquet.KeyValueMetadata(k, v))
+	}
+	w := parquet.NewGenericWriter[T](&buf, opts...)
+	if _, err := w.Write(rows); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return atomicfile.Write(path, buf.Bytes())
+}
+
+// readParquet reads every row of path; a missing file is no rows and no
+// error when missingOK.
+func readParquet[T any](path string, missingOK bool) ([]T, error) {
+	rows, err := parquet.ReadFile[T](path)
+	if err != nil {
+		if missingOK && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return rows, nil
+}
+
+// WriteMetrics writes metrics.parquet with the config as metadata.
+func WriteMetrics(path string, rows []MetricsRow, cfg Config) error {
+	return writeParquet(path, rows, map[string]string{ConfigMetadataKey: string(cfg.YAML())})
+}
+
+// ReadMetrics reads a metrics.parquet file.
+func ReadMetrics(path string) ([]MetricsRow, error) { return readParquet[MetricsRow](path, false) }
+
+// WriteFisher writes fisher.parquet.
+func WriteFisher(path string, rows []FisherRow, cfg Config) error {
+	return writeParquet(path, rows, map[string]string{ConfigMetadataKey: string(cfg.YAML())})
+}
+
+// ReadFisher reads a fisher.parquet file.
+func ReadFisher(path string) ([]FisherRow, error) { return readParquet[FisherRow](path, false) }
+
+// WriteSweep writes sweep.parquet; meta holds the sweep spec.
+func WriteSweep(path string, rows []SweepRow, spec []byte) error {
+	return writeParquet(path, rows, map[string]string{"critlab.sweep": string(spec)})
+}
+
+// ReadSweep reads a sweep.parquet file.
+func ReadSweep(path string) ([]SweepRow, error) { return readParquet[SweepRow](path, false) }
+
+// ParquetMetadata returns a Parquet file's key-value metadata entry.
+func ParquetMetadata(path, key string) (string, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", false, fmt.Errorf("read %s: %w", path, err)
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		return "", false, fmt.Errorf("read %s: %w", path, err)
+	}
+	v, ok := pf.Lookup(key)
+	return v, ok, nil
+}

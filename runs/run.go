@@ -1,0 +1,525 @@
+package runs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/critlab/critlab/internal/atomicfile"
+)
+
+// Checkpoint meta keys the loop stores beside the trainer's state.
+const (
+	metaVersion    = "critlab.checkpoint"
+	metaEpoch      = "critlab.epoch"
+	metaConfigHash = "critlab.config_hash"
+	metaRunID      = "critlab.run_id"
+	checkpointVer  = "1"
+)
+
+// Options are the knobs of Run that are not part of the experiment.
+type Options struct {
+	// Backend builds trainers and data; nil means NewBackend(BackendOptions{}).
+	Backend Backend
+	// Progress receives progress and log lines; nil means none (log.txt is
+	// written either way).
+	Progress Progress
+	// Force starts over in a directory that holds a finished run or a run
+	// of another config.
+	Force bool
+	// RunID names the run in the metrics; empty means the directory's name.
+	RunID string
+}
+
+// Status says what Run did.
+type Status string
+
+const (
+	// Trained: the run trained from epoch 0 (or its branch epoch).
+	Trained Status = "trained"
+	// Resumed: the run continued from a checkpoint of an earlier attempt.
+	Resumed Status = "resumed"
+	// Skipped: the directory already held the finished run.
+	Skipped Status = "skipped"
+)
+
+// Result is a finished run.
+type Result struct {
+	Dir    string
+	RunID  string
+	Status Status
+	// Rows are the run's metrics, one per epoch.
+	Rows []MetricsRow
+}
+
+// Run trains cfg in dir: for each epoch it picks the active deficit,
+// trains over the (cached, deficit-corrupted) training split, evaluates on
+// the clean test set, appends a row to metrics.parquet and checkpoints;
+// at the end it exports model.onnx. Everything random is a function of
+// (seed, epoch), so a run that was killed resumes from its last checkpoint
+// to the same metrics as an uninterrupted one. A finished run is returned
+// as is (Status Skipped) unless opts.Force.
+//
+// Cancelling ctx stops the run after the current step; the finished
+// epochs stay on disk and the returned error wraps ctx.Err().
+func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, error) {
+	backend := opts.Backend
+	if backend == nil {
+		backend = NewBackend(BackendOptions{})
+	}
+	prog := opts.Progress
+	if prog == nil {
+		prog = NopProgress()
+	}
+	runID := opts.RunID
+	if runID == "" {
+		runID = filepath.Base(filepath.Clean(dir))
+	}
+	if err := Check(cfg, backend); err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	hash := cfg.Hash()
+
+	state, old, err := Inspect(dir)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	switch {
+	case state == StateEmpty:
+	case opts.Force:
+		if err := clearRun(dir); err != nil {
+			return nil, err
+		}
+	case old.Hash() != hash:
+		return nil, fmt.Errorf("%w: %s holds a %s run of config %s, this is %s\n---> HINT: pass --force to start over, or choose another directory",
+			ErrConfigChanged, dir, state, old.Hash(), hash)
+	case state == StateFinished:
+		rows, err := ReadMetrics(filepath.Join(dir, MetricsFile))
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", runID, err)
+		}
+		prog.Logf(runID, "%s: finished already, skipped (--force to train again)", runID)
+		return &Result{Dir: dir, RunID: runID, Status: Skipped, Rows: rows}, nil
+	}
+	if err := os.MkdirAll(filepath.Join(dir, CheckpointDir), 0o755); err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	if state == StateEmpty || opts.Force {
+		if err := atomicfile.Write(filepath.Join(dir, ConfigFile), cfg.YAML()); err != nil {
+			return nil, fmt.Errorf("run %s: %w", runID, err)
+		}
+	}
+
+	l := &loop{cfg: cfg, dir: dir, runID: runID, hash: hash, prog: prog,
+		log: openRunLog(filepath.Join(dir, LogFile))}
+	defer l.log.Flush()
+	res, err := l.run(ctx, backend)
+	if err != nil {
+		l.log.Printf("stopped: %v", err)
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	return res, nil
+}
+
+// loop is one attempt at a run.
+type loop struct {
+	cfg    Config
+	dir    string
+	runID  string
+	hash   string
+	prog   Progress
+	log    *runLog
+	tr     Trainer
+	data   Data
+	rows   []MetricsRow
+	fisher []FisherRow
+}
+
+func (l *loop) logf(format string, args ...any) {
+	l.log.Printf(format, args...)
+	l.prog.Logf(l.runID, format, args...)
+}
+
+func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
+	cfg := l.cfg
+	var err error
+	l.tr, l.data, err = backend.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer l.tr.Close()
+
+	start, status, err := l.restore()
+	if err != nil {
+		return nil, err
+	}
+	if start == 0 && slicesContains(cfg.KeepCheckpoints, 0) {
+		if err := l.checkpoint(0); err != nil {
+			return nil, err
+		}
+	}
+	for epoch := start; epoch < cfg.Epochs; epoch++ {
+		row, err := l.epoch(ctx, epoch)
+		if err != nil {
+			return nil, err
+		}
+		if err := l.estimateFisher(epoch, &row); err != nil {
+			return nil, err
+		}
+		l.rows = append(l.rows, row)
+		if err := WriteMetrics(filepath.Join(l.dir, MetricsFile), l.rows, cfg); err != nil {
+			return nil, err
+		}
+		if len(l.fisher) > 0 {
+			if err := WriteFisher(filepath.Join(l.dir, FisherFile), l.fisher, cfg); err != nil {
+				return nil, err
+			}
+		}
+		if err := l.checkpoint(epoch + 1); err != nil {
+			return nil, err
+		}
+		l.log.Printf("epoch %d/%d deficit %s lr %.6g train loss %.4f acc %.4f test loss %.4f acc %.4f %.1fs %.0f img/s",
+			epoch, cfg.Epochs, row.Deficit, row.LR, row.TrainLoss, row.TrainAcc, row.TestLoss, row.TestAcc, row.EpochSeconds, row.ImagesPerSec)
+		if err := l.log.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.tr.Export(filepath.Join(l.dir, ModelFile)); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	last := l.rows[len(l.rows)-1]
+	l.logf("%s: finished %d epochs, test acc %.4f (mean of last 5: %.4f)", l.runID, cfg.Epochs, last.TestAcc, FinalAccuracy(l.rows))
+	return &Result{Dir: l.dir, RunID: l.runID, Status: status, Rows: l.rows}, nil
+}
+
+// restore continues from the latest checkpoint, branches from a parent
+// run, or initialises from cfg.InitFrom, and returns the first epoch to
+// train.
+func (l *loop) restore() (int, Status, error) {
+	latest := LatestCheckpointPath(l.dir)
+	if _, err := os.Stat(latest); err == nil {
+		epoch, err := l.load(latest, l.hash)
+		if err != nil {
+			return 0, "", err
+		}
+		if err := l.loadRows(l.dir, epoch, false); err != nil {
+			return 0, "", err
+		}
+		l.logf("%s: resumed from %s at epoch %d", l.runID, latest, epoch)
+		return epoch, Resumed, nil
+	}
+	l.logf("%s: config %s, %s", l.runID, l.hash, l.cfg.Summary())
+	switch {
+	case l.cfg.BranchFrom != "":
+		if err := l.branch(); err != nil {
+			return 0, "", err
+		}
+		return l.cfg.BranchEpoch, Trained, nil
+	case l.cfg.InitFrom != "":
+		path, err := InitPath(l.cfg.InitFrom)
+		if err != nil {
+			return 0, "", err
+		}
+		if err := l.tr.InitFrom(path); err != nil {
+			return 0, "", fmt.Errorf("init from %s: %w", path, err)
+		}
+		l.logf("%s: initialised from %s", l.runID, path)
+	}
+	return 0, Trained, nil
+}
+
+// load restores a checkpoint written by this loop and returns its epoch.
+// An empty wantHash accepts any config.
+func (l *loop) load(path, wantHash string) (int, error) {
+	meta, err := l.tr.LoadCheckpoint(path)
+	if err != nil {
+		return 0, fmt.Errorf("load checkpoint: %w", err)
+	}
+	if v := meta[metaVersion]; v != checkpointVer {
+		return 0, fmt.Errorf("checkpoint %s: loop state version %q, want %q (written by another critlab version?)", path, v, checkpointVer)
+	}
+	if wantHash != "" && meta[metaConfigHash] != wantHash {
+		return 0, fmt.Errorf("%w: checkpoint %s is of config %s, this run is %s", ErrConfigChanged, path, meta[metaConfigHash], wantHash)
+	}
+	epoch, err := strconv.Atoi(meta[metaEpoch])
+	if err != nil || epoch < 0 || epoch > l.cfg.Epochs {
+		return 0, fmt.Errorf("checkpoint %s: bad epoch %q", path, meta[metaEpoch])
+	}
+	return epoch, nil
+}
+
+// loadRows reads the metrics (and Fisher rows) of dir for epochs before
+// epoch; a parent's rows (branch) are relabelled as this run's.
+func (l *loop) loadRows(dir string, epoch int, relabel bool) error {
+	rows, err := readParquet[MetricsRow](filepath.Join(dir, MetricsFile), true)
+	if err != nil {
+		return err
+	}
+	fisher, err := readParquet[FisherRow](filepath.Join(dir, FisherFile), true)
+	if err != nil {
+		return err
+	}
+	l.rows = l.rows[:0]
+	for _, r := range rows {
+		if int(r.Epoch) < epoch {
+			if relabel {
+				r = l.relabel(r)
+			}
+			l.rows = append(l.rows, r)
+		}
+	}
+	if len(l.rows) != epoch {
+		return fmt.Errorf("%s holds %d rows before epoch %d, want %d (metrics and checkpoint disagree)", filepath.Join(dir, MetricsFile), len(l.rows), epoch, epoch)
+	}
+	l.fisher = l.fisher[:0]
+	for _, r := range fisher {
+		if int(r.Epoch) < epoch {
+			r.RunID = l.runID
+			l.fisher = append(l.fisher, r)
+		}
+	}
+	return nil
+}
+
+// relabel makes a parent's row one of this run: its run id, config hash
+// and window columns.
+func (l *loop) relabel(r MetricsRow) MetricsRow {
+	t := l.template(int(r.Epoch))
+	t.TrainLoss, t.TrainAcc, t.TestLoss, t.TestAcc = r.TrainLoss, r.TrainAcc, r.TestLoss, r.TestAcc
+	t.EpochSeconds, t.ImagesPerSec, t.FisherTrace = r.EpochSeconds, r.ImagesPerSec, r.FisherTrace
+	return t
+}
+
+// branch starts from a parent run's checkpoint (see Config.BranchFrom).
+func (l *loop) branch() error {
+	parentDir, epoch := l.cfg.BranchFrom, l.cfg.BranchEpoch
+	parent, err := LoadConfig(filepath.Join(parentDir, ConfigFile), Config{})
+	if err != nil {
+		return fmt.Errorf("branch: %w", err)
+	}
+	if err := BranchCompatible(parent, l.cfg, epoch); err != nil {
+		return fmt.Errorf("branch from %s: %w", parentDir, err)
+	}
+	path := CheckpointPath(parentDir, epoch)
+	got, err := l.load(path, parent.Hash())
+	if err != nil {
+		return fmt.Errorf("branch: %w", err)
+	}
+	if got != epoch {
+		return fmt.Errorf("branch: checkpoint %s is at epoch %d, want %d", path, got, epoch)
+	}
+	if err := l.loadRows(parentDir, epoch, true); err != nil {
+		return fmt.Errorf("branch: %w", err)
+	}
+	l.logf("%s: branched from %s at epoch %d", l.runID, path, epoch)
+	return nil
+}
+
+// BranchCompatible reports whether child may start from parent's state at
+// epoch: both configs must agree on everything that shaped epochs before
+// it (model, data, optimizer, seed, and per epoch the learning rate and
+// the active deficit).
+func BranchCompatible(parent, child Config, epoch int) error {
+	if epoch > parent.Epochs {
+		return fmt.Errorf("parent trains %d epochs, branch epoch is %d", parent.Epochs, epoch)
+	}
+	trunk := func(c Config) Config {
+		c.Epochs, c.Deficits, c.KeepCheckpoints = 0, nil, nil
+		c.BranchFrom, c.BranchEpoch, c.Fisher = "", 0, FisherConfig{}
+		c.RestartAtDeficitEnd, c.LRSchedule, c.LRDecay, c.LRStep = false, "", 0, 0
+		c.Device = ""
+		return c
+	}
+	if d := diffConfigs(trunk(parent), trunk(child)); d != "" {
+		return fmt.Errorf("configs differ in %s", d)
+	}
+	for e := 0; e < epoch; e++ {
+		if a, b := parent.LearningRate(e), child.LearningRate(e); a != b {
+			return fmt.Errorf("epoch %d: parent lr %g, branch lr %g", e, a, b)
+		}
+		wa, _ := parent.ActiveWindow(e)
+		wb, _ := child.ActiveWindow(e)
+		if wa.Deficit != wb.Deficit {
+			return fmt.Errorf("epoch %d: parent deficit %q, branch deficit %q", e, wa.Deficit, wb.Deficit)
+		}
+	}
+	return nil
+}
+
+// checkpoint saves the state at the start of epoch as latest and, when
+// asked for, as that epoch's kept checkpoint.
+func (l *loop) checkpoint(epoch int) error {
+	meta := map[string]string{
+		metaVersion:    checkpointVer,
+		metaEpoch:      strconv.Itoa(epoch),
+		metaConfigHash: l.hash,
+		metaRunID:      l.runID,
+	}
+	paths := []string{LatestCheckpointPath(l.dir)}
+	if slicesContains(l.cfg.KeepCheckpoints, epoch) {
+		paths = append(paths, CheckpointPath(l.dir, epoch))
+	}
+	for _, p := range paths {
+		if err := l.tr.SaveCheckpoint(p, meta); err != nil {
+			return fmt.Errorf("checkpoint epoch %d: %w", epoch, err)
+		}
+	}
+	return nil
+}
+
+// template is a row with the run's and the epoch's settings filled in.
+func (l *loop) template(epoch int) MetricsRow {
+	cfg := l.cfg
+	r := MetricsRow{
+		RunID: l.runID, Model: cfg.Model, Dataset: cfg.Data, Seed: cfg.Seed,
+		Epoch: int32(epoch), Deficit: "none", DeficitStart: -1, DeficitEnd: -1,
+		DeficitWindows: cfg.DeficitWindows(), LR: cfg.LearningRate(epoch), ConfigHash: l.hash,
+	}
+	if ws := cfg.sortedWindows(); len(ws) > 0 {
+		r.DeficitStart, r.DeficitEnd = int32(ws[0].Start), int32(ws[0].End)
+	}
+	if w, ok := cfg.ActiveWindow(epoch); ok {
+		r.Deficit = w.Deficit
+	}
+	return r
+}
+
+// epoch trains and evaluates one epoch.
+func (l *loop) epoch(ctx context.Context, epoch int) (MetricsRow, error) {
+	row := l.template(epoch)
+	deficit := ""
+	if row.Deficit != "none" {
+		deficit = row.Deficit
+	}
+	t0 := time.Now()
+	next, err := l.data.Train(epoch, deficit)
+	if err != nil {
+		return row, fmt.Errorf("epoch %d: training data: %w", epoch, err)
+	}
+	steps := l.data.TrainSize() / l.cfg.BatchSize
+	l.prog.EpochStart(l.runID, epoch, l.cfg.Epochs, steps)
+	lr := float32(row.LR)
+	var (
+		lossSum float64
+		correct int64
+		images  int
+		step    int
+	)
+	tTrain := time.Now()
+	for {
+		if err := ctx.Err(); err != nil {
+			return row, fmt.Errorf("stopped in epoch %d after %d steps: %w", epoch, step, err)
+		}
+		x, y, ok, err := next()
+		if err != nil {
+			return row, fmt.Errorf("epoch %d step %d: batch: %w", epoch, step, err)
+		}
+		if !ok {
+			break
+		}
+		loss, c, err := l.tr.Step(x, y, lr)
+		if err != nil {
+			return row, fmt.Errorf("epoch %d step %d: %w", epoch, step, err)
+		}
+		if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+			return row, fmt.Errorf("%w: loss %v at epoch %d step %d (batch of %d images, lr %g)\n---> HINT: lower lr or batch_size",
+				ErrDiverged, loss, epoch, step, len(y), lr)
+		}
+		lossSum += float64(loss) * float64(len(y))
+		correct += c
+		images += len(y)
+		step++
+		secs := time.Since(tTrain).Seconds()
+		l.prog.Step(l.runID, step, lossSum/float64(images), float64(correct)/float64(images), float64(images)/math.Max(secs, 1e-9))
+	}
+	if images == 0 {
+		return row, fmt.Errorf("epoch %d: no training batch (train size %d, batch size %d)", epoch, l.data.TrainSize(), l.cfg.BatchSize)
+	}
+	trainSecs := time.Since(tTrain).Seconds()
+	test, err := l.data.Test()
+	if err != nil {
+		return row, fmt.Errorf("epoch %d: test data: %w", epoch, err)
+	}
+	ev, err := l.tr.Evaluate(cancellable(ctx, test))
+	if err != nil {
+		return row, fmt.Errorf("epoch %d: evaluate: %w", epoch, err)
+	}
+	row.TrainLoss = lossSum / float64(images)
+	row.TrainAcc = float64(correct) / float64(images)
+	row.TestLoss, row.TestAcc = ev.Loss, ev.Accuracy
+	row.EpochSeconds = time.Since(t0).Seconds()
+	row.ImagesPerSec = float64(images) / math.Max(trainSecs, 1e-9)
+	l.prog.EpochEnd(l.runID, row)
+	return row, nil
+}
+
+// estimateFisher runs the Fisher hook when the epoch is due.
+func (l *loop) estimateFisher(epoch int, row *MetricsRow) error {
+	f := l.cfg.Fisher
+	if f.Every <= 0 || ((epoch+1)%f.Every != 0 && epoch != l.cfg.Epochs-1) {
+		return nil
+	}
+	ft, ok := l.tr.(FisherTrainer)
+	if !ok {
+		if epoch+1 == f.Every {
+			l.logf("%s: fisher estimates skipped: this trainer has no Fisher support yet", l.runID)
+		}
+		return nil
+	}
+	deficit := ""
+	if row.Deficit != "none" {
+		deficit = row.Deficit
+	}
+	probe, err := l.data.Probe(deficit, f.Images)
+	if err != nil {
+		return fmt.Errorf("epoch %d: fisher data: %w", epoch, err)
+	}
+	res, err := ft.Fisher(probe, f.Samples)
+	if err != nil {
+		return fmt.Errorf("epoch %d: fisher: %w", epoch, err)
+	}
+	total := res.Total
+	row.FisherTrace = &total
+	l.fisher = append(l.fisher, FisherRow{RunID: l.runID, Epoch: int32(epoch), Layer: FisherTotal, Trace: total})
+	for _, name := range sortedKeys(res.Layers) {
+		l.fisher = append(l.fisher, FisherRow{RunID: l.runID, Epoch: int32(epoch), Layer: name, Trace: res.Layers[name]})
+	}
+	return nil
+}
+
+// cancellable stops a batch iterator when ctx is done.
+func cancellable(ctx context.Context, next Batches) Batches {
+	return func() ([]float32, []int64, bool, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, false, err
+		}
+		return next()
+	}
+}
+
+// InitPath resolves init_from: a run directory gives its model.onnx, or
+// its latest checkpoint when the run has not finished; a file is used as
+// is.
+func InitPath(from string) (string, error) {
+	st, err := os.Stat(from)
+	if err != nil {
+		return "", fmt.Errorf("init_from: %w", err)
+	}
+	if !st.IsDir() {
+		return from, nil
+	}
+	for _, p := range []string{filepath.Join(from, ModelFile), LatestCheckpointPath(from)} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("init_from: %w", err)
+		}
+	}
+	return "", fmt.Errorf("init_from: %s holds neither %s nor %s", from, ModelFile, LatestCheckpointPath(from))
+}

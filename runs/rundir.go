@@ -1,0 +1,75 @@
+package runs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Files of a run directory.
+const (
+	ConfigFile       = "config.yaml"
+	MetricsFile      = "metrics.parquet"
+	FisherFile       = "fisher.parquet"
+	ModelFile        = "model.onnx"
+	LogFile          = "log.txt"
+	CheckpointDir    = "checkpoints"
+	latestCheckpoint = "latest.ckpt"
+)
+
+// CheckpointPath is the checkpoint kept for epoch E in a run directory:
+// the state after epochs 0..E-1 (see Config.KeepCheckpoints).
+func CheckpointPath(dir string, epoch int) string {
+	return filepath.Join(dir, CheckpointDir, fmt.Sprintf("epoch-%04d.ckpt", epoch))
+}
+
+// LatestCheckpointPath is the checkpoint a killed run resumes from.
+func LatestCheckpointPath(dir string) string {
+	return filepath.Join(dir, CheckpointDir, latestCheckpoint)
+}
+
+// RunState says what a directory holds.
+type RunState int
+
+const (
+	// StateEmpty: no run yet (no config.yaml).
+	StateEmpty RunState = iota
+	// StateUnfinished: a run started and did not write model.onnx.
+	StateUnfinished
+	// StateFinished: the run wrote model.onnx.
+	StateFinished
+)
+
+func (s RunState) String() string {
+	return [...]string{"empty", "unfinished", "finished"}[s]
+}
+
+// Inspect returns the state of a run directory and its config when one is
+// there.
+func Inspect(dir string) (RunState, Config, error) {
+	path := filepath.Join(dir, ConfigFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return StateEmpty, Config{}, nil
+	}
+	// Decode over the zero config: config.yaml holds every field.
+	cfg, err := LoadConfig(path, Config{})
+	if err != nil {
+		return StateEmpty, Config{}, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, ModelFile)); err == nil {
+		return StateFinished, cfg, nil
+	}
+	return StateUnfinished, cfg, nil
+}
+
+// clearRun removes what a run writes into dir, leaving other files alone.
+func clearRun(dir string) error {
+	for _, name := range []string{ModelFile, MetricsFile, FisherFile, LogFile, CheckpointDir, ConfigFile} {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("clear run %s: %w", dir, err)
+		}
+	}
+	return nil
+}
