@@ -304,8 +304,8 @@ def _synthetic_acc(variant: str, point: int, seed: int, epoch: int) -> float:
     return 0.5 + 0.01 * epoch - loss + 0.001 * seed
 
 
-def _write_synthetic(folder: str) -> tuple[str, str]:
-    """Write a sweep.parquet and a folder of runs' metrics.parquet (Go's types)."""
+def write_synthetic_sweep(folder: str) -> tuple[str, str]:
+    """Write a synthetic sweep.parquet and a folder of its runs' metrics.parquet (Go's types)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -327,7 +327,7 @@ def _write_synthetic(folder: str) -> tuple[str, str]:
 
 def selftest() -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        sweep, runs_dir = _write_synthetic(tmp)
+        sweep, runs_dir = write_synthetic_sweep(tmp)
         tab = analyze(sweep)
         print(format_table(tab), end="")
         # Expected: final = mean over epochs 3..7 of 0.5 + 0.01 e - loss + 0.001 seed
