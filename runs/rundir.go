@@ -10,11 +10,13 @@ import (
 
 // Files of a run directory.
 const (
-	ConfigFile       = "config.yaml"
-	MetricsFile      = "metrics.parquet"
-	FisherFile       = "fisher.parquet"
-	ModelFile        = "model.onnx"
-	LogFile          = "log.txt"
+	ConfigFile  = "config.yaml"
+	MetricsFile = "metrics.parquet"
+	FisherFile  = "fisher.parquet"
+	ModelFile   = "model.onnx"
+	LogFile     = "log.txt"
+	// SweepFile is the combined metrics of a sweep directory.
+	SweepFile        = "sweep.parquet"
 	CheckpointDir    = "checkpoints"
 	latestCheckpoint = "latest.ckpt"
 )

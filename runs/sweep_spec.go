@@ -1,0 +1,379 @@
+package runs
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// SweepSpec describes a critical-period experiment: a base run config and
+// the families of runs derived from it. Presets live in configs/*.yaml.
+type SweepSpec struct {
+	// Name labels the sweep (the sweep column); empty means the sweep
+	// directory's name.
+	Name string `yaml:"name"`
+	// Base is the run config every run starts from (over Default()).
+	Base Config `yaml:"base"`
+	// Seeds lists the seeds of every point; empty means [base.seed].
+	Seeds []int64 `yaml:"seeds"`
+	// Workers is how many runs train at once; 0 means one per core (one
+	// for cuda), capped at the number of runs. Threads per run are
+	// cores / workers.
+	Workers int `yaml:"workers"`
+
+	Removal  *RemovalSpec  `yaml:"removal"`
+	Window   *WindowSpec   `yaml:"window"`
+	Finetune *FinetuneSpec `yaml:"finetune"`
+}
+
+// RemovalSpec: the deficit from epoch 0 to T for each T in Points, then
+// sharp images (Achille et al., Fig. 1).
+type RemovalSpec struct {
+	// Deficit is the deficit spec (e.g. blur).
+	Deficit string `yaml:"deficit"`
+	// Points are the removal epochs T (0 is the no-deficit run).
+	Points []int `yaml:"points"`
+	// After is the number of sharp epochs after removal: a run lasts
+	// T + After epochs (the papers use 160, with no lr restart).
+	After int `yaml:"after"`
+	// Total, when > 0, fixes every run's length instead of After.
+	Total int `yaml:"total"`
+	// Branch trains the deficit once per seed (a "trunk" run of
+	// max(Points) deficit epochs that keeps checkpoints at every point)
+	// and starts each point from the trunk's checkpoint at T instead of
+	// repeating the deficit epochs. Results are identical either way.
+	Branch bool `yaml:"branch"`
+	// Controls adds runs at the latest point.
+	Controls Controls `yaml:"controls"`
+}
+
+// Controls are the control runs of a removal sweep.
+type Controls struct {
+	// VFlip replaces the deficit by vertical flips (no critical period
+	// expected): variant control-vflip.
+	VFlip bool `yaml:"vflip"`
+	// LRRestart restarts the lr schedule when the deficit ends: variant
+	// control-lr-restart.
+	LRRestart bool `yaml:"lr_restart"`
+}
+
+// WindowSpec: a deficit of Length epochs starting at each onset, within
+// runs of Total epochs, plus a no-deficit baseline (Achille et al., Fig. 3).
+type WindowSpec struct {
+	Deficit string `yaml:"deficit"`
+	Length  int    `yaml:"length"`
+	Onsets  []int  `yaml:"onsets"`
+	// Total is every run's length; 0 means base.epochs.
+	Total int `yaml:"total"`
+}
+
+// FinetuneSpec: pretrain on the deficit for P epochs, then fine-tune on
+// sharp images for Epochs epochs (a new run: fresh optimizer and
+// schedule), against training from scratch for the same Epochs.
+type FinetuneSpec struct {
+	Deficit  string `yaml:"deficit"`
+	Pretrain []int  `yaml:"pretrain"`
+	Epochs   int    `yaml:"epochs"`
+}
+
+// Variants of sweep runs.
+const (
+	VariantRemoval   = "removal"
+	VariantTrunk     = "trunk"
+	VariantWindow    = "window"
+	VariantBaseline  = "baseline"
+	VariantPretrain  = "pretrain"
+	VariantFinetune  = "finetune"
+	VariantScratch   = "scratch"
+	VariantVFlip     = "control-vflip"
+	VariantLRRestart = "control-lr-restart"
+)
+
+// Label places a run in a sweep: a variant and a point (removal epoch,
+// window onset, pretraining epochs; -1 for the baseline).
+type Label struct {
+	Variant string
+	Point   int
+}
+
+// PlannedRun is one run of a sweep.
+type PlannedRun struct {
+	// ID is the run's folder name inside the sweep directory.
+	ID     string
+	Config Config
+	// Labels: one run may serve several variants (the no-deficit run is
+	// both removal point 0 and the window baseline).
+	Labels []Label
+	// After lists runs that must finish first (a trunk, a pretraining).
+	After []string
+}
+
+// Plan is the runs of a sweep in a deterministic order.
+type Plan struct {
+	Name string
+	Dir  string
+	Runs []PlannedRun
+}
+
+// LoadSweep reads a sweep spec; its base config is decoded over Default().
+func LoadSweep(path string) (SweepSpec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return SweepSpec{}, fmt.Errorf("load sweep: %w", err)
+	}
+	s, err := ParseSweep(data)
+	if err != nil {
+		return s, fmt.Errorf("load sweep %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ParseSweep decodes a sweep spec from YAML.
+func ParseSweep(data []byte) (SweepSpec, error) {
+	var raw struct {
+		SweepSpec `yaml:",inline"`
+		Base      yaml.Node `yaml:"base"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&raw); err != nil {
+		return SweepSpec{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	s := raw.SweepSpec
+	s.Base = Default()
+	if raw.Base.Kind != 0 {
+		base, err := yaml.Marshal(&raw.Base)
+		if err != nil {
+			return s, fmt.Errorf("%w: base: %v", ErrInvalidConfig, err)
+		}
+		if s.Base, err = ParseConfig(base, Default()); err != nil {
+			return s, fmt.Errorf("base: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// YAML is the resolved spec as written to sweep.yaml.
+func (s SweepSpec) YAML() []byte {
+	out, err := yaml.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("runs: marshal sweep: %v", err))
+	}
+	return out
+}
+
+// Plan expands the spec into runs placed in dir. It checks the spec's own
+// arithmetic; run configs are validated by RunSweep.
+func (s SweepSpec) Plan(dir string) (Plan, error) {
+	bad := func(format string, args ...any) (Plan, error) {
+		return Plan{}, fmt.Errorf("%w: sweep: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	name := s.Name
+	if name == "" {
+		name = filepath.Base(filepath.Clean(dir))
+	}
+	if s.Removal == nil && s.Window == nil && s.Finetune == nil {
+		return bad("no removal, window or finetune section: nothing to run")
+	}
+	if s.Workers < 0 {
+		return bad("workers %d is negative", s.Workers)
+	}
+	seeds := s.Seeds
+	if len(seeds) == 0 {
+		seeds = []int64{s.Base.Seed}
+	}
+	p := &planner{plan: Plan{Name: name, Dir: dir}, index: map[string]int{}}
+	base := s.Base
+	base.Deficits, base.BranchFrom, base.BranchEpoch, base.InitFrom, base.Freeze = nil, "", 0, "", nil
+	base.KeepCheckpoints = nil
+
+	for _, seed := range seeds {
+		b := base
+		b.Seed = seed
+		sfx := fmt.Sprintf("-s%d", seed)
+		if r := s.Removal; r != nil {
+			if err := r.plan(p, b, dir, sfx); err != nil {
+				return Plan{}, err
+			}
+		}
+		if w := s.Window; w != nil {
+			if err := w.plan(p, b, sfx); err != nil {
+				return Plan{}, err
+			}
+		}
+		if f := s.Finetune; f != nil {
+			if err := f.plan(p, b, dir, sfx); err != nil {
+				return Plan{}, err
+			}
+		}
+	}
+	return p.plan, nil
+}
+
+type planner struct {
+	plan  Plan
+	index map[string]int // config hash -> run
+}
+
+// add plans a run, or adds the label to an identical run already planned,
+// and returns the id of the run that will train it.
+func (p *planner) add(id string, cfg Config, l Label, after ...string) string {
+	if i, ok := p.index[cfg.Hash()]; ok {
+		r := &p.plan.Runs[i]
+		if !slices.Contains(r.Labels, l) {
+			r.Labels = append(r.Labels, l)
+		}
+		return r.ID
+	}
+	p.index[cfg.Hash()] = len(p.plan.Runs)
+	p.plan.Runs = append(p.plan.Runs, PlannedRun{ID: id, Config: cfg, Labels: []Label{l}, After: after})
+	return id
+}
+
+func (r *RemovalSpec) plan(p *planner, b Config, dir, sfx string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: sweep removal: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if r.Deficit == "" || len(r.Points) == 0 {
+		return bad("needs deficit and points")
+	}
+	if (r.After > 0) == (r.Total > 0) {
+		return bad("set exactly one of after (sharp epochs after removal) and total (epochs of every run)")
+	}
+	points := slices.Clone(r.Points)
+	sort.Ints(points)
+	for i, t := range points {
+		if t < 0 || i > 0 && t == points[i-1] {
+			return bad("points %v must be distinct and >= 0", r.Points)
+		}
+	}
+	last := points[len(points)-1]
+	epochs := func(t int) int {
+		if r.Total > 0 {
+			return r.Total
+		}
+		return t + r.After
+	}
+	if r.Total > 0 && last >= r.Total {
+		return bad("point %d leaves no sharp epoch in total %d", last, r.Total)
+	}
+	run := func(t int) Config {
+		c := b
+		c.Epochs = epochs(t)
+		if t > 0 {
+			c.Deficits = []Window{{Deficit: r.Deficit, Start: 0, End: t}}
+		}
+		return c
+	}
+	trunkID := ""
+	if r.Branch && last > 0 {
+		trunk := run(last)
+		trunk.Epochs = last
+		for _, t := range points {
+			if t > 0 {
+				trunk.KeepCheckpoints = append(trunk.KeepCheckpoints, t)
+			}
+		}
+		trunkID = p.add("trunk"+sfx, trunk, Label{VariantTrunk, last})
+		for _, t := range points {
+			if err := BranchCompatible(trunk, run(t), t); t > 0 && err != nil {
+				return bad("branch: point %d cannot start from the trunk: %v (use branch: false)", t, err)
+			}
+		}
+	}
+	for _, t := range points {
+		c := run(t)
+		var after []string
+		if trunkID != "" && t > 0 {
+			c.BranchFrom, c.BranchEpoch = filepath.Join(dir, trunkID), t
+			after = []string{trunkID}
+		}
+		p.add(fmt.Sprintf("removal-T%03d%s", t, sfx), c, Label{VariantRemoval, t}, after...)
+	}
+	if r.Controls.VFlip && last > 0 {
+		c := run(last)
+		c.Deficits[0].Deficit = "vflip"
+		p.add(fmt.Sprintf("control-vflip-T%03d%s", last, sfx), c, Label{VariantVFlip, last})
+	}
+	if r.Controls.LRRestart && last > 0 {
+		c := run(last)
+		c.RestartAtDeficitEnd = true
+		p.add(fmt.Sprintf("control-lr-restart-T%03d%s", last, sfx), c, Label{VariantLRRestart, last})
+	}
+	return nil
+}
+
+func (w *WindowSpec) plan(p *planner, b Config, sfx string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: sweep window: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if w.Deficit == "" || w.Length <= 0 || len(w.Onsets) == 0 {
+		return bad("needs deficit, length > 0 and onsets")
+	}
+	if w.Total > 0 {
+		b.Epochs = w.Total
+	}
+	p.add("baseline"+sfx, b, Label{VariantBaseline, -1})
+	onsets := slices.Clone(w.Onsets)
+	sort.Ints(onsets)
+	for _, s := range onsets {
+		if s < 0 || s+w.Length > b.Epochs {
+			return bad("window %d:%d does not fit in %d epochs", s, s+w.Length, b.Epochs)
+		}
+		c := b
+		c.Deficits = []Window{{Deficit: w.Deficit, Start: s, End: s + w.Length}}
+		p.add(fmt.Sprintf("window-S%03d%s", s, sfx), c, Label{VariantWindow, s})
+	}
+	return nil
+}
+
+func (f *FinetuneSpec) plan(p *planner, b Config, dir, sfx string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: sweep finetune: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if f.Deficit == "" || f.Epochs <= 0 || len(f.Pretrain) == 0 {
+		return bad("needs deficit, pretrain epochs and epochs > 0")
+	}
+	scratch := b
+	scratch.Epochs = f.Epochs
+	p.add("scratch"+sfx, scratch, Label{VariantScratch, 0})
+	pre := slices.Clone(f.Pretrain)
+	sort.Ints(pre)
+	for _, n := range pre {
+		if n <= 0 {
+			return bad("pretrain epochs %d must be > 0", n)
+		}
+		c := b
+		c.Epochs = n
+		c.Deficits = []Window{{Deficit: f.Deficit, Start: 0, End: n}}
+		preID := p.add(fmt.Sprintf("pretrain-P%03d%s", n, sfx), c, Label{VariantPretrain, n})
+		ft := scratch
+		ft.InitFrom = filepath.Join(dir, preID)
+		p.add(fmt.Sprintf("finetune-P%03d%s", n, sfx), ft, Label{VariantFinetune, n}, preID)
+	}
+	return nil
+}
+
+// Describe lists the plan, one run a line.
+func (p Plan) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sweep %s: %d runs in %s\n", p.Name, len(p.Runs), p.Dir)
+	for _, r := range p.Runs {
+		var ls []string
+		for _, l := range r.Labels {
+			ls = append(ls, fmt.Sprintf("%s@%d", l.Variant, l.Point))
+		}
+		extra := ""
+		if len(r.After) > 0 {
+			extra = " after " + strings.Join(r.After, ",")
+		}
+		fmt.Fprintf(&b, "  %-28s %-30s epochs %3d deficits %s%s\n", r.ID, strings.Join(ls, " "), r.Config.Epochs, r.Config.DeficitWindows(), extra)
+	}
+	return b.String()
+}

@@ -1,0 +1,260 @@
+package runs_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/critlab/critlab/runs"
+	"github.com/critlab/critlab/runs/runstest"
+)
+
+func tinySweep() runs.SweepSpec {
+	base := tinyConfig()
+	base.Deficits = nil
+	base.LRSchedule, base.Momentum = "exp", 0.9
+	return runs.SweepSpec{Name: "t", Base: base, Seeds: []int64{0, 1}}
+}
+
+func ids(p runs.Plan) []string {
+	var out []string
+	for _, r := range p.Runs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func TestSweepPlan(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(*runs.SweepSpec)
+		want    []string
+		wantErr string
+	}{
+		{"removal after", func(s *runs.SweepSpec) {
+			s.Seeds = nil
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{4, 0, 2}, After: 3,
+				Controls: runs.Controls{VFlip: true, LRRestart: true}}
+		}, []string{"removal-T000-s0", "removal-T002-s0", "removal-T004-s0", "control-vflip-T004-s0", "control-lr-restart-T004-s0"}, ""},
+		{"removal branch", func(s *runs.SweepSpec) {
+			s.Seeds = []int64{5}
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, Total: 6, Branch: true}
+		}, []string{"trunk-s5", "removal-T000-s5", "removal-T002-s5", "removal-T004-s5"}, ""},
+		{"window with shared baseline", func(s *runs.SweepSpec) {
+			s.Seeds = nil
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, Total: 6}
+			s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0, 3}, Total: 6}
+		}, []string{"removal-T000-s0", "removal-T002-s0", "window-S003-s0"}, ""},
+		{"finetune", func(s *runs.SweepSpec) {
+			s.Seeds = nil
+			s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{2}, Epochs: 3}
+		}, []string{"scratch-s0", "pretrain-P002-s0", "finetune-P002-s0"}, ""},
+		{"seeds", func(s *runs.SweepSpec) {
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{1}, After: 2}
+		}, []string{"removal-T001-s0", "removal-T001-s1"}, ""},
+		{"nothing", func(s *runs.SweepSpec) {}, nil, "nothing to run"},
+		{"after and total", func(s *runs.SweepSpec) {
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{1}, After: 2, Total: 4}
+		}, nil, "exactly one of after"},
+		{"point past total", func(s *runs.SweepSpec) {
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{4}, Total: 4}
+		}, nil, "leaves no sharp epoch"},
+		{"duplicate points", func(s *runs.SweepSpec) {
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{1, 1}, After: 2}
+		}, nil, "distinct"},
+		{"window too late", func(s *runs.SweepSpec) {
+			s.Window = &runs.WindowSpec{Deficit: "blur", Length: 4, Onsets: []int{4}}
+		}, nil, "does not fit"},
+		{"branch with cosine", func(s *runs.SweepSpec) {
+			s.Base.LRSchedule = "cosine"
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{2, 4}, After: 3, Branch: true}
+		}, nil, "cannot start from the trunk"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tinySweep()
+			tc.edit(&s)
+			p, err := s.Plan("sw")
+			if tc.wantErr != "" {
+				if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(p); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("runs %v, want %v\n%s", got, tc.want, p.Describe())
+			}
+		})
+	}
+}
+
+func TestSweepPlanDetails(t *testing.T) {
+	s := tinySweep()
+	s.Seeds = nil
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 3, Branch: true,
+		Controls: runs.Controls{VFlip: true, LRRestart: true}}
+	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{1}, Total: 3}
+	p, err := s.Plan("sw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]runs.PlannedRun{}
+	for _, r := range p.Runs {
+		byID[r.ID] = r
+	}
+	trunk := byID["trunk-s0"].Config
+	if trunk.Epochs != 4 || trunk.DeficitWindows() != "blur:0-4" || !reflect.DeepEqual(trunk.KeepCheckpoints, []int{2, 4}) {
+		t.Errorf("trunk %+v", trunk)
+	}
+	r2 := byID["removal-T002-s0"]
+	if r2.Config.Epochs != 5 || r2.Config.BranchFrom != filepath.Join("sw", "trunk-s0") || r2.Config.BranchEpoch != 2 || !reflect.DeepEqual(r2.After, []string{"trunk-s0"}) {
+		t.Errorf("removal T2 %+v", r2)
+	}
+	r0 := byID["removal-T000-s0"]
+	want := []runs.Label{{Variant: "removal", Point: 0}, {Variant: "baseline", Point: -1}}
+	if r0.Config.BranchFrom != "" || r0.Config.Epochs != 3 || !reflect.DeepEqual(r0.Labels, want) {
+		t.Errorf("removal T0 %+v", r0)
+	}
+	if c := byID["control-vflip-T004-s0"].Config; c.DeficitWindows() != "vflip:0-4" || c.Epochs != 7 {
+		t.Errorf("vflip control %+v", c)
+	}
+	if c := byID["control-lr-restart-T004-s0"].Config; !c.RestartAtDeficitEnd || c.LearningRate(4) != c.LR {
+		t.Errorf("lr-restart control %+v", c)
+	}
+	if !strings.Contains(p.Describe(), "removal@0 baseline@-1") {
+		t.Errorf("describe:\n%s", p.Describe())
+	}
+}
+
+func TestRunSweep(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sw")
+	s := tinySweep()
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 3}, After: 3, Controls: runs.Controls{VFlip: true}}
+	s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{2}, Epochs: 3}
+	b := &runstest.Backend{}
+	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 3, Cores: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Workers != 3 || res.Threads != 1 {
+		t.Errorf("workers %d threads %d", res.Workers, res.Threads)
+	}
+	rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, r := range rows {
+		count[r.Variant+"/"+r.RunID]++
+		if r.Sweep != "t" {
+			t.Fatalf("sweep column %q", r.Sweep)
+		}
+	}
+	want := map[string]int{
+		"removal/removal-T000-s0": 3, "removal/removal-T000-s1": 3, "scratch/removal-T000-s0": 3, "scratch/removal-T000-s1": 3,
+		"removal/removal-T003-s0": 6, "removal/removal-T003-s1": 6,
+		"control-vflip/control-vflip-T003-s0": 6, "control-vflip/control-vflip-T003-s1": 6,
+		"pretrain/pretrain-P002-s0": 2, "pretrain/pretrain-P002-s1": 2,
+		"finetune/finetune-P002-s0": 3, "finetune/finetune-P002-s1": 3,
+	}
+	if !reflect.DeepEqual(count, want) {
+		t.Fatalf("rows per variant/run %v\nwant %v", count, want)
+	}
+	cfg, err := runs.LoadConfig(filepath.Join(dir, "removal-T003-s1", "config.yaml"), runs.Config{})
+	if err != nil || cfg.Threads != 1 || cfg.Seed != 1 {
+		t.Errorf("run config: %v %+v", err, cfg)
+	}
+
+	// A second sweep skips everything.
+	steps := b.Steps.Load()
+	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 2, Cores: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Steps.Load() != steps {
+		t.Errorf("rerun trained %d steps", b.Steps.Load()-steps)
+	}
+}
+
+// Branching from a trunk gives the metrics of repeating the deficit epochs.
+func TestRunSweepBranchMatchesStraight(t *testing.T) {
+	root := t.TempDir()
+	read := func(branch bool) map[string][]runs.MetricsRow {
+		s := tinySweep()
+		s.Seeds = []int64{2}
+		s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2, Branch: branch}
+		dir := filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch])
+		b := &runstest.Backend{}
+		if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int64{false: (2 + 4 + 6) * 8, true: (4 + 3*2) * 8}[branch]; b.Steps.Load() != want {
+			t.Errorf("branch %v: %d steps, want %d", branch, b.Steps.Load(), want)
+		}
+		rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]runs.MetricsRow{}
+		for _, r := range rows {
+			if r.Variant == runs.VariantRemoval {
+				m := r.Metrics()
+				m.EpochSeconds, m.ImagesPerSec, m.ConfigHash = 0, 0, ""
+				out[r.RunID] = append(out[r.RunID], m)
+			}
+		}
+		return out
+	}
+	straight, branched := read(false), read(true)
+	if len(straight) != 3 || !reflect.DeepEqual(straight, branched) {
+		t.Fatalf("branched sweep differs from straight one\n got %+v\nwant %+v", branched, straight)
+	}
+}
+
+func TestRunSweepRefusesBadRunsBeforeTraining(t *testing.T) {
+	s := tinySweep()
+	s.Removal = &runs.RemovalSpec{Deficit: "smear", Points: []int{0, 2}, After: 2}
+	b := &runstest.Backend{}
+	dir := filepath.Join(t.TempDir(), "sw")
+	_, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b})
+	if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), "smear") || b.Steps.Load() != 0 {
+		t.Fatalf("err = %v after %d steps", err, b.Steps.Load())
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Error("sweep directory created")
+	}
+}
+
+func TestRunSweepFailureDoesNotStopOthers(t *testing.T) {
+	s := tinySweep()
+	s.Seeds = nil
+	s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{2}, Epochs: 2}
+	b := &runstest.Backend{}
+	dir := filepath.Join(t.TempDir(), "sw")
+	// A file where the pretraining run's folder should be makes it fail.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pretrain-P002-s0"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 1})
+	if err == nil || !strings.Contains(err.Error(), "needs pretrain-P002-s0, which failed") {
+		t.Fatalf("err = %v", err)
+	}
+	var done []string
+	for id := range res.Results {
+		done = append(done, id)
+	}
+	sort.Strings(done)
+	if !reflect.DeepEqual(done, []string{"scratch-s0"}) {
+		t.Fatalf("finished %v", done)
+	}
+}
