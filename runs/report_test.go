@@ -1,0 +1,140 @@
+package runs_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/critlab/critlab/runs"
+	"github.com/critlab/critlab/runs/runstest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update to accept):\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+// CheckImage fails unless path is a non-empty PNG or SVG file.
+func checkImage(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch filepath.Ext(path) {
+	case ".png":
+		if !bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")) || len(data) < 1000 {
+			t.Errorf("%s: not a PNG (%d bytes)", path, len(data))
+		}
+	case ".svg":
+		if !bytes.Contains(data[:min(len(data), 200)], []byte("<svg")) || !bytes.HasSuffix(bytes.TrimSpace(data), []byte("</svg>")) {
+			t.Errorf("%s: not an SVG", path)
+		}
+	}
+}
+
+func TestReportSweep(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sw")
+	s := tinySweep()
+	s.Name = "golden"
+	s.Base.Fisher = runs.FisherConfig{Images: 8, Samples: 1, Every: 2}
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, Total: 6,
+		Controls: runs.Controls{VFlip: true, LRRestart: true}}
+	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{1, 3}, Total: 6}
+	s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{2}, Epochs: 6}
+	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runs.LoadReport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report_sweep_table", table.Bytes())
+	golden(t, "report_sweep_summary_csv", rep.PointsCSV())
+
+	base, ok := rep.Point(runs.VariantBaseline, -1)
+	if !ok || base.N != 2 || math.Abs(rep.Baseline-base.FinalMean) > 0 {
+		t.Fatalf("baseline %+v %v", base, rep.Baseline)
+	}
+	if len(rep.Fisher) == 0 {
+		t.Fatal("no fisher rows")
+	}
+	if err := rep.WriteFiles(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"summary.csv", "runs.csv", "removal.png", "removal.svg", "window.png", "window.svg",
+		"finetune.png", "curves.svg", "fisher.png", "window-S001-s1.svg"}
+	have := map[string]bool{}
+	for _, f := range rep.Files {
+		have[filepath.Base(f)] = true
+		checkImage(t, f)
+	}
+	for _, w := range want {
+		if !have[w] {
+			t.Errorf("no %s among %v", w, rep.Files)
+		}
+	}
+	if got := filepath.Base(rep.MainPlot()); got != "removal.png" {
+		t.Errorf("main plot %q", got)
+	}
+}
+
+func TestReportRunDirAndFolderOfRuns(t *testing.T) {
+	root := t.TempDir()
+	cfg := tinyConfig()
+	mustRun(t, cfg, filepath.Join(root, "a"), &runstest.Backend{})
+	cfg.Seed = 1
+	cfg.Deficits = nil
+	mustRun(t, cfg, filepath.Join(root, "b"), &runstest.Backend{})
+
+	rep, err := runs.LoadReport(filepath.Join(root, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	rep.WriteTable(&table)
+	golden(t, "report_run_table", table.Bytes())
+	if err := rep.WriteFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(rep.MainPlot()) != "removal.png" {
+		t.Errorf("files %v", rep.Files)
+	}
+
+	rep, err = runs.LoadReport(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Points) != 2 || rep.Points[0].Variant != "baseline" || rep.Points[1].Variant != "removal" || rep.Points[1].Point != 3 {
+		t.Fatalf("points %+v", rep.Points)
+	}
+	if _, err := runs.LoadReport(t.TempDir()); err == nil || !strings.Contains(err.Error(), "HINT") {
+		t.Fatalf("empty dir: %v", err)
+	}
+}
