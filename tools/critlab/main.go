@@ -1,0 +1,53 @@
+// Command critlab runs critical-learning-period experiments on convolutional
+// networks trained through ONNX Runtime. See README.md for the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Stdout, os.Stderr, os.Args)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "critlab:", err)
+		os.Exit(1)
+	}
+}
+
+// run builds the app and executes args; tests call it with their own writers.
+func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+	app := newApp()
+	app.Writer, app.ErrWriter = stdout, stderr
+	return app.RunContext(ctx, args)
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "critlab",
+		Usage: "critical learning periods in deep networks, trained through ONNX Runtime",
+		Commands: []*cli.Command{
+			doctorCommand(),
+			exportCommand(),
+		},
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // main prints errors once
+	}
+}
+
+// runtimeFlags are the flags every command that opens ONNX Runtime takes.
+func runtimeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or cuda:N"},
+		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime library (default: $CRITLAB_ORT_LIB, then .deps/onnxruntime from `make setup`)"},
+		&cli.IntFlag{Name: "threads", Usage: "intra-op threads (default: one per core)"},
+	}
+}
