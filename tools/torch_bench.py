@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""PyTorch eager training-step throughput: the baseline for `critlab bench`.
+
+Times full SGD training steps (forward, cross-entropy, backward, SGD with
+momentum 0.9 and weight decay 5e-4) of the two critlab zoo models at one
+batch size, in float32, and reports images per second:
+
+    python3 tools/torch_bench.py --device cuda --models allcnn,resnet18 \
+        --batch 128 --json /tmp/torch_cuda.json
+    python3 tools/torch_bench.py --device cpu --batch 8 --warmup 1 --steps 2  # smoke test
+
+Models (the same architectures as tools/export_torch.py, defined here again so
+that this script needs only torch; --check-models compares parameter counts
+with export_torch.py when it can be imported):
+
+  allcnn    All-CNN-C with BatchNorm: nine convolutions with
+            96,96,192,192,192,192,192,192,10 channels, strides
+            1,1,2,1,1,2,1,1,1, 3x3 kernels (pad 1) for the first seven and
+            1x1 for the last two, each followed by BatchNorm and ReLU, global
+            average pool, flatten. No conv bias (BatchNorm follows).
+  resnet18  CIFAR ResNet-18: 3x3 stride-1 stem with 64 channels, no max
+            pool, BasicBlocks 2-2-2-2 (64,128,256,512), global average pool,
+            fc to 10 classes (torchvision's ResNet and BasicBlock).
+
+Measurement: the model is in train mode (BatchNorm uses batch statistics).
+One step is zero_grad, forward, loss, backward, optimizer step. After
+--warmup steps (cuDNN picks its algorithms there when --cudnn-benchmark is
+on, which is the default, matching ONNX Runtime's EXHAUSTIVE search) the
+script synchronises, times --steps steps (at least --min-time seconds) and
+synchronises again. By default each step copies its batch from host memory
+to the device, as a training loop over a host-side data pipeline does, and
+as critlab does; --data device keeps the batch on the device (pure
+compute). Float32 throughout; TF32 is off unless --tf32.
+
+Output: one table line per model on stdout, and with --json a file
+
+    {"tool": "torch_bench", "torch": "...", "device": "...", "device_name": "...",
+     "tf32": false, "cudnn_benchmark": true, "data": "host", "batch": 128,
+     "results": [{"model": "allcnn", "batch": 128, "images_per_sec": ...,
+                  "step_ms": ..., "steps": ..., "seconds": ..., "params": ...,
+                  "loss_first": ..., "loss_last": ...}, ...]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+MODELS = ("allcnn", "resnet18")
+
+
+# ---------------------------------------------------------------- models
+
+
+class AllCNN(nn.Module):
+    """All-CNN-C with BatchNorm and ReLU after every convolution."""
+
+    CHANNELS = (96, 96, 192, 192, 192, 192, 192, 192)
+    STRIDES = (1, 1, 2, 1, 1, 2, 1, 1, 1)
+    KERNELS = (3, 3, 3, 3, 3, 3, 3, 1, 1)
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for cout, stride, k in zip(list(self.CHANNELS) + [num_classes], self.STRIDES, self.KERNELS):
+            layers += [
+                nn.Conv2d(cin, cout, kernel_size=k, stride=stride, padding=k // 2, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flatten(self.pool(self.features(x)))
+
+
+def cifar_resnet18(num_classes: int = 10) -> nn.Module:
+    """torchvision's ResNet-18 with a 3x3 stride-1 stem and no max pool."""
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    model = ResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    return model
+
+
+def build(name: str, classes: int) -> nn.Module:
+    if name == "allcnn":
+        return AllCNN(classes)
+    if name == "resnet18":
+        return cifar_resnet18(classes)
+    raise SystemExit(f"torch_bench: unknown model {name!r} (known: {', '.join(MODELS)})")
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_models(classes: int) -> None:
+    """Compare parameter counts with tools/export_torch.py's builders."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        from export_torch import build_model  # needs onnx as well as torch
+    except ImportError as e:
+        print(f"torch_bench: --check-models skipped: cannot import export_torch ({e})", file=sys.stderr)
+        return
+    for name in MODELS:
+        ours, theirs = n_params(build(name, classes)), n_params(build_model(name, classes))
+        if ours != theirs:
+            raise SystemExit(f"torch_bench: {name} has {ours} parameters here, {theirs} in export_torch.py")
+        print(f"torch_bench: {name}: {ours} parameters, same as export_torch.py", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- timing
+
+
+def set_precision(tf32: bool) -> None:
+    """Float32 matmuls and convolutions, or TF32 when asked.
+
+    PyTorch >= 2.9 has per-backend fp32_precision settings and refuses a mix
+    of them with the older allow_tf32 flags, so use the newer when present.
+    Either way cuDNN convolutions must be set explicitly: their default is
+    TF32 on.
+    """
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        mode = "tf32" if tf32 else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = mode
+        conv.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> dict:
+    torch.manual_seed(args.seed)
+    model = build(name, args.classes).to(device).train()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+
+    g = torch.Generator().manual_seed(args.seed)
+    host_x = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=g)
+    host_y = torch.randint(0, args.classes, (args.batch,), generator=g)
+    if device.type == "cuda" and args.data == "host":
+        host_x, host_y = host_x.pin_memory(), host_y.pin_memory()
+    dev_x, dev_y = host_x.to(device), host_y.to(device)
+
+    def step() -> torch.Tensor:
+        if args.data == "host":
+            x = host_x.to(device, non_blocking=True)
+            y = host_y.to(device, non_blocking=True)
+        else:
+            x, y = dev_x, dev_y
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    loss_first = float(step())
+    for _ in range(max(0, args.warmup - 1)):
+        step()
+    sync(device)
+    steps, t0 = 0, time.perf_counter()
+    while True:
+        loss = step()
+        steps += 1
+        if steps >= args.steps:
+            sync(device)
+            if time.perf_counter() - t0 >= args.min_time:
+                break
+    seconds = time.perf_counter() - t0
+    loss_last = float(loss)
+    return {
+        "model": name,
+        "batch": args.batch,
+        "images_per_sec": steps * args.batch / seconds,
+        "step_ms": 1000 * seconds / steps,
+        "steps": steps,
+        "seconds": seconds,
+        "params": n_params(model),
+        "loss_first": loss_first,
+        "loss_last": loss_last,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated: allcnn,resnet18")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (cuda when available)")
+    p.add_argument("--warmup", type=int, default=15, help="untimed steps first (default 15)")
+    p.add_argument("--steps", type=int, default=50, help="timed steps, at least (default 50)")
+    p.add_argument("--min-time", type=float, default=2.0, help="timed seconds, at least (default 2)")
+    p.add_argument("--data", choices=("host", "device"), default="host",
+                   help="host: copy the batch to the device every step (default); device: keep it there")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls and convolutions")
+    p.add_argument("--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false",
+                   help="use cuDNN's heuristic algorithm choice instead of benchmarking")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--check-models", action="store_true",
+                   help="compare parameter counts with tools/export_torch.py first")
+    args = p.parse_args(argv)
+
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    for name in names:
+        if name not in MODELS:
+            p.error(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    if args.batch < 1 or args.steps < 1 or args.warmup < 0:
+        p.error("--batch and --steps must be >= 1, --warmup >= 0")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("torch_bench: CUDA is not available to this PyTorch", file=sys.stderr)
+        return 2
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.check_models:
+        check_models(args.classes)
+    set_precision(args.tf32)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    info = {
+        "tool": "torch_bench",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+        "device": str(device),
+        "device_name": device_name,
+        "tf32": args.tf32,
+        "cudnn_benchmark": args.cudnn_benchmark,
+        "channels_last": args.channels_last,
+        "data": args.data,
+        "batch": args.batch,
+        "results": [],
+    }
+    print(f"# torch {torch.__version__} on {device_name}; float32, tf32={args.tf32}, "
+          f"cudnn.benchmark={args.cudnn_benchmark}, data={args.data}")
+    print(f"{'model':<10} {'batch':>5} {'device':<8} {'images/s':>10} {'step ms':>9} {'steps':>6} {'loss':>15}")
+    for name in names:
+        r = bench_model(name, args, device)
+        info["results"].append(r)
+        print(f"{r['model']:<10} {r['batch']:>5} {str(device):<8} {r['images_per_sec']:>10.1f} "
+              f"{r['step_ms']:>9.2f} {r['steps']:>6} {r['loss_first']:>7.3f}->{r['loss_last']:<7.3f}",
+              flush=True)
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(info, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
