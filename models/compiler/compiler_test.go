@@ -1,0 +1,246 @@
+package compiler
+
+import (
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/critlab/critlab/models/graph"
+	pb "github.com/critlab/critlab/models/onnxpb"
+)
+
+// tinyNet is conv-BN-relu-maxpool-conv-GAP-flatten-gemm with input "input".
+func tinyNet(t testing.TB) *pb.ModelProto {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := func(b *graph.Builder, name string, dims ...int64) string {
+		d := make([]float32, graph.NumElements(dims))
+		for i := range d {
+			d[i] = float32(rng.NormFloat64() * 0.1)
+		}
+		return b.Param(name, dims, d)
+	}
+	b := graph.NewBuilder("tiny")
+	x := b.Input("input", graph.Float, -1, 3, 8, 8)
+	c1 := b.Op("Conv", []string{x, p(b, "c1.w", 4, 3, 3, 3), p(b, "c1.b", 4)}, graph.Ints("pads", 1, 1, 1, 1))
+	bn := b.Op("BatchNormalization", []string{c1, p(b, "bn.w", 4), p(b, "bn.b", 4), p(b, "bn.rm", 4), p(b, "bn.rv", 4)})
+	r := b.Op("Relu", []string{bn})
+	mp := b.Op("MaxPool", []string{r}, graph.Ints("kernel_shape", 3, 3), graph.Ints("strides", 2, 2), graph.Ints("pads", 1, 1, 1, 1))
+	c2 := b.Op("Conv", []string{mp, p(b, "c2.w", 6, 4, 3, 3)}, graph.Ints("pads", 1, 1, 1, 1), graph.Ints("strides", 2, 2))
+	g := b.Op("GlobalAveragePool", []string{c2})
+	f := b.Op("Flatten", []string{g})
+	y := b.Op("Gemm", []string{f, p(b, "fc.w", 5, 6), p(b, "fc.b", 5)}, graph.Int("transB", 1))
+	b.Output(y, graph.Float, -1, 5)
+	return b.Model()
+}
+
+func names(vis []*pb.ValueInfoProto) []string {
+	var out []string
+	for _, v := range vis {
+		out = append(out, v.GetName())
+	}
+	return out
+}
+
+func TestCompileTrainContract(t *testing.T) {
+	m := tinyNet(t)
+	opts := DefaultOptions()
+	opts.Freeze = []string{"c2.*"}
+	tg, err := CompileTrain(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIn := []string{"c1.w", "c1.b", "bn.w", "bn.b", "fc.w", "fc.b",
+		"c1.w.mom", "c1.b.mom", "bn.w.mom", "bn.b.mom", "fc.w.mom", "fc.b.mom",
+		"bn.rm", "bn.rv", Images, Labels, LR}
+	if got := names(tg.Model.Graph.Input); !slices.Equal(got, wantIn) {
+		t.Errorf("inputs %v\nwant %v", got, wantIn)
+	}
+	if got := tg.InputNames(); !slices.Equal(got, wantIn) {
+		t.Errorf("InputNames %v", got)
+	}
+	var wantOut []string
+	for _, n := range wantIn[:14] {
+		wantOut = append(wantOut, n+".next")
+	}
+	wantOut = append(wantOut, Loss, Correct)
+	if got := names(tg.Model.Graph.Output); !slices.Equal(got, wantOut) {
+		t.Errorf("outputs %v\nwant %v", got, wantOut)
+	}
+	if !slices.Equal(tg.Frozen, []string{"c2.w"}) {
+		t.Errorf("frozen %v", tg.Frozen)
+	}
+	inits := map[string]bool{}
+	for _, x := range tg.Model.Graph.Initializer {
+		inits[x.GetName()] = true
+	}
+	if !inits["c2.w"] || inits["c1.w"] || inits["bn.rm"] {
+		t.Errorf("frozen params must stay initializers, others must not: %v", inits)
+	}
+	if graph.ModelOpset(tg.Model) != 17 {
+		t.Errorf("opset %d", graph.ModelOpset(tg.Model))
+	}
+	for _, n := range tg.Model.Graph.Node {
+		if n.GetOpType() == "BatchNormalization" {
+			t.Errorf("train graph keeps BatchNormalization node %q", n.GetName())
+		}
+		if n.GetDomain() != "" {
+			t.Errorf("node %q in domain %q", n.GetName(), n.GetDomain())
+		}
+		if graph.AttrString(n, "auto_pad", "NOTSET") != "NOTSET" {
+			t.Errorf("node %q uses auto_pad", n.GetName())
+		}
+	}
+}
+
+func TestCompileEvalContract(t *testing.T) {
+	eg, err := CompileEval(tinyNet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"c1.w", "c1.b", "bn.w", "bn.b", "c2.w", "fc.w", "fc.b", "bn.rm", "bn.rv", Images, Labels}
+	if got := names(eg.Model.Graph.Input); !slices.Equal(got, want) {
+		t.Errorf("inputs %v, want %v", got, want)
+	}
+	if got := eg.InputNames(); !slices.Equal(got, want) {
+		t.Errorf("InputNames %v", got)
+	}
+	if got := names(eg.Model.Graph.Output); !slices.Equal(got, []string{Loss, Correct, Logits}) {
+		t.Errorf("outputs %v", got)
+	}
+	bn := 0
+	for _, n := range eg.Model.Graph.Node {
+		if n.GetOpType() == "BatchNormalization" {
+			bn++
+		}
+	}
+	if bn != 1 {
+		t.Errorf("eval graph has %d BatchNormalization nodes, want the inference one", bn)
+	}
+}
+
+func TestNoRuleNamesNode(t *testing.T) {
+	b := graph.NewBuilder("t")
+	x := b.Input("input", graph.Float, -1, 4)
+	w := b.Param("w", []int64{4, 3}, make([]float32, 12))
+	y := b.Op("MatMul", []string{x, w})
+	b.NodeNamed("Erf", []string{y}, []string{"odd"})
+	b.G.Node[len(b.G.Node)-1].Name = ptr("my_erf")
+	b.Output("odd", graph.Float, -1, 3)
+	_, err := CompileTrain(b.Model(), Options{})
+	if !errors.Is(err, ErrNoRule) || !strings.Contains(err.Error(), "my_erf") || !strings.Contains(err.Error(), "(Erf)") {
+		t.Fatalf("err = %v, want ErrNoRule naming node my_erf and op Erf", err)
+	}
+	// Off the gradient path (only the input feeds it) it is fine.
+	b2 := graph.NewBuilder("t")
+	x2 := b2.Input("input", graph.Float, -1, 4)
+	h := b2.Op("Erf", []string{x2})
+	y2 := b2.Op("MatMul", []string{h, b2.Param("w", []int64{4, 3}, make([]float32, 12))})
+	b2.Output(y2, graph.Float, -1, 3)
+	if _, err := CompileTrain(b2.Model(), Options{}); err != nil {
+		t.Fatalf("op before every parameter: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestPrunesUnneededBackward(t *testing.T) {
+	// With every conv frozen, the graph must not compute conv gradients.
+	m := tinyNet(t)
+	tg, err := CompileTrain(m, Options{Freeze: []string{"c*", "bn.*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tg.Model.Graph.Node {
+		switch n.GetOpType() {
+		case "ConvTranspose", "ScatterElements":
+			t.Errorf("frozen features still backpropagate: node %q (%s)", n.GetName(), n.GetOpType())
+		}
+	}
+	convs := 0
+	for _, n := range tg.Model.Graph.Node {
+		if n.GetOpType() == "Conv" {
+			convs++
+		}
+	}
+	if convs != 2 {
+		t.Errorf("%d Conv nodes, want the 2 forward ones", convs)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for _, o := range []Options{
+		{LabelSmoothing: 1}, {LabelSmoothing: -0.1}, {Momentum: 1}, {Nesterov: true},
+		{WeightDecay: -1}, {Freeze: []string{"["}},
+	} {
+		if o.Validate() == nil {
+			t.Errorf("%+v: no error", o)
+		}
+	}
+	if err := DefaultOptions().Validate(); err != nil {
+		t.Error(err)
+	}
+	if _, err := CompileTrain(tinyNet(t), Options{Freeze: []string{"nope.*"}}); err == nil {
+		t.Error("freeze pattern matching nothing accepted")
+	}
+}
+
+func TestHasRule(t *testing.T) {
+	for _, op := range []string{"Conv", "BatchNormalization", "MaxPool", "Gemm", "Shape", "Gather"} {
+		if op == "Gather" {
+			if HasRule(op) {
+				t.Errorf("Gather (float data) has no rule yet but HasRule says so")
+			}
+			continue
+		}
+		if !HasRule(op) {
+			t.Errorf("HasRule(%s) = false", op)
+		}
+	}
+	if HasRule("Erf") {
+		t.Error("HasRule(Erf) = true")
+	}
+	if s := Supported(); !slices.IsSorted(s) || !slices.Contains(s, "Conv") {
+		t.Errorf("Supported() = %v", s)
+	}
+}
+
+// TestOnnxChecker runs the Python onnx checker (full_check) on compiled
+// graphs when the project's venv is present.
+func TestOnnxChecker(t *testing.T) {
+	py := os.Getenv("CRITLAB_PYTHON")
+	if py == "" {
+		py = filepath.Join("..", "..", ".deps", "py", "bin", "python")
+	}
+	if _, err := os.Stat(py); err != nil {
+		t.Skipf("no python venv (%v)", err)
+	}
+	dir := t.TempDir()
+	m := tinyNet(t)
+	tg, err := CompileTrain(m, Options{Momentum: 0.9, Nesterov: true, WeightDecay: 1e-4, LabelSmoothing: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eg, err := CompileEval(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for name, mm := range map[string]*pb.ModelProto{"train": tg.Model, "eval": eg.Model} {
+		f := filepath.Join(dir, name+".onnx")
+		if err := graph.Save(f, mm); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	script := "import onnx, sys\nfor f in sys.argv[1:]:\n    onnx.checker.check_model(onnx.load(f), full_check=True)\n"
+	out, err := exec.Command(py, append([]string{"-c", script}, files...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("onnx checker: %v\n%s", err, out)
+	}
+}

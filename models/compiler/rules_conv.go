@@ -1,0 +1,370 @@
+package compiler
+
+import (
+	"fmt"
+
+	"github.com/critlab/critlab/models/graph"
+	pb "github.com/critlab/critlab/models/onnxpb"
+)
+
+func init() {
+	rules["Conv"] = &rule{bwd: convBwd}
+	rules["ConvTranspose"] = &rule{bwd: convTransposeBwd}
+}
+
+// convGeom is a Conv node resolved against static shapes.
+type convGeom struct {
+	*window
+	group    int64
+	x, w, y  []int64 // dims of input, weight, output
+	spatial  int     // number of spatial dims
+	kernelSp []int64
+}
+
+func convGeomOf(c *bctx, x, w, y string) (*convGeom, error) {
+	xi, err := c.vi(x)
+	if err != nil {
+		return nil, err
+	}
+	wi, err := c.vi(w)
+	if err != nil {
+		return nil, err
+	}
+	yi, err := c.vi(y)
+	if err != nil {
+		return nil, err
+	}
+	if len(xi.dims) < 3 || len(wi.dims) != len(xi.dims) {
+		return nil, fmt.Errorf("%w: conv input %v, weight %v", ErrShape, xi.dims, wi.dims)
+	}
+	for _, d := range append(append([]int64{}, xi.dims[1:]...), wi.dims...) {
+		if d < 0 {
+			return nil, fmt.Errorf("%w: conv gradients need static channel and spatial dims (input %v, weight %v)", ErrShape, xi.dims, wi.dims)
+		}
+	}
+	k := graph.AttrInts(c.n, "kernel_shape", wi.dims[2:])
+	win, err := windowOf(c.n, xi.dims[2:], k)
+	if err != nil {
+		return nil, err
+	}
+	g := &convGeom{window: win, group: graph.AttrInt(c.n, "group", 1), x: xi.dims, w: wi.dims, y: yi.dims, spatial: len(xi.dims) - 2, kernelSp: k}
+	if g.group < 1 || g.x[1]%g.group != 0 || g.w[0]%g.group != 0 || g.x[1]/g.group != g.w[1] {
+		return nil, fmt.Errorf("%w: conv group %d with input channels %d and weight %v", ErrUnsupported, g.group, g.x[1], g.w)
+	}
+	return g, nil
+}
+
+func spatialAxes(r int) []int64 {
+	a := make([]int64, r)
+	for i := range a {
+		a[i] = int64(i + 2)
+	}
+	return a
+}
+
+func swap01(r int) []int64 {
+	p := []int64{1, 0}
+	for i := range r {
+		p = append(p, int64(i+2))
+	}
+	return p
+}
+
+func convBwd(c *bctx) error {
+	dy := c.dy[0]
+	g, err := convGeomOf(c, c.in(0), c.in(1), c.out(0))
+	if err != nil {
+		return err
+	}
+	if len(c.n.Input) > 2 && c.need[2] {
+		c.dx[2] = c.reduceSum(dy, append([]int64{0}, spatialAxes(g.spatial)...), false)
+	}
+	if c.need[0] {
+		c.dx[0] = convInputGrad(c.emitter, dy, c.in(1), g)
+	}
+	if c.need[1] {
+		c.dx[1] = convWeightGrad(c.emitter, c.in(0), dy, g)
+	}
+	return nil
+}
+
+// convInputGrad is d conv(x, w) / dx applied to dy. With unit strides it is a
+// Conv of dy with the flipped, transposed kernel and pads dk-1-p (the layout
+// ORT's CPU provider runs fastest); otherwise a ConvTranspose with the
+// output_padding that restores x's size.
+func convInputGrad(e *emitter, dy, w string, g *convGeom) string {
+	r := g.spatial
+	unit := true
+	padB, padE := make([]int64, r), make([]int64, r)
+	for i := range r {
+		dk := g.d[i]*(g.k[i]-1) + 1
+		padB[i], padE[i] = dk-1-g.pb[i], dk-1-g.pe[i]
+		if g.s[i] != 1 || padB[i] < 0 || padE[i] < 0 {
+			unit = false
+		}
+	}
+	if unit {
+		return e.conv(dy, flipKernel(e, w, g), "", ones(r), g.d, padB, padE, g.group)
+	}
+	return e.convT(dy, w, g.s, g.d, g.pb, g.pe, g.k, g.y[2:], g.x[2:], g.group)
+}
+
+// flipKernel turns a Conv weight [Co, Ci/g, k...] into the weight of the
+// transposed convolution [Ci, Co/g, k...], spatially reversed.
+func flipKernel(e *emitter, w string, g *convGeom) string {
+	r := g.spatial
+	co, cig := g.w[0], g.w[1]
+	cog := co / g.group
+	var wt string
+	switch {
+	case g.group == 1:
+		wt = e.transpose(w, swap01(r)...)
+	case cig == 1 && cog == 1:
+		wt = w // depthwise: [C, 1, k...] is its own transpose
+	default:
+		shp := append([]int64{g.group, cog, cig}, g.k...)
+		perm := []int64{0, 2, 1}
+		for i := range r {
+			perm = append(perm, int64(i+3))
+		}
+		wt = e.reshape(e.transpose(e.reshape(w, e.i64(shp...)), perm...), e.i64(append([]int64{g.x[1], cog}, g.k...)...))
+	}
+	starts, ends, steps := make([]int64, r), make([]int64, r), make([]int64, r)
+	for i := range r {
+		starts[i], ends[i], steps[i] = -1, -(1 << 62), -1
+	}
+	return e.op("Slice", []string{wt, e.i64(starts...), e.i64(ends...), e.i64(spatialAxes(r)...), e.i64(steps...)})
+}
+
+// convT emits ConvTranspose(dy, w) with explicit symmetric pads producing
+// spatial size out exactly: output_padding makes up the strided remainder and
+// asymmetric pads become symmetric ones plus a Slice.
+func (e *emitter) convT(dy, w string, s, d, padB, padE, k, inSp, out []int64, group int64) string {
+	r := len(s)
+	sym := make([]int64, 2*r)
+	opad := make([]int64, r)
+	crop := false
+	cs, ce := make([]int64, r), make([]int64, r)
+	for i := range r {
+		m := max(0, min(padB[i], padE[i]))
+		sym[i], sym[i+r] = m, m
+		dk := d[i]*(k[i]-1) + 1
+		full := (inSp[i]-1)*s[i] + dk - 2*m // size with pads m, output_padding 0
+		want := out[i] + (padB[i] - m) + (padE[i] - m)
+		if want >= full && want-full < max(s[i], d[i]) {
+			opad[i] = want - full
+		} else {
+			crop = true
+		}
+		cs[i] = padB[i] - m
+		ce[i] = cs[i] + out[i]
+		if cs[i] != 0 || ce[i] != full+opad[i] {
+			crop = true
+		}
+	}
+	attrs := []*pb.AttributeProto{graph.Ints("strides", s...), graph.Ints("dilations", d...), graph.Ints("pads", sym...)}
+	if group != 1 {
+		attrs = append(attrs, graph.Int("group", group))
+	}
+	nonzero := false
+	for _, v := range opad {
+		nonzero = nonzero || v != 0
+	}
+	if nonzero {
+		attrs = append(attrs, graph.Ints("output_padding", opad...))
+	}
+	y := e.op("ConvTranspose", []string{dy, w}, attrs...)
+	if crop {
+		// Rare (padding below zero or beyond the stride): fix up by Pad/Slice.
+		pads := make([]int64, 2*(r+2))
+		for i := range r {
+			full := (inSp[i]-1)*s[i] + d[i]*(k[i]-1) + 1 - 2*sym[i] + opad[i]
+			if ce[i] > full {
+				pads[i+2+r+2] = ce[i] - full
+			}
+		}
+		y = e.op("Pad", []string{y, e.i64(pads...)})
+		y = e.op("Slice", []string{y, e.i64(cs...), e.i64(ce...), e.i64(spatialAxes(r)...)})
+	}
+	return y
+}
+
+// WeightGradMethod selects how Conv weight gradients are computed; see doc.go
+// for the measurements behind the default.
+type WeightGradMethod int
+
+const (
+	// WeightGradConv: one Conv of x (as C×N×H×W) with dy (as Co×N×Ho×Wo)
+	// as the kernel, dilations = stride.
+	WeightGradConv WeightGradMethod = iota
+	// WeightGradIm2col: Pad + k·k strided Slices + Concat, one MatMul.
+	WeightGradIm2col
+	// WeightGradOffsets: one Gemm per kernel offset.
+	WeightGradOffsets
+)
+
+// weightGradMethod is the method compiled graphs use (package variable so
+// benchmarks can compare the alternatives).
+var weightGradMethod = WeightGradConv
+
+func convWeightGrad(e *emitter, x, dy string, g *convGeom) string {
+	if g.group == 1 {
+		switch weightGradMethod {
+		case WeightGradIm2col:
+			return weightGradIm2col(e, x, dy, g)
+		case WeightGradOffsets:
+			return weightGradOffsets(e, x, dy, g)
+		}
+	}
+	return weightGradConv(e, x, dy, g)
+}
+
+// weightGradConv: dW[co,ci,i,j] = Σ_{n,y,x} dY[n,co,y,x]·Xpad[n,ci,y·s+i·d,x·s+j·d],
+// a convolution over the batch-as-channels of X^T with dY^T as kernel.
+func weightGradConv(e *emitter, x, dy string, g *convGeom) string {
+	r := g.spatial
+	xt := e.transpose(x, swap01(r)...)
+	dyt := e.transpose(dy, swap01(r)...)
+	res := e.conv(xt, dyt, "", g.d, g.s, g.pb, g.pe, 1) // [Ci, Co, k'...]
+	crop := false
+	ends := make([]int64, r)
+	for i := range r {
+		kk := (g.x[i+2]+g.pb[i]+g.pe[i]-g.s[i]*(g.y[i+2]-1)-1)/g.d[i] + 1
+		ends[i] = g.k[i]
+		if kk != g.k[i] {
+			crop = true
+		}
+	}
+	if crop {
+		res = e.op("Slice", []string{res, e.i64(make([]int64, r)...), e.i64(ends...), e.i64(spatialAxes(r)...)})
+	}
+	if g.group == 1 {
+		return e.transpose(res, swap01(r)...)
+	}
+	// Grouped: the Conv computed every (ci, co) pair; keep the diagonal
+	// blocks (ci and co in the same group).
+	cig, cog := g.w[1], g.w[0]/g.group
+	shp := append([]int64{g.group, cig, g.group, cog}, g.k...)
+	mask := make([]float32, g.group*g.group)
+	for i := range g.group {
+		mask[i*g.group+i] = 1
+	}
+	mdims := append([]int64{g.group, 1, g.group, 1}, ones(r)...)
+	mname := e.b.Fresh("group_mask")
+	e.b.G.Initializer = append(e.b.G.Initializer, graph.FloatTensor(mname, mdims, mask))
+	blocks := e.reduceSum(e.mul(e.reshape(res, e.i64(shp...)), mname), []int64{2}, false) // [g, cig, cog, k...]
+	perm := []int64{0, 2, 1}
+	for i := range r {
+		perm = append(perm, int64(i+3))
+	}
+	return e.reshape(e.transpose(blocks, perm...), e.i64(g.w...))
+}
+
+// im2colSlices returns, for each kernel offset, the strided window of the
+// padded xt (C×N×H×W) that meets it: [C, N, Ho, Wo] each.
+func im2colSlices(e *emitter, xt string, g *convGeom) []string {
+	r := g.spatial
+	pads := make([]int64, 2*(r+2))
+	padded := false
+	for i := range r {
+		pads[i+2], pads[i+2+r+2] = g.pb[i], g.pe[i]
+		padded = padded || g.pb[i] != 0 || g.pe[i] != 0
+	}
+	if padded {
+		xt = e.op("Pad", []string{xt, e.i64(pads...)})
+	}
+	var outs []string
+	offs := make([]int64, r)
+	var rec func(dim int)
+	rec = func(dim int) {
+		if dim == r {
+			starts, ends := make([]int64, r), make([]int64, r)
+			for i := range r {
+				starts[i] = offs[i] * g.d[i]
+				ends[i] = starts[i] + (g.y[i+2]-1)*g.s[i] + 1
+			}
+			outs = append(outs, e.op("Slice", []string{xt, e.i64(starts...), e.i64(ends...), e.i64(spatialAxes(r)...), e.i64(g.s...)}))
+			return
+		}
+		for o := range g.k[dim] {
+			offs[dim] = o
+			rec(dim + 1)
+		}
+	}
+	rec(0)
+	return outs
+}
+
+// weightGradIm2col: columns [Ci·K, N·P] from k·k strided slices, then one
+// Gemm with dY as [Co, N·P].
+func weightGradIm2col(e *emitter, x, dy string, g *convGeom) string {
+	r := g.spatial
+	xt := e.transpose(x, swap01(r)...)
+	slices := im2colSlices(e, xt, g)
+	for i, s := range slices {
+		slices[i] = e.op("Unsqueeze", []string{s, e.i64(1)})
+	}
+	cols := e.op("Concat", slices, graph.Int("axis", 1)) // [Ci, K, N, Ho, Wo]
+	kk := mulDims(g.k)
+	cols = e.reshape(cols, e.i64(g.x[1]*kk, -1))
+	dyt := e.reshape(e.transpose(dy, swap01(r)...), e.i64(g.w[0], -1))
+	dw := e.op("Gemm", []string{dyt, cols}, graph.Int("transB", 1)) // [Co, Ci·K]
+	return e.reshape(dw, e.i64(g.w...))
+}
+
+// weightGradOffsets: one Gemm [Co, N·P]×[N·P, Ci] per kernel offset.
+func weightGradOffsets(e *emitter, x, dy string, g *convGeom) string {
+	r := g.spatial
+	xt := e.transpose(x, swap01(r)...)
+	dyt := e.reshape(e.transpose(dy, swap01(r)...), e.i64(g.w[0], -1))
+	slices := im2colSlices(e, xt, g)
+	parts := make([]string, len(slices))
+	for i, s := range slices {
+		p := e.op("Gemm", []string{dyt, e.reshape(s, e.i64(g.x[1], -1))}, graph.Int("transB", 1)) // [Co, Ci]
+		parts[i] = e.op("Unsqueeze", []string{p, e.i64(2)})
+	}
+	dw := e.op("Concat", parts, graph.Int("axis", 2)) // [Co, Ci, K]
+	return e.reshape(dw, e.i64(g.w...))
+}
+
+// convTransposeBwd: ConvTranspose is the adjoint of Conv in its input, so
+// dX = Conv(dY, W) with the same attributes, and dW is the Conv weight
+// gradient with the roles of input and output swapped.
+func convTransposeBwd(c *bctx) error {
+	dy := c.dy[0]
+	xi, err := c.vi(c.in(0))
+	if err != nil {
+		return err
+	}
+	wi, err := c.vi(c.in(1))
+	if err != nil {
+		return err
+	}
+	yi, err := c.vi(c.out(0))
+	if err != nil {
+		return err
+	}
+	if len(xi.dims) < 3 || len(wi.dims) != len(xi.dims) || !(&vinfo{dims: xi.dims[1:]}).static() || !wi.static() || !(&vinfo{dims: yi.dims[1:]}).static() {
+		return fmt.Errorf("%w: ConvTranspose gradients need static channel and spatial dims", ErrShape)
+	}
+	r := len(xi.dims) - 2
+	k := graph.AttrInts(c.n, "kernel_shape", wi.dims[2:])
+	t, err := convTransposeGeom(c.n, xi.dims[2:], k)
+	if err != nil {
+		return err
+	}
+	group := graph.AttrInt(c.n, "group", 1)
+	if len(c.n.Input) > 2 && c.need[2] {
+		c.dx[2] = c.reduceSum(dy, append([]int64{0}, spatialAxes(r)...), false)
+	}
+	// The equivalent Conv: input Y-shaped, weight W [Ci, Co/g, k], output X.
+	g := &convGeom{window: &window{k: k, s: t.s, d: t.d, pb: t.pb, pe: t.pe}, group: group,
+		x: yi.dims, w: wi.dims, y: xi.dims, spatial: r, kernelSp: k}
+	if c.need[0] {
+		c.dx[0] = c.conv(dy, c.in(1), "", t.s, t.d, t.pb, t.pe, group)
+	}
+	if c.need[1] {
+		c.dx[1] = convWeightGrad(c.emitter, dy, c.in(0), g)
+	}
+	return nil
+}
