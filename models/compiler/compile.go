@@ -510,7 +510,6 @@ func Parameters(forward *pb.ModelProto) ([]string, error) {
 	return p.params, nil
 }
 
-
 // normalizeOps rewrites nodes from opsets 18 to 20 into their opset-17
 // spelling (reduce axes as attributes, Split without num_outputs), the opset
 // compiled graphs declare.

@@ -172,7 +172,7 @@ func windowOut(in, k, s, d, pb, pe int64, ceil bool) int64 {
 // Conv/Pool node over spatial dims sp (auto_pad included).
 type window struct {
 	k, s, d, pb, pe []int64
-	ceil           bool
+	ceil            bool
 }
 
 func windowOf(n *pb.NodeProto, sp []int64, kernel []int64) (*window, error) {
@@ -889,8 +889,8 @@ func reduceAxes(n *pb.NodeProto, info map[string]*vinfo, rank int) (axes []int64
 // sliceGeom is a Slice node resolved against its input dims.
 type sliceGeom struct {
 	axes, start, end, step []int64 // per sliced axis, clamped (start/end only when dim known)
-	static                         bool // every sliced axis has a known dim
-	outDims                        []int64
+	static                 bool    // every sliced axis has a known dim
+	outDims                []int64
 }
 
 func sliceOf(n *pb.NodeProto, info map[string]*vinfo, dims []int64) (*sliceGeom, error) {
@@ -963,7 +963,7 @@ func clamp(v, lo, hi int64) int64 { return max(lo, min(v, hi)) }
 // convTGeom is a ConvTranspose node resolved to explicit pads.
 type convTGeom struct {
 	k, s, d, pb, pe, op []int64
-	outSp              []int64
+	outSp               []int64
 }
 
 func convTransposeGeom(n *pb.NodeProto, sp, kernel []int64) (*convTGeom, error) {
