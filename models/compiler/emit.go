@@ -140,8 +140,10 @@ func (e *emitter) unbroadcast(dy, x, out string) (string, error) {
 		case xd == od && xd >= 0:
 		case xd == 1:
 			axes = append(axes, int64(i))
-		case xd < 0 && od >= 0 && od != 1:
-			// x's dim is symbolic, the result's is fixed > 1: they are equal.
+		case xd < 0 && od != 1:
+			// x's dim is symbolic (the batch): it is the result's. A
+			// symbolic dim that is 1 at run time and broadcast is not
+			// supported (torch exports never do that).
 		case xd < 0:
 			return "", fmt.Errorf("%w: cannot tell whether %q is broadcast along axis %d", ErrShape, x, i-lead)
 		}
