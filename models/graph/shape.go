@@ -193,6 +193,8 @@ func inferGraph(g *pb.GraphProto, inputs map[string][]int64) (*shapeState, error
 			}
 		} else if init, ok := st.types[name]; ok {
 			decl = init.Dims
+		} else if _, ok := inputs[name]; !ok {
+			return nil, fmt.Errorf("shape: input %q declares no shape; declare its dims or pass them in inputs", name)
 		}
 		if ov, ok := inputs[name]; ok {
 			if tt.Shape != nil && len(ov) != len(decl) {

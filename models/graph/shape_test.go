@@ -577,3 +577,21 @@ func agrees(ours, onnx []int64) bool {
 	}
 	return true
 }
+
+func ExampleInferShapes() {
+	b := NewBuilder("net")
+	x := b.Input("images", Float, -1, 3, 32, 32)
+	w := b.Param("conv1.weight", []int64{16, 3, 3, 3}, make([]float32, 16*27))
+	y := b.Op("Conv", []string{x, w}, Ints("pads", 1, 1, 1, 1), Ints("strides", 2, 2))
+	types, err := InferShapes(b.G, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(types[y])
+	types, _ = InferShapes(b.G, map[string][]int64{"images": {8, 3, 64, 64}})
+	fmt.Println(types[y].Dims)
+	// Output:
+	// FLOAT[?,16,16,16]
+	// [8 16 32 32]
+}
