@@ -364,7 +364,8 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 	case "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Sqrt", "Neg", "Exp", "Log", "Abs",
 		"Reciprocal", "Softmax", "LogSoftmax", "Erf", "Floor", "Ceil", "Round", "Sign",
 		"Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Gelu",
-		"Sin", "Cos", "Clip", "Shrink", "ThresholdedRelu", "Mish":
+		"Sin", "Cos", "Clip", "Shrink", "ThresholdedRelu", "Mish", "CumSum", "LRN",
+		"InstanceNormalization":
 		x, err := st.in(n, 0)
 		if err != nil {
 			return err
@@ -510,7 +511,21 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 		st.set(n, 0, x.Elem, x.Dims)
 		st.set(n, 1, Bool, x.Dims)
 		return nil
-	case "RandomUniformLike", "RandomNormalLike", "Bernoulli":
+	case "RandomUniform", "RandomNormal":
+		shape := Attr(n, "shape")
+		if shape == nil {
+			return fmt.Errorf("attribute shape is required")
+		}
+		st.set(n, 0, pb.TensorProto_DataType(AttrInt(n, "dtype", int64(Float))), append([]int64{}, shape.Ints...))
+		return nil
+	case "NonZero":
+		x, err := st.in(n, 0)
+		if err != nil {
+			return err
+		}
+		st.set(n, 0, Int64, []int64{int64(len(x.Dims)), unknownDim})
+		return nil
+	case "RandomUniformLike", "RandomNormalLike", "Bernoulli", "EyeLike":
 		x, err := st.in(n, 0)
 		if err != nil {
 			return err
@@ -811,13 +826,13 @@ func ShapeOps() []string {
 	ops := []string{
 		"Abs", "Add", "And", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "Bernoulli", "BitShift",
 		"Cast", "CastLike", "Ceil", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
-		"ConvTranspose", "Cos", "Div", "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand",
+		"ConvTranspose", "Cos", "CumSum", "Div", "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "EyeLike",
 		"Flatten", "Floor", "Gather", "GatherElements", "Gelu", "Gemm", "GlobalAveragePool",
 		"GlobalLpPool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "HardSigmoid", "HardSwish",
-		"Identity", "IsInf", "IsNaN", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log",
+		"Identity", "InstanceNormalization", "IsInf", "IsNaN", "LRN", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log",
 		"LogSoftmax", "LpPool", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish", "Mod", "Mul", "Neg",
-		"NegativeLogLikelihoodLoss", "Not", "OneHot", "Or", "PRelu", "Pad", "Pow", "RandomNormalLike",
-		"RandomUniformLike", "Range", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSum",
+		"NegativeLogLikelihoodLoss", "NonZero", "Not", "OneHot", "Or", "PRelu", "Pad", "Pow", "RandomNormal", "RandomNormalLike",
+		"RandomUniform", "RandomUniformLike", "Range", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSum",
 		"ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",
 		"ReduceSumSquare", "Relu", "Reshape", "Round", "Scatter", "ScatterElements", "ScatterND", "Selu",
 		"Shape", "Shrink", "Sigmoid", "Sign", "Sin", "Size", "Slice", "Softmax", "SoftmaxCrossEntropyLoss",

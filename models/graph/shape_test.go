@@ -376,6 +376,23 @@ func shapeCases() []shapeCase {
 			elem: map[string]pb.TensorProto_DataType{"mask": Bool, "rg": Int64, "oh": Float},
 		},
 		{
+			name:  "compiler helper ops",
+			opset: 17,
+			build: func(t tb) {
+				x := t.in("x", N, 4, 5, 5)
+				t.node("CumSum", []string{x, t.scalar("ax", 1)}, []string{"cs"})
+				t.node("EyeLike", []string{t.w("m", 4, 6)}, []string{"eye"})
+				t.node("NonZero", []string{x}, []string{"nz"})
+				t.node("RandomUniform", nil, []string{"ru"}, Ints("shape", 2, 3))
+				t.node("RandomNormal", nil, []string{"rn"}, Ints("shape", 7), Int("dtype", int64(pb.TensorProto_DOUBLE)))
+				t.node("InstanceNormalization", []string{x, t.w("s", 4), t.w("b", 4)}, []string{"in"})
+				t.node("LRN", []string{x}, []string{"lrn"}, Int("size", 3))
+				t.node("LayerNormalization", []string{x, t.w("g", 5)}, []string{"ln", "lnm", "lnv"}, Int("axis", -1))
+			},
+			want: map[string][]int64{"cs": {N, 4, 5, 5}, "eye": {4, 6}, "nz": {4, -1}, "ru": {2, 3}, "rn": {7}, "in": {N, 4, 5, 5}, "lrn": {N, 4, 5, 5}, "ln": {N, 4, 5, 5}, "lnm": {N, 4, 5, 1}},
+			elem: map[string]pb.TensorProto_DataType{"nz": Int64, "rn": pb.TensorProto_DOUBLE, "ru": Float},
+		},
+		{
 			name:  "opset 10 attribute forms",
 			opset: 10,
 			build: func(t tb) {
@@ -594,4 +611,15 @@ func ExampleInferShapes() {
 	// Output:
 	// FLOAT[?,16,16,16]
 	// [8 16 32 32]
+}
+
+// TestShapeOpsListed checks that ShapeOps and inferNode agree.
+func TestShapeOpsListed(t *testing.T) {
+	for _, op := range ShapeOps() {
+		n := &pb.NodeProto{OpType: ptr(op), Name: ptr("n"), Output: []string{"y"}}
+		err := newShapeState().inferNode(n)
+		if err != nil && strings.Contains(err.Error(), "unsupported op") {
+			t.Errorf("%s is listed in ShapeOps but inferNode rejects it", op)
+		}
+	}
 }
