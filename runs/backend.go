@@ -54,19 +54,21 @@ type FisherTrainer interface {
 	Fisher(next Batches, samples int) (FisherResult, error)
 }
 
-// Data is the data a run trains and evaluates on.
+// Data is the data a run trains and evaluates on. Each method returns the
+// batches and a stop function that releases them (a loader's goroutines);
+// the caller calls stop when done, whether or not it read every batch.
 type Data interface {
 	// TrainSize is the number of training images per epoch.
 	TrainSize() int
 	// Train returns the training batches of an epoch (shuffled and
 	// augmented as a function of the seed and epoch), corrupted by the
 	// deficit spec, or clean when deficit is "".
-	Train(epoch int, deficit string) (Batches, error)
+	Train(epoch int, deficit string) (next Batches, stop func(), err error)
 	// Test returns the batches of the clean test set.
-	Test() (Batches, error)
+	Test() (next Batches, stop func(), err error)
 	// Probe returns the first n training images under deficit, neither
 	// shuffled nor augmented (for Fisher estimates).
-	Probe(deficit string, n int) (Batches, error)
+	Probe(deficit string, n int) (next Batches, stop func(), err error)
 }
 
 // Backend makes trainers and data for configs.

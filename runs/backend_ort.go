@@ -1,11 +1,24 @@
 package runs
 
-// This file wires the runs package to harness, models/zoo and
-// preprocessing. It is the only file of the package that imports them.
+// This file wires the runs package to harness (ONNX Runtime), models/zoo,
+// models/graph and preprocessing. It is the only file of the package that
+// imports them; everything else sees the interfaces of backend.go.
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/models/compiler"
+	"github.com/critlab/critlab/models/graph"
+	pb "github.com/critlab/critlab/models/onnxpb"
+	"github.com/critlab/critlab/models/zoo"
+	"github.com/critlab/critlab/preprocessing"
 )
 
 // BackendOptions configure the ONNX Runtime backend.
@@ -15,13 +28,285 @@ type BackendOptions struct {
 	Library string
 }
 
-// NewBackend returns the backend that trains with ONNX Runtime.
-func NewBackend(o BackendOptions) Backend { return ortBackend{o} }
+// NewBackend returns the backend that trains with ONNX Runtime. It keeps
+// the data sets it opens (and their subsets and cached deficits) for the
+// runs that follow, so the runs of a sweep share them.
+func NewBackend(o BackendOptions) Backend {
+	return &ortBackend{o: o, sets: map[string]*dataEntry{}, subsets: map[subsetKey]*preprocessing.Dataset{}}
+}
 
-type ortBackend struct{ o BackendOptions }
+type ortBackend struct {
+	o       BackendOptions
+	mu      sync.Mutex
+	sets    map[string]*dataEntry
+	subsets map[subsetKey]*preprocessing.Dataset
+}
 
-func (ortBackend) Check(cfg Config) error { return nil }
+type dataEntry struct {
+	once sync.Once
+	ds   *preprocessing.Dataset
+	err  error
+}
 
-func (ortBackend) Open(ctx context.Context, cfg Config) (Trainer, Data, error) {
-	return nil, nil, fmt.Errorf("%w: harness, zoo and preprocessing are not wired yet", ErrNoBackend)
+type subsetKey struct {
+	spec string
+	n    int
+	seed uint64
+}
+
+// dataset opens a data set once per spec, even when runs ask at once.
+func (b *ortBackend) dataset(spec string) (*preprocessing.Dataset, error) {
+	b.mu.Lock()
+	e, ok := b.sets[spec]
+	if !ok {
+		e = &dataEntry{}
+		b.sets[spec] = e
+	}
+	b.mu.Unlock()
+	e.once.Do(func() { e.ds, e.err = preprocessing.Open(spec, preprocessing.OpenOptions{}) })
+	return e.ds, e.err
+}
+
+// trainSet returns the data set of cfg, reduced to its training subset.
+func (b *ortBackend) trainSet(cfg Config) (*preprocessing.Dataset, error) {
+	ds, err := b.dataset(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TrainSubset == 0 || cfg.TrainSubset >= ds.Train.N {
+		return ds, nil
+	}
+	key := subsetKey{cfg.Data, cfg.TrainSubset, uint64(cfg.Seed)}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if sub, ok := b.subsets[key]; ok {
+		return sub, nil
+	}
+	sub, err := ds.Subset(cfg.TrainSubset, uint64(cfg.Seed))
+	if err != nil {
+		return nil, err
+	}
+	b.subsets[key] = sub
+	return sub, nil
+}
+
+// isModelFile reports whether a model setting names a file rather than a
+// zoo model.
+func isModelFile(model string) bool {
+	if strings.HasSuffix(strings.ToLower(model), ".onnx") || strings.ContainsRune(model, os.PathSeparator) {
+		return true
+	}
+	return !slices.Contains(zoo.Names(), model)
+}
+
+// model builds or loads the forward graph for cfg and data set ds.
+func (b *ortBackend) model(cfg Config, ds *preprocessing.Dataset) (*pb.ModelProto, error) {
+	if isModelFile(cfg.Model) {
+		m, err := graph.Load(cfg.Model)
+		if err != nil {
+			if !strings.HasSuffix(strings.ToLower(cfg.Model), ".onnx") {
+				return nil, fmt.Errorf("model %q is neither a zoo model (%s) nor a readable .onnx file: %w", cfg.Model, strings.Join(zoo.Names(), ", "), err)
+			}
+			return nil, fmt.Errorf("model: %w", err)
+		}
+		return m, nil
+	}
+	if ds.Train.H != ds.Train.W {
+		return nil, fmt.Errorf("zoo model %s takes square images; data set %s has %d×%d", cfg.Model, cfg.Data, ds.Train.H, ds.Train.W)
+	}
+	return zoo.Build(cfg.Model, zoo.Options{Width: cfg.Width, Seed: uint64(cfg.Seed), Classes: ds.Train.Classes, ImageSize: ds.Train.H})
+}
+
+// Check opens the model and the data set and checks that they fit.
+func (b *ortBackend) Check(cfg Config) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	for i, w := range cfg.Deficits {
+		if _, err := preprocessing.ParseDeficit(w.Deficit); err != nil {
+			return bad("deficits[%d]: %v (known: %s)", i, err, preprocessing.DeficitUsage)
+		}
+	}
+	ds, err := b.dataset(cfg.Data)
+	if err != nil {
+		return bad("data %q: %v", cfg.Data, err)
+	}
+	if cfg.TrainSubset > ds.Train.N {
+		return bad("train_subset %d is larger than the %d training images of %s", cfg.TrainSubset, ds.Train.N, cfg.Data)
+	}
+	m, err := b.model(cfg, ds)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if err := fits(m, ds); err != nil {
+		return bad("model %s does not take data set %s: %v", cfg.Model, cfg.Data, err)
+	}
+	return nil
+}
+
+// fits checks the model's input (N×C×H×W) and output (N×classes) against
+// the data set; symbolic dimensions fit anything.
+func fits(m *pb.ModelProto, ds *preprocessing.Dataset) error {
+	g := m.GetGraph()
+	init := map[string]bool{}
+	for _, x := range g.GetInitializer() {
+		init[x.GetName()] = true
+	}
+	var in *pb.ValueInfoProto
+	for _, v := range g.GetInput() {
+		if !init[v.GetName()] {
+			in = v
+			break
+		}
+	}
+	if in == nil || len(g.GetOutput()) == 0 {
+		return errors.New("model has no image input or no output")
+	}
+	dims, _ := graph.Dims(in)
+	want := []int64{-1, int64(ds.Train.C), int64(ds.Train.H), int64(ds.Train.W)}
+	if len(dims) != 4 {
+		return fmt.Errorf("input %s has shape %v, want N×C×H×W", in.GetName(), dims)
+	}
+	for i := 1; i < 4; i++ {
+		if dims[i] > 0 && dims[i] != want[i] {
+			return fmt.Errorf("input %s has shape %v, images are %d×%d×%d", in.GetName(), dims, ds.Train.C, ds.Train.H, ds.Train.W)
+		}
+	}
+	out, _ := graph.Dims(g.GetOutput()[0])
+	if len(out) == 2 && out[1] > 0 && out[1] != int64(ds.Train.Classes) {
+		return fmt.Errorf("output has %d classes, data set %d", out[1], ds.Train.Classes)
+	}
+	return nil
+}
+
+// Open builds the runtime, model, trainer and data of a run.
+func (b *ortBackend) Open(ctx context.Context, cfg Config) (Trainer, Data, error) {
+	ds, err := b.trainSet(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("data: %w", err)
+	}
+	forward, err := b.model(cfg, ds)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := harness.Open(harness.RuntimeOptions{Library: b.o.Library, Device: cfg.Device, Threads: cfg.Threads})
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := harness.NewTrainer(rt, forward, harness.TrainerOptions{
+		BatchSize: cfg.BatchSize,
+		Compile: compiler.Options{
+			LabelSmoothing:       float32(cfg.LabelSmoothing),
+			Momentum:             float32(cfg.Momentum),
+			Nesterov:             cfg.Nesterov,
+			WeightDecay:          float32(cfg.WeightDecay),
+			NoDecayOnBiasAndNorm: cfg.NoDecayOnBiasAndNorm,
+			Freeze:               cfg.Freeze,
+		},
+	})
+	if err != nil {
+		rt.Close()
+		return nil, nil, err
+	}
+	loader := preprocessing.LoaderConfig{
+		BatchSize: cfg.BatchSize,
+		Seed:      uint64(cfg.Seed),
+		Workers:   max(cfg.Workers, 1),
+		Augment: preprocessing.AugmentConfig{
+			Crop: cfg.Augment.Crop, Pad: 4, HFlip: cfg.Augment.HFlip, Normalize: true,
+		},
+	}.WithStats(ds.Train.BaseStats())
+	return &ortTrainer{Trainer: tr, rt: rt}, &ortData{cfg: cfg, ds: ds, loader: loader}, nil
+}
+
+// ortTrainer adapts harness.Trainer to Trainer and owns its runtime.
+type ortTrainer struct {
+	*harness.Trainer
+	rt *harness.Runtime
+}
+
+func (t *ortTrainer) Evaluate(next Batches) (EvalResult, error) {
+	r, err := t.Trainer.Evaluate(next)
+	return EvalResult{Loss: r.Loss, Accuracy: r.Accuracy, N: r.N}, err
+}
+
+func (t *ortTrainer) Close() error {
+	return errors.Join(t.Trainer.Close(), t.rt.Close())
+}
+
+// ortData serves a run's batches from preprocessing loaders.
+type ortData struct {
+	cfg    Config
+	ds     *preprocessing.Dataset
+	loader preprocessing.LoaderConfig
+}
+
+func (d *ortData) TrainSize() int { return d.ds.Train.N }
+
+// split returns the training split under a deficit (computed once per
+// split and deficit, then memoised by preprocessing).
+func (d *ortData) split(deficit string) (*preprocessing.Split, error) {
+	if deficit == "" {
+		return d.ds.Train, nil
+	}
+	def, err := preprocessing.ParseDeficit(deficit)
+	if err != nil {
+		return nil, err
+	}
+	return preprocessing.ApplyDeficit(d.ds.Train, def, uint64(d.cfg.Seed))
+}
+
+func (d *ortData) Train(epoch int, deficit string) (Batches, func(), error) {
+	split, err := d.split(deficit)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := d.loader
+	cfg.Epoch, cfg.Shuffle, cfg.DropLast = epoch, true, true
+	l, err := preprocessing.NewLoader(split, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return loaderBatches(l, -1), l.Close, nil
+}
+
+func (d *ortData) Test() (Batches, func(), error) {
+	l, err := preprocessing.NewEvalLoader(d.ds.Test, d.loader)
+	if err != nil {
+		return nil, nil, err
+	}
+	return loaderBatches(l, -1), l.Close, nil
+}
+
+func (d *ortData) Probe(deficit string, n int) (Batches, func(), error) {
+	split, err := d.split(deficit)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := preprocessing.NewEvalLoader(split, d.loader)
+	if err != nil {
+		return nil, nil, err
+	}
+	return loaderBatches(l, n), l.Close, nil
+}
+
+// loaderBatches yields a loader's batches, at most limit images (all when
+// limit < 0).
+func loaderBatches(l *preprocessing.Loader, limit int) Batches {
+	seen := 0
+	return func() ([]float32, []int64, bool, error) {
+		if limit >= 0 && seen >= limit {
+			return nil, nil, false, nil
+		}
+		b, ok := l.Next()
+		if !ok {
+			return nil, nil, false, nil
+		}
+		n := len(b.Labels)
+		if limit >= 0 && seen+n > limit {
+			n = limit - seen
+		}
+		seen += n
+		return b.Images[:n*b.C*b.H*b.W], b.Labels[:n], true, nil
+	}
 }

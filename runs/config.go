@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"regexp"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,8 +85,8 @@ type Config struct {
 	// model.onnx, else its latest checkpoint), a checkpoint file or an
 	// .onnx model; empty means random initialisation.
 	InitFrom string `yaml:"init_from"`
-	// Freeze lists parameter-name patterns (regular expressions, matched
-	// against the whole name) that are not trained.
+	// Freeze lists parameter-name patterns (path.Match globs such as
+	// "conv1.*" or "fc.bias") whose parameters are not trained.
 	Freeze []string `yaml:"freeze"`
 
 	// Augment selects training-time augmentation.
@@ -287,7 +287,7 @@ func (c Config) Validate() error {
 		return bad("%v", err)
 	}
 	for _, p := range c.Freeze {
-		if _, err := regexp.Compile("^(?:" + p + ")$"); err != nil {
+		if _, err := path.Match(p, ""); err != nil {
 			return bad("freeze pattern %q: %v", p, err)
 		}
 	}

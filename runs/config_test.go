@@ -42,7 +42,7 @@ func TestValidate(t *testing.T) {
 		{"device", func(c *Config) { c.Device = "tpu" }, `device "tpu"`},
 		{"cuda:1", func(c *Config) { c.Device = "cuda:1" }, ""},
 		{"cuda:x", func(c *Config) { c.Device = "cuda:x" }, `device "cuda:x"`},
-		{"freeze regexp", func(c *Config) { c.InitFrom, c.Freeze = ".", []string{"("} }, `freeze pattern "("`},
+		{"freeze regexp", func(c *Config) { c.InitFrom, c.Freeze = ".", []string{"["} }, `freeze pattern "["`},
 		{"freeze without init", func(c *Config) { c.Freeze = []string{"conv0.*"} }, "freeze needs init_from"},
 		{"init missing", func(c *Config) { c.InitFrom = "/nonexistent/run" }, "init_from"},
 		{"keep", func(c *Config) { c.KeepCheckpoints = []int{11} }, "keep_checkpoints: epoch 11"},

@@ -398,10 +398,11 @@ func (l *loop) epoch(ctx context.Context, epoch int) (MetricsRow, error) {
 		deficit = row.Deficit
 	}
 	t0 := time.Now()
-	next, err := l.data.Train(epoch, deficit)
+	next, stop, err := l.data.Train(epoch, deficit)
 	if err != nil {
 		return row, fmt.Errorf("epoch %d: training data: %w", epoch, err)
 	}
+	defer stop()
 	steps := l.data.TrainSize() / l.cfg.BatchSize
 	l.prog.EpochStart(l.runID, epoch, l.cfg.Epochs, steps)
 	lr := float32(row.LR)
@@ -442,10 +443,12 @@ func (l *loop) epoch(ctx context.Context, epoch int) (MetricsRow, error) {
 		return row, fmt.Errorf("epoch %d: no training batch (train size %d, batch size %d)", epoch, l.data.TrainSize(), l.cfg.BatchSize)
 	}
 	trainSecs := time.Since(tTrain).Seconds()
-	test, err := l.data.Test()
+	stop()
+	test, stopTest, err := l.data.Test()
 	if err != nil {
 		return row, fmt.Errorf("epoch %d: test data: %w", epoch, err)
 	}
+	defer stopTest()
 	ev, err := l.tr.Evaluate(cancellable(ctx, test))
 	if err != nil {
 		return row, fmt.Errorf("epoch %d: evaluate: %w", epoch, err)
@@ -476,10 +479,11 @@ func (l *loop) estimateFisher(epoch int, row *MetricsRow) error {
 	if row.Deficit != "none" {
 		deficit = row.Deficit
 	}
-	probe, err := l.data.Probe(deficit, f.Images)
+	probe, stop, err := l.data.Probe(deficit, f.Images)
 	if err != nil {
 		return fmt.Errorf("epoch %d: fisher data: %w", epoch, err)
 	}
+	defer stop()
 	res, err := ft.Fisher(probe, f.Samples)
 	if err != nil {
 		return fmt.Errorf("epoch %d: fisher: %w", epoch, err)

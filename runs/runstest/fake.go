@@ -277,28 +277,28 @@ func (d *Data) batches(order []int, split int, deficit string, batch int, dropLa
 }
 
 // Train shuffles the training set as a function of (seed, epoch).
-func (d *Data) Train(epoch int, deficit string) (runs.Batches, error) {
+func (d *Data) Train(epoch int, deficit string) (runs.Batches, func(), error) {
 	if deficit != "" && !Deficits[deficit] {
-		return nil, fmt.Errorf("fake: unknown deficit %q", deficit)
+		return nil, nil, fmt.Errorf("fake: unknown deficit %q", deficit)
 	}
 	order := rand.New(rand.NewPCG(d.seed, uint64(epoch))).Perm(d.nTrain)
-	return d.batches(order, 0, deficit, d.batch, true), nil
+	return d.batches(order, 0, deficit, d.batch, true), func() {}, nil
 }
 
 // Test is the clean test set in order.
-func (d *Data) Test() (runs.Batches, error) {
+func (d *Data) Test() (runs.Batches, func(), error) {
 	order := make([]int, d.nTest)
 	for i := range order {
 		order[i] = i
 	}
-	return d.batches(order, 1, "", d.batch, false), nil
+	return d.batches(order, 1, "", d.batch, false), func() {}, nil
 }
 
 // Probe is the first n training images.
-func (d *Data) Probe(deficit string, n int) (runs.Batches, error) {
+func (d *Data) Probe(deficit string, n int) (runs.Batches, func(), error) {
 	order := make([]int, min(n, d.nTrain))
 	for i := range order {
 		order[i] = i
 	}
-	return d.batches(order, 0, deficit, d.batch, false), nil
+	return d.batches(order, 0, deficit, d.batch, false), func() {}, nil
 }
