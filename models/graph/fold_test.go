@@ -187,9 +187,6 @@ func pythonWithONNX(t *testing.T) string {
 }
 
 func TestFoldConstantsPreservesOutputs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs Python")
-	}
 	py := pythonWithONNX(t)
 	dir := t.TempDir()
 	orig, folded := filepath.Join(dir, "orig.onnx"), filepath.Join(dir, "folded.onnx")

@@ -513,9 +513,6 @@ print(json.dumps(out))
 // TestInferShapesMatchesONNX compares InferShapes with onnx's shape inference
 // on every case that is valid at a stated opset.
 func TestInferShapesMatchesONNX(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs Python")
-	}
 	py := pythonWithONNX(t)
 	dir := t.TempDir()
 	var paths []string

@@ -363,9 +363,6 @@ print(json.dumps(out))
 `
 
 func TestONNXChecker(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs Python")
-	}
 	py := pythonWithONNX(t)
 	dir := t.TempDir()
 	cases := []struct {
