@@ -9,6 +9,7 @@ package harness_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -65,7 +66,7 @@ func (n *net) paramVals(name string, dims []int64, data []float32) string {
 // random linear layer, then finishes the model.
 func (n *net) head(x string, classes int64, features int64) *pb.ModelProto {
 	f := n.b.Op("Flatten", []string{x}, graph.Int("axis", 1))
-	w := n.param("head.w", 1/math.Sqrt(float64(features)), classes, features)
+	w := n.param("head.w", 0.5/math.Sqrt(float64(features)), classes, features)
 	y := n.b.Op("Gemm", []string{f, w}, graph.Int("transB", 1))
 	n.b.NodeNamed("Identity", []string{y}, []string{"out"})
 	n.b.Output("out", graph.Float, -1, classes)
@@ -193,7 +194,9 @@ func checkGrad(t *testing.T, rt *harness.Runtime, m *pb.ModelProto, opts compile
 	}
 	g := newGradRunner(t, rt, m, opts, images, labels)
 	vals := modelValues(t, m)
-	_, grads := g.run(t, vals)
+	loss, grads := g.run(t, vals)
+	// The float32 loss carries absolute noise ~1e-7·loss; scale the floor.
+	abs := tl.abs * math.Max(1, math.Abs(loss))
 	if len(g.tg.Params) == 0 {
 		t.Fatal("no parameters to check")
 	}
@@ -225,7 +228,7 @@ func checkGrad(t *testing.T, rt *harness.Runtime, m *pb.ModelProto, opts compile
 				fd = (4*(eval(0.5)-eval(-0.5))/h - fd) / 3
 			}
 			vals[p.Name] = orig
-			if math.Abs(an-fd) > tl.rel*math.Max(math.Abs(an), math.Abs(fd))+tl.abs || math.IsNaN(an) {
+			if math.Abs(an-fd) > tl.rel*math.Max(math.Abs(an), math.Abs(fd))+abs || math.IsNaN(an) {
 				t.Errorf("%s (trial %d): analytic %.6g, finite difference %.6g", p.Name, trial, an, fd)
 			} else if testing.Verbose() {
 				t.Logf("%s: analytic %.6g, finite difference %.6g", p.Name, an, fd)
@@ -277,6 +280,316 @@ func TestGradWholeModel(t *testing.T) {
 				tl = tol{h: 3e-4, rel: 3e-2, abs: 1e-3}
 			}
 			checkGrad(t, rt, m, compiler.Options{}, images, 5, tl)
+		})
+	}
+}
+
+// paramAway adds a parameter whose entries keep |v| >= gap (kinks of
+// ReLU-like ops at 0 stay out of finite-difference reach).
+func (n *net) paramAway(name string, gap float64, dims ...int64) string {
+	data := make([]float32, graph.NumElements(dims))
+	for i := range data {
+		v := n.rng.NormFloat64()
+		data[i] = float32(math.Copysign(gap+math.Abs(v), v))
+	}
+	return n.b.Param(name, dims, data)
+}
+
+// paramSpaced adds a parameter holding a random permutation of values
+// spaced step apart (no ties or near-ties for MaxPool).
+func (n *net) paramSpaced(name string, step float64, dims ...int64) string {
+	k := graph.NumElements(dims)
+	data := make([]float32, k)
+	for i, p := range n.rng.Perm(int(k)) {
+		data[i] = float32((float64(p) - float64(k)/2) * step)
+	}
+	return n.b.Param(name, dims, data)
+}
+
+// paramPos adds a parameter with entries in [lo, lo+1).
+func (n *net) paramPos(name string, lo float64, dims ...int64) string {
+	data := make([]float32, graph.NumElements(dims))
+	for i := range data {
+		data[i] = float32(lo + n.rng.Float64())
+	}
+	return n.b.Param(name, dims, data)
+}
+
+// in returns images + x, so the op's input is a parameter with the
+// images' symbolic batch dimension.
+func (n *net) in(x string) string { return n.b.Op("Add", []string{n.x, x}) }
+
+// features is the product of dims after the batch.
+func features(dims ...int64) int64 { return graph.NumElements(dims[1:]) }
+
+// gradCase is one rule's gradient check: a forward graph over images of
+// shape dims (zeros when zero is set, so parameters alone set the op's
+// input) and the tolerance that suits its kinks.
+type gradCase struct {
+	name  string
+	dims  []int64
+	zero  bool
+	tl    tol
+	build func(n *net) *pb.ModelProto
+}
+
+func convCase(name string, x, w []int64, outDims []int64, attrs ...*pb.AttributeProto) gradCase {
+	return gradCase{name: name, dims: x, tl: smooth, build: func(n *net) *pb.ModelProto {
+		in := n.in(n.param("x", 1, x...))
+		y := n.b.Op("Conv", []string{in, n.param("w", 0.4, w...), n.param("b", 0.3, w[0])}, attrs...)
+		return n.head(y, 3, features(outDims...))
+	}}
+}
+
+func gemmCase(name string, ta, tb bool, bDims, cDims []int64, alpha, beta float32) gradCase {
+	return gradCase{name: name, dims: []int64{2, 5}, tl: smooth, build: func(n *net) *pb.ModelProto {
+		a := n.in(n.param("a", 1, 1, 5))
+		if ta {
+			a = n.b.Op("Transpose", []string{a}, graph.Ints("perm", 1, 0))
+		}
+		ins := []string{a, n.param("bmat", 0.5, bDims...)}
+		if cDims != nil {
+			ins = append(ins, n.param("c", 0.5, cDims...))
+		}
+		y := n.b.Op("Gemm", ins, graph.Int("transA", b2i(ta)), graph.Int("transB", b2i(tb)), graph.Flt("alpha", alpha), graph.Flt("beta", beta))
+		n.b.NodeNamed("Identity", []string{y}, []string{"out"})
+		n.b.Output("out", graph.Float, -1, 3)
+		return n.b.Model()
+	}}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// unary builds op(x) -> head over [2,3,4,4] with x from mk (images are
+// zeros, so x alone sets the input).
+func unary(name string, tl tol, mk func(n *net) string, op string, attrs ...*pb.AttributeProto) gradCase {
+	return gradCase{name: name, dims: []int64{2, 3, 4, 4}, zero: true, tl: tl, build: func(n *net) *pb.ModelProto {
+		y := n.b.Op(op, []string{n.in(mk(n))}, attrs...)
+		return n.head(y, 3, 48)
+	}}
+}
+
+func binary(op string, bDims []int64, positive bool) gradCase {
+	return gradCase{name: fmt.Sprintf("%s/%v", op, bDims), dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+		x := n.in(n.param("x", 1, 1, 3, 4, 4))
+		var b string
+		if positive {
+			b = n.paramPos("b", 1, bDims...)
+		} else {
+			b = n.param("b", 1, bDims...)
+		}
+		y := n.b.Op(op, []string{x, b})
+		return n.head(y, 3, 48)
+	}}
+}
+
+func gradCases() []gradCase {
+	x4 := []int64{2, 3, 6, 6}
+	pads1 := graph.Ints("pads", 1, 1, 1, 1)
+	k3 := graph.Ints("kernel_shape", 3, 3)
+	s2 := graph.Ints("strides", 2, 2)
+	std := func(n *net) string { return n.param("x", 1, 1, 3, 4, 4) }
+	away := func(n *net) string { return n.paramAway("x", 0.2, 2, 3, 4, 4) }
+	pos := func(n *net) string { return n.paramPos("x", 0.5, 2, 3, 4, 4) }
+	cs := []gradCase{
+		convCase("Conv/basic", x4, []int64{4, 3, 3, 3}, []int64{2, 4, 6, 6}, pads1),
+		convCase("Conv/stride2", []int64{2, 3, 7, 7}, []int64{4, 3, 3, 3}, []int64{2, 4, 4, 4}, pads1, s2),
+		convCase("Conv/stride2-remainder", []int64{2, 3, 8, 8}, []int64{4, 3, 3, 3}, []int64{2, 4, 3, 3}, s2),
+		convCase("Conv/asymmetric-pads", x4, []int64{4, 3, 3, 3}, []int64{2, 4, 8, 5}, graph.Ints("pads", 2, 0, 2, 1)),
+		convCase("Conv/same-upper-stride2", []int64{2, 3, 7, 7}, []int64{4, 3, 4, 4}, []int64{2, 4, 4, 4}, graph.Str("auto_pad", "SAME_UPPER"), s2),
+		convCase("Conv/same-lower", []int64{2, 3, 5, 5}, []int64{4, 3, 2, 2}, []int64{2, 4, 5, 5}, graph.Str("auto_pad", "SAME_LOWER")),
+		convCase("Conv/valid", x4, []int64{4, 3, 3, 3}, []int64{2, 4, 4, 4}, graph.Str("auto_pad", "VALID")),
+		convCase("Conv/dilation2", x4, []int64{4, 3, 3, 3}, []int64{2, 4, 6, 6}, graph.Ints("pads", 2, 2, 2, 2), graph.Ints("dilations", 2, 2)),
+		convCase("Conv/dilation2-stride2", []int64{2, 3, 9, 9}, []int64{4, 3, 3, 3}, []int64{2, 4, 4, 4}, pads1, s2, graph.Ints("dilations", 2, 2)),
+		convCase("Conv/depthwise", x4, []int64{3, 1, 3, 3}, []int64{2, 3, 6, 6}, pads1, graph.Int("group", 3)),
+		convCase("Conv/depthwise-mult2-stride2", []int64{2, 3, 7, 7}, []int64{6, 1, 3, 3}, []int64{2, 6, 4, 4}, pads1, s2, graph.Int("group", 3)),
+		convCase("Conv/grouped", []int64{2, 4, 5, 5}, []int64{6, 2, 3, 3}, []int64{2, 6, 5, 5}, pads1, graph.Int("group", 2)),
+		convCase("Conv/1x1-stride2", x4, []int64{4, 3, 1, 1}, []int64{2, 4, 3, 3}, s2),
+		convCase("Conv/1d", []int64{2, 3, 9}, []int64{4, 3, 3}, []int64{2, 4, 9}, graph.Ints("pads", 1, 1)),
+		{name: "ConvTranspose/stride2", dims: []int64{2, 4, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("ConvTranspose", []string{n.in(n.param("x", 1, 1, 4, 4, 4)), n.param("w", 0.4, 4, 3, 3, 3), n.param("b", 0.3, 3)},
+				pads1, s2, graph.Ints("output_padding", 1, 1))
+			return n.head(y, 3, 3*8*8)
+		}},
+		{name: "ConvTranspose/grouped", dims: []int64{2, 4, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("ConvTranspose", []string{n.in(n.param("x", 1, 1, 4, 4, 4)), n.param("w", 0.4, 4, 2, 3, 3)},
+				pads1, graph.Int("group", 2))
+			return n.head(y, 3, 4*4*4)
+		}},
+		gemmCase("Gemm/plain", false, false, []int64{5, 3}, []int64{3}, 0.7, 1.3),
+		gemmCase("Gemm/transB", false, true, []int64{3, 5}, []int64{1, 3}, 1, 1),
+		gemmCase("Gemm/transA", true, false, []int64{5, 3}, []int64{2, 3}, 1.5, 0.5),
+		gemmCase("Gemm/transAB", true, true, []int64{3, 5}, nil, 1, 1),
+		{name: "MatMul/2d", dims: []int64{2, 5}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("MatMul", []string{n.in(n.param("a", 1, 1, 5)), n.param("bmat", 0.5, 5, 3)})
+			n.b.NodeNamed("Identity", []string{y}, []string{"out"})
+			n.b.Output("out", graph.Float, -1, 3)
+			return n.b.Model()
+		}},
+		{name: "MatMul/batched-broadcast", dims: []int64{2, 2, 4, 5}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("MatMul", []string{n.in(n.param("a", 1, 1, 2, 4, 5)), n.param("bmat", 0.5, 2, 5, 3)})
+			y = n.b.Op("MatMul", []string{y, n.param("c", 0.5, 3, 2)})
+			return n.head(y, 3, 2*4*2)
+		}},
+		binary("Add", []int64{3, 1, 1}, false),
+		binary("Add", []int64{1}, false),
+		binary("Sub", []int64{4}, false),
+		binary("Sub", []int64{2, 3, 4, 4}, false),
+		binary("Mul", []int64{3, 1, 1}, false),
+		binary("Mul", []int64{1, 3, 4, 4}, false),
+		binary("Div", []int64{3, 1, 4}, true),
+		binary("Div", []int64{1}, true),
+		{name: "Sum/Where/Neg", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(n.param("x", 1, 1, 3, 4, 4))
+			s := n.b.Op("Sum", []string{x, n.param("a", 1, 3, 1, 1), n.param("b", 1, 4)})
+			cond := n.b.Op("Greater", []string{n.x, n.b.ConstFloat(0)})
+			w := n.b.Op("Where", []string{cond, s, n.b.Op("Neg", []string{n.param("c", 1, 1, 4)})})
+			return n.head(w, 3, 48)
+		}},
+		unary("Relu", kinked, away, "Relu"),
+		unary("LeakyRelu", kinked, away, "LeakyRelu", graph.Flt("alpha", 0.1)),
+		unary("Sigmoid", smooth, std, "Sigmoid"),
+		unary("Tanh", smooth, std, "Tanh"),
+		unary("Exp", smooth, std, "Exp"),
+		unary("Log", smooth, pos, "Log"),
+		unary("Sqrt", smooth, pos, "Sqrt"),
+		unary("Reciprocal", smooth, pos, "Reciprocal"),
+		unary("Identity", smooth, std, "Identity"),
+		unary("Dropout", smooth, std, "Dropout"),
+		unary("Softmax/axis1", smooth, std, "Softmax", graph.Int("axis", 1)),
+		unary("LogSoftmax/axis-1", smooth, std, "LogSoftmax", graph.Int("axis", -1)),
+		{name: "Clip/min-max", dims: []int64{2, 3, 4, 4}, zero: true, tl: kinked, build: func(n *net) *pb.ModelProto {
+			x := n.in(n.paramSpaced("x", 0.07, 2, 3, 4, 4)) // values ±3.36, none within 0.035 of ±1
+			y := n.b.Op("Clip", []string{x, n.b.ConstFloat(-1), n.b.ConstFloat(1)})
+			return n.head(y, 3, 48)
+		}},
+		{name: "Clip/min-only", dims: []int64{2, 3, 4, 4}, zero: true, tl: kinked, build: func(n *net) *pb.ModelProto {
+			x := n.in(n.paramSpaced("x", 0.07, 2, 3, 4, 4))
+			y := n.b.Op("Clip", []string{x, n.b.ConstFloat(0.5)})
+			return n.head(y, 3, 48)
+		}},
+		{name: "MaxPool/overlapping", dims: []int64{2, 3, 7, 7}, zero: true, tl: kinked, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("MaxPool", []string{n.in(n.paramSpaced("x", 0.05, 2, 3, 7, 7))}, k3, s2, pads1)
+			return n.head(y, 3, 3*4*4)
+		}},
+		{name: "MaxPool/2x2-ceil", dims: []int64{2, 3, 7, 7}, zero: true, tl: kinked, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("MaxPool", []string{n.in(n.paramSpaced("x", 0.05, 2, 3, 7, 7))}, graph.Ints("kernel_shape", 2, 2), s2, graph.Int("ceil_mode", 1))
+			return n.head(y, 3, 3*4*4)
+		}},
+		{name: "AveragePool/exclude-pad", dims: []int64{2, 3, 7, 7}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("AveragePool", []string{n.in(n.param("x", 1, 1, 3, 7, 7))}, k3, s2, pads1)
+			return n.head(y, 3, 3*4*4)
+		}},
+		{name: "AveragePool/include-pad", dims: []int64{2, 3, 7, 7}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("AveragePool", []string{n.in(n.param("x", 1, 1, 3, 7, 7))}, k3, s2, pads1, graph.Int("count_include_pad", 1))
+			return n.head(y, 3, 3*4*4)
+		}},
+		{name: "AveragePool/2x2", dims: []int64{2, 3, 6, 6}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("AveragePool", []string{n.in(n.param("x", 1, 1, 3, 6, 6))}, graph.Ints("kernel_shape", 2, 2), s2)
+			return n.head(y, 3, 3*3*3)
+		}},
+		{name: "GlobalAveragePool", dims: []int64{2, 3, 5, 5}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("GlobalAveragePool", []string{n.in(n.param("x", 1, 1, 3, 5, 5))})
+			return n.head(y, 3, 3)
+		}},
+		{name: "BatchNormalization/4d", dims: []int64{4, 3, 3, 3}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("BatchNormalization", []string{n.in(n.param("x", 1, 4, 3, 3, 3)), n.param("scale", 1, 3), n.param("bias", 1, 3),
+				n.paramVals("rm", []int64{3}, []float32{0.1, 0.2, 0.3}), n.paramVals("rv", []int64{3}, []float32{1, 2, 3})}, graph.Flt("epsilon", 1e-3))
+			return n.head(n.b.Op("Tanh", []string{y}), 3, 27)
+		}},
+		{name: "BatchNormalization/2d", dims: []int64{4, 5}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("BatchNormalization", []string{n.in(n.param("x", 1, 4, 5)), n.param("scale", 1, 5), n.param("bias", 1, 5),
+				n.paramVals("rm", []int64{5}, make([]float32, 5)), n.paramVals("rv", []int64{5}, []float32{1, 1, 1, 1, 1})})
+			return n.head(n.b.Op("Tanh", []string{y}), 3, 5)
+		}},
+		{name: "Flatten/Reshape/Transpose", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.b.Op("Flatten", []string{n.in(std(n))}, graph.Int("axis", 2)) // [6, 16]
+			x = n.b.Op("Reshape", []string{x, n.b.ConstInt64s(2, 3, 16)})
+			x = n.b.Op("Transpose", []string{x}, graph.Ints("perm", 0, 2, 1))
+			x = n.b.Op("Mul", []string{x, n.param("m", 1, 16, 3)})
+			return n.head(x, 3, 48)
+		}},
+		{name: "Reshape/torch-shape-chain", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(std(n))
+			s := n.b.Op("Shape", []string{x})
+			n0 := n.b.Op("Gather", []string{s, n.b.Op("Constant", nil, graph.TensorAttr("value", graph.Int64Tensor("", nil, []int64{0})))}, graph.Int("axis", 0))
+			u := n.b.Op("Unsqueeze", []string{n0, n.b.ConstInt64s(0)})
+			c := n.b.Op("Concat", []string{u, n.b.ConstInt64s(-1)}, graph.Int("axis", 0))
+			c = n.b.Op("Cast", []string{c}, graph.Int("to", int64(graph.Int64)))
+			y := n.b.Op("Reshape", []string{x, c})
+			y = n.b.Op("Mul", []string{y, n.param("m", 1, 48)})
+			w := n.param("head.w", 0.2, 48, 3)
+			o := n.b.Op("MatMul", []string{y, w})
+			n.b.NodeNamed("Identity", []string{o}, []string{"out"})
+			n.b.Output("out", graph.Float, -1, 3)
+			return n.b.Model()
+		}},
+		{name: "Squeeze/Unsqueeze/Cast", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.b.Op("Unsqueeze", []string{n.in(std(n)), n.b.ConstInt64s(2)})
+			x = n.b.Op("Cast", []string{x}, graph.Int("to", int64(graph.Float)))
+			x = n.b.Op("Mul", []string{x, n.param("m", 1, 3, 1, 4, 4)})
+			x = n.b.Op("Squeeze", []string{x, n.b.ConstInt64s(2)})
+			return n.head(x, 3, 48)
+		}},
+		{name: "Concat", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			a := n.in(std(n))
+			b := n.b.Op("Mul", []string{n.x, n.param("b", 1, 1, 1, 4, 4)}) // [N,3,4,4]
+			c := n.b.Op("Concat", []string{a, b, n.b.Op("Tanh", []string{a})}, graph.Int("axis", 1))
+			return n.head(c, 3, 9*16)
+		}},
+		{name: "Split/partly-used", dims: []int64{2, 5, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(n.param("x", 1, 1, 5, 4, 4))
+			outs := n.b.Node("Split", []string{x, n.b.ConstInt64s(2, 1, 2)}, 3, graph.Int("axis", 1))
+			y := n.b.Op("Add", []string{outs[0], n.b.Op("Mul", []string{outs[2], outs[2]})})
+			return n.head(y, 3, 32)
+		}},
+		{name: "Slice/steps", dims: []int64{2, 3, 9, 8}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(n.param("x", 1, 1, 3, 9, 8))
+			// rows 1,3,5,7 ; cols 6,3 (negative step) ; channels 1: (negative start)
+			y := n.b.Op("Slice", []string{x, n.b.ConstInt64s(1, 6, -2), n.b.ConstInt64s(8, 0, 100), n.b.ConstInt64s(2, 3, 1), n.b.ConstInt64s(2, -3, 1)})
+			return n.head(y, 3, 2*4*2)
+		}},
+		{name: "Pad/constant", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(std(n))
+			y := n.b.Op("Pad", []string{x, n.b.ConstInt64s(0, 0, 1, -1, 0, 0, 2, 0), n.b.ConstFloat(0.5)})
+			y = n.b.Op("Mul", []string{y, n.param("m", 1, 3, 7, 3)})
+			return n.head(y, 3, 3*7*3)
+		}},
+		{name: "ReduceMean/ReduceSum", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(std(n))
+			a := n.b.Op("ReduceMean", []string{x}, graph.Ints("axes", 2, 3), graph.Int("keepdims", 0)) // [N,3]
+			s := n.b.Op("ReduceSum", []string{n.b.Op("Tanh", []string{x}), n.b.ConstInt64s(1)})            // [N,1,4,4]
+			s = n.b.Op("Flatten", []string{s})
+			y := n.b.Op("Concat", []string{a, s}, graph.Int("axis", 1))
+			return n.head(y, 3, 19)
+		}},
+		{name: "Expand", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			e := n.b.Op("Expand", []string{n.param("e", 1, 3, 1, 4), n.b.ConstInt64s(2, 3, 4, 4)})
+			return n.head(n.b.Op("Mul", []string{n.x, e}), 3, 48)
+		}},
+	}
+	return cs
+}
+
+// TestGradRules checks every gradient rule against finite differences.
+func TestGradRules(t *testing.T) {
+	rt := compilerRuntime(t)
+	for i, c := range gradCases() {
+		t.Run(c.name, func(t *testing.T) {
+			n := newNet(uint64(100+i), c.dims...)
+			m := c.build(n)
+			var images harness.Tensor
+			if c.zero {
+				images = harness.Tensor{Shape: c.dims, F32: make([]float32, graph.NumElements(c.dims))}
+			} else {
+				images = randTensor(n.rng, 1, c.dims...)
+			}
+			checkGrad(t, rt, m, compiler.Options{}, images, 3, c.tl)
 		})
 	}
 }
