@@ -148,9 +148,15 @@ func withVectors(m *pb.ModelProto, names ...string) []string {
 	b := graph.Wrap(m.Graph)
 	var outs []string
 	for _, n := range names {
+		et := graph.Float
+		for _, o := range m.Graph.Output {
+			if o.GetName() == n {
+				_, et = graph.Dims(o)
+			}
+		}
 		v := n + "_1"
 		b.NodeNamed("Reshape", []string{n, b.ConstInt64s(1)}, []string{v})
-		b.Output(v, graph.Float, 1)
+		b.Output(v, et, 1)
 		outs = append(outs, v)
 	}
 	return outs
@@ -563,7 +569,7 @@ func gradCases() []gradCase {
 		{name: "ReduceMean/ReduceSum", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
 			x := n.in(std(n))
 			a := n.b.Op("ReduceMean", []string{x}, graph.Ints("axes", 2, 3), graph.Int("keepdims", 0)) // [N,3]
-			s := n.b.Op("ReduceSum", []string{n.b.Op("Tanh", []string{x}), n.b.ConstInt64s(1)})            // [N,1,4,4]
+			s := n.b.Op("ReduceSum", []string{n.b.Op("Tanh", []string{x}), n.b.ConstInt64s(1)})        // [N,1,4,4]
 			s = n.b.Op("Flatten", []string{s})
 			y := n.b.Op("Concat", []string{a, s}, graph.Int("axis", 1))
 			return n.head(y, 3, 19)
