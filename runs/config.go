@@ -203,6 +203,16 @@ func ParseConfig(data []byte, base Config) (Config, error) {
 	if !mentions(data, "keep_checkpoints") {
 		cfg.KeepCheckpoints = base.KeepCheckpoints
 	}
+	// Empty lists are nil, so that a config survives a YAML round trip.
+	if len(cfg.Deficits) == 0 {
+		cfg.Deficits = nil
+	}
+	if len(cfg.Freeze) == 0 {
+		cfg.Freeze = nil
+	}
+	if len(cfg.KeepCheckpoints) == 0 {
+		cfg.KeepCheckpoints = nil
+	}
 	return cfg, nil
 }
 

@@ -137,16 +137,21 @@ func LoadSweep(path string) (SweepSpec, error) {
 // ParseSweep decodes a sweep spec from YAML.
 func ParseSweep(data []byte) (SweepSpec, error) {
 	var raw struct {
-		SweepSpec `yaml:",inline"`
-		Base      yaml.Node `yaml:"base"`
+		Name     string        `yaml:"name"`
+		Base     yaml.Node     `yaml:"base"`
+		Seeds    []int64       `yaml:"seeds"`
+		Workers  int           `yaml:"workers"`
+		Removal  *RemovalSpec  `yaml:"removal"`
+		Window   *WindowSpec   `yaml:"window"`
+		Finetune *FinetuneSpec `yaml:"finetune"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&raw); err != nil {
 		return SweepSpec{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	s := raw.SweepSpec
-	s.Base = Default()
+	s := SweepSpec{Name: raw.Name, Base: Default(), Seeds: raw.Seeds, Workers: raw.Workers,
+		Removal: raw.Removal, Window: raw.Window, Finetune: raw.Finetune}
 	if raw.Base.Kind != 0 {
 		base, err := yaml.Marshal(&raw.Base)
 		if err != nil {

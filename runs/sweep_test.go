@@ -258,3 +258,35 @@ func TestRunSweepFailureDoesNotStopOthers(t *testing.T) {
 		t.Fatalf("finished %v", done)
 	}
 }
+
+func TestParseSweep(t *testing.T) {
+	spec := `
+name: demo
+seeds: [0, 1]
+workers: 2
+base:
+  model: small
+  epochs: 4
+  deficits: [{deficit: blur, start: 0, end: 1}]
+removal: {deficit: blur, points: [0, 2], after: 3, branch: true, controls: {vflip: true}}
+window: {deficit: blur, length: 1, onsets: [1]}
+finetune: {deficit: blur, pretrain: [2], epochs: 3}
+`
+	s, err := runs.ParseSweep([]byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "demo" || s.Workers != 2 || len(s.Seeds) != 2 || s.Base.Model != "small" || s.Base.Epochs != 4 ||
+		s.Base.LR != runs.Default().LR || !s.Removal.Branch || !s.Removal.Controls.VFlip || s.Window.Length != 1 || s.Finetune.Epochs != 3 {
+		t.Fatalf("parsed %+v", s)
+	}
+	back, err := runs.ParseSweep(s.YAML())
+	if err != nil || !reflect.DeepEqual(back, s) {
+		t.Fatalf("round trip: %v\n%+v\n%+v", err, back, s)
+	}
+	for _, bad := range []string{"nme: x\n", "base: {epoch: 3}\n", "removal: {deficit: blur, point: [1]}\n"} {
+		if _, err := runs.ParseSweep([]byte(bad)); !errors.Is(err, runs.ErrInvalidConfig) {
+			t.Errorf("ParseSweep(%q) err = %v", bad, err)
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/critlab/critlab/runs"
+	"github.com/critlab/critlab/runs/runstest"
+	"github.com/urfave/cli/v2"
+)
+
+// runRuns runs the train, sweep and report commands with the fake backend.
+func runRuns(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	old := newBackend
+	newBackend = func(*cli.Context) runs.Backend { return &runstest.Backend{} }
+	defer func() { newBackend = old }()
+	var o, e bytes.Buffer
+	app := &cli.App{
+		Name:           "critlab",
+		Commands:       []*cli.Command{trainCommand(), sweepCommand(), reportCommand()},
+		Writer:         &o,
+		ErrWriter:      &e,
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	err = app.Run(append([]string{"critlab"}, args...))
+	return o.String(), e.String(), err
+}
+
+func TestTrainCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfgPath, []byte("model: small\ndata: synthetic\nepochs: 9\nbatch_size: 8\nlr: 0.05\nseed: 4\n"), 0o644)
+	out := filepath.Join(dir, "run")
+	stdout, stderr, err := runRuns(t, "train", "--config", cfgPath, "--epochs", "6", "--deficit", "blur", "--deficit-epochs", "0:2",
+		"--deficit", "vflip", "--deficit-epochs", "3:5", "--hflip=false", "--out", out, "--quiet")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, "final test accuracy") || !strings.Contains(stderr, "epoch 5/6") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	state, cfg, err := runs.Inspect(out)
+	if err != nil || state != runs.StateFinished {
+		t.Fatalf("%v %v", state, err)
+	}
+	if cfg.Epochs != 6 || cfg.Seed != 4 || cfg.BatchSize != 8 || cfg.Augment.HFlip || !cfg.Augment.Crop || cfg.DeficitWindows() != "blur:0-2,vflip:3-5" {
+		t.Errorf("resolved config %+v", cfg)
+	}
+	// The same command again skips the finished run.
+	stdout, _, err = runRuns(t, "train", "--config", cfgPath, "--epochs", "6", "--deficit", "blur", "--deficit-epochs", "0:2",
+		"--deficit", "vflip", "--deficit-epochs", "3:5", "--hflip=false", "--out", out, "--quiet")
+	if err != nil || !strings.Contains(stdout, "(skipped)") {
+		t.Errorf("rerun: %v\n%s", err, stdout)
+	}
+}
+
+func TestTrainCommandRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unpaired deficit", []string{"--deficit", "blur"}, "1 --deficit but 0 --deficit-epochs"},
+		{"bad epochs", []string{"--deficit", "blur", "--deficit-epochs", "40"}, "want start:end"},
+		{"overlap", []string{"--deficit", "blur", "--deficit-epochs", "0:3", "--deficit", "vflip", "--deficit-epochs", "2:4"}, "overlap"},
+		{"outside", []string{"--deficit", "blur", "--deficit-epochs", "0:30"}, "end <= epochs"},
+		{"unknown deficit", []string{"--deficit", "smear", "--deficit-epochs", "0:2"}, `unknown deficit "smear"`},
+		{"model", []string{"--model", "nonexistent.onnx"}, "model"},
+		{"typo in file", []string{"--config", "testdata/bad_config.yaml"}, "field epoch not found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "run")
+			args := append([]string{"train", "--model", "small", "--data", "synthetic", "--epochs", "6", "--out", out, "--quiet"}, tc.args...)
+			_, _, err := runRuns(t, args...)
+			if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrInvalidConfig with %q", err, tc.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Error("run directory created")
+			}
+		})
+	}
+}
+
+func TestTrainPrintConfig(t *testing.T) {
+	stdout, _, err := runRuns(t, "train", "--model", "small", "--lr", "0.1", "--deficit", "blur:size=4,up=linear", "--deficit-epochs", "0:40", "--print-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := runs.ParseConfig([]byte(stdout), runs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Model != "small" || cfg.LR != 0.1 || cfg.Epochs != 160 || cfg.DeficitWindows() != "blur:size=4,up=linear:0-40" {
+		t.Errorf("config %+v", cfg)
+	}
+}
+
+const testSweep = `
+name: cli
+seeds: [0, 1]
+base:
+  model: small
+  data: synthetic
+  epochs: 4
+  batch_size: 8
+  lr: 0.05
+removal:
+  deficit: blur
+  points: [0, 2]
+  after: 3
+window:
+  deficit: blur
+  length: 1
+  onsets: [1, 2]
+  total: 3
+`
+
+func TestSweepAndReportCommands(t *testing.T) {
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "s.yaml")
+	os.WriteFile(spec, []byte(testSweep), 0o644)
+	out := filepath.Join(dir, "sw")
+
+	stdout, _, err := runRuns(t, "sweep", "--config", spec, "--out", out, "--seeds", "3", "--dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "sweep cli: 4 runs") || !strings.Contains(stdout, "removal-T002-s3") || strings.Contains(stdout, "-s0") {
+		t.Errorf("dry run:\n%s", stdout)
+	}
+
+	stdout, stderr, err := runRuns(t, "sweep", "--config", spec, "--out", out, "--workers", "2", "--quiet")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	for _, want := range []string{"cli: 8 runs", "removal       2      2", "window        2      2", "plot:    " + filepath.Join(out, "report", "removal.png")} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("sweep stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "8/8 runs done (0 failed)") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	stdout2, _, err := runRuns(t, "report", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, strings.SplitN(stdout2, "\nplot", 2)[0]) {
+		t.Errorf("report differs from the sweep's:\n%s\nvs\n%s", stdout2, stdout)
+	}
+	if _, _, err := runRuns(t, "report", filepath.Join(dir, "none")); err == nil {
+		t.Error("report of a missing dir succeeded")
+	}
+	if _, _, err := runRuns(t, "sweep", "--config", "no-such-preset"); err == nil || !strings.Contains(err.Error(), "no such file or preset") {
+		t.Errorf("missing preset: %v", err)
+	}
+}
+
+func TestParseSeeds(t *testing.T) {
+	for in, want := range map[string]string{"0": "[0]", "0,2,5": "[0 2 5]", "1-3": "[1 2 3]", "0-1, 7": "[0 1 7]"} {
+		got, err := parseSeeds(in)
+		if err != nil || fmt.Sprint(got) != want {
+			t.Errorf("parseSeeds(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "a", "3-1"} {
+		if _, err := parseSeeds(in); !errors.Is(err, runs.ErrInvalidConfig) {
+			t.Errorf("parseSeeds(%q) err = %v", in, err)
+		}
+	}
+}

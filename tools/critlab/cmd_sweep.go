@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/critlab/critlab/runs"
+	"github.com/urfave/cli/v2"
+)
+
+// sweepPath resolves --config: a file, or the name of a preset in
+// configs/ (configs/NAME.yaml).
+func sweepPath(name string) (string, error) {
+	if _, err := os.Stat(name); err == nil {
+		return name, nil
+	}
+	for _, p := range []string{filepath.Join("configs", name), filepath.Join("configs", name+".yaml")} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	presets, _ := filepath.Glob(filepath.Join("configs", "*.yaml"))
+	return "", fmt.Errorf("sweep config %q: no such file or preset (presets: %s)", name, strings.Join(presets, ", "))
+}
+
+func parseSeeds(s string) ([]int64, error) {
+	var seeds []int64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if a, b, ok := strings.Cut(f, "-"); ok && a != "" {
+			lo, err1 := strconv.ParseInt(a, 10, 64)
+			hi, err2 := strconv.ParseInt(b, 10, 64)
+			if err1 != nil || err2 != nil || hi < lo {
+				return nil, fmt.Errorf("%w: seeds %q: want a list like 0,1,2 or a range 0-4", runs.ErrInvalidConfig, s)
+			}
+			for x := lo; x <= hi; x++ {
+				seeds = append(seeds, x)
+			}
+			continue
+		}
+		x, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: seeds %q: want a list like 0,1,2 or a range 0-4", runs.ErrInvalidConfig, s)
+		}
+		seeds = append(seeds, x)
+	}
+	return seeds, nil
+}
+
+func sweepCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "sweep",
+		Usage:     "run a critical-period sweep (removal, sliding window, fine-tuning) from a preset or YAML spec",
+		ArgsUsage: " ",
+		Description: `Expands the spec (see configs/*.yaml) into runs, checks every one before any trains,
+trains them in parallel (threads per run = cores / workers), skips finished runs,
+resumes unfinished ones, and writes OUT/sweep.parquet and the report (OUT/report/).
+
+Example:
+   critlab sweep --config demo                 # configs/demo.yaml into runs-out/demo
+   critlab sweep --config demo --data cifar10  # the same sweep on CIFAR-10`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Required: true, Usage: "sweep spec: a YAML file or a preset name in configs/"},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "sweep directory (default runs-out/NAME)"},
+			&cli.StringFlag{Name: "data", Usage: "override the base data set (cifar10, synthetic[:...], an archive path, ...)"},
+			&cli.StringFlag{Name: "model", Usage: "override the base model"},
+			&cli.Float64Flag{Name: "width", Usage: "override the base model width"},
+			&cli.IntFlag{Name: "subset", Usage: "override the base training subset size"},
+			&cli.StringFlag{Name: "seeds", Usage: "override the seeds: 0,1,2 or 0-4"},
+			&cli.IntFlag{Name: "workers", Aliases: []string{"j"}, Usage: "runs at once (default: the spec's, else one per core)"},
+			&cli.IntFlag{Name: "cores", Usage: "cores the runs share (default: all)"},
+			&cli.BoolFlag{Name: "force", Usage: "train finished runs again"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log lines instead of a progress bar"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every epoch of every run"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the planned runs and exit"},
+			&cli.BoolFlag{Name: "no-report", Usage: "do not write the report at the end"},
+		}, runtimeFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("sweep: unexpected arguments %q (flags only; see --help)", c.Args().Slice())
+			}
+			path, err := sweepPath(c.String("config"))
+			if err != nil {
+				return err
+			}
+			spec, err := runs.LoadSweep(path)
+			if err != nil {
+				return err
+			}
+			if spec.Name == "" {
+				spec.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+			}
+			b := &spec.Base
+			if c.IsSet("data") {
+				b.Data = dataSpec(c.String("data"))
+			}
+			if c.IsSet("model") {
+				b.Model = c.String("model")
+			}
+			if c.IsSet("width") {
+				b.Width = c.Float64("width")
+			}
+			if c.IsSet("subset") {
+				b.TrainSubset = c.Int("subset")
+			}
+			if c.IsSet("device") {
+				b.Device = c.String("device")
+			}
+			if c.IsSet("seeds") {
+				if spec.Seeds, err = parseSeeds(c.String("seeds")); err != nil {
+					return err
+				}
+			}
+			dir := c.String("out")
+			if dir == "" {
+				dir = filepath.Join("runs-out", spec.Name)
+			}
+			plan, err := spec.Plan(dir)
+			if err != nil {
+				return err
+			}
+			if c.Bool("dry-run") {
+				_, err := fmt.Fprint(c.App.Writer, plan.Describe())
+				return err
+			}
+			cores := c.Int("cores")
+			if cores == 0 && c.IsSet("threads") {
+				cores = c.Int("threads")
+			}
+			prog := runs.NewSweepProgress(c.App.ErrWriter, spec.Name, len(plan.Runs), c.Bool("quiet"))
+			prog.Verbose = c.Bool("verbose")
+			_, runErr := runs.RunSweep(c.Context, spec, dir, runs.SweepOptions{
+				Backend:  newBackend(c),
+				Workers:  c.Int("workers"),
+				Cores:    cores,
+				Force:    c.Bool("force"),
+				Progress: prog,
+			})
+			prog.Finish()
+			if c.Bool("no-report") {
+				return runErr
+			}
+			if _, statErr := os.Stat(filepath.Join(dir, runs.SweepFile)); statErr != nil {
+				return runErr // nothing finished: nothing to report
+			}
+			if err := writeReport(c, dir); err != nil && runErr == nil {
+				return err
+			}
+			return runErr
+		},
+	}
+}
