@@ -37,6 +37,11 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			doctorCommand(),
 			exportCommand(),
+			modelCommand(),
+			trainCommand(),
+			sweepCommand(),
+			reportCommand(),
+			benchCommand(),
 		},
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main prints errors once

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/internal/atomicfile"
+	"github.com/critlab/critlab/models/compiler"
+	"github.com/critlab/critlab/models/graph"
+	"github.com/critlab/critlab/models/zoo"
+	"github.com/critlab/critlab/preprocessing"
+	"github.com/urfave/cli/v2"
+)
+
+// benchModel is one model's row of `critlab bench`.
+type benchModel struct {
+	Model         string             `json:"model"`
+	Width         float64            `json:"width"`
+	Batch         int                `json:"batch"`
+	Params        int64              `json:"params"`
+	FLOPsPerImage int64              `json:"forward_flops_per_image"`
+	Train         harness.Throughput `json:"train_step"`
+	Eval          harness.Throughput `json:"eval"`
+	PeakRSSBytes  int64              `json:"peak_rss_bytes"`
+	CeilingRatio  float64            `json:"train_gflops_over_conv_ceiling"`
+}
+
+// benchReport is what `critlab bench --json` writes.
+type benchReport struct {
+	Time     string             `json:"time"`
+	Device   string             `json:"device"`
+	ORT      string             `json:"onnxruntime"`
+	Threads  int                `json:"threads"`
+	CPU      string             `json:"cpu_features"`
+	Ceiling  harness.Throughput `json:"conv_ceiling"`
+	Layer    string             `json:"conv_ceiling_layer"`
+	Models   []benchModel       `json:"models"`
+	Pipeline *pipelineBench     `json:"pipeline,omitempty"`
+}
+
+type pipelineBench struct {
+	ImagesPerSec float64 `json:"images_per_sec"`
+	Workers      int     `json:"workers"`
+	// RatioToAllCNN is pipeline images/s over allcnn's train-step images/s.
+	RatioToAllCNN float64 `json:"ratio_to_allcnn_train"`
+}
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure train-step, eval and data-pipeline throughput, and ORT's Conv ceiling",
+		Description: "Each model runs in a child process so its peak RSS is its own. Train GFLOP/s\n" +
+			"counts 3× the forward FLOPs per image. The ceiling is ORT's plain forward Conv\n" +
+			"on allcnn's largest layer (96→96 channels, 3×3, 32×32) at the same batch.",
+		Flags: append(runtimeFlags(),
+			&cli.StringFlag{Name: "models", Value: "allcnn,resnet18,small", Usage: "comma-separated zoo models"},
+			&cli.Float64Flag{Name: "width", Value: 1, Usage: "width multiplier"},
+			&cli.IntFlag{Name: "batch", Value: 128, Usage: "batch size"},
+			&cli.DurationFlag{Name: "min-time", Value: 5 * time.Second, Usage: "minimum timed duration per measurement"},
+			&cli.StringFlag{Name: "json", Usage: "also write the figures as JSON to this file"},
+			&cli.BoolFlag{Name: "no-pipeline", Usage: "skip the data-pipeline measurement"},
+			&cli.StringFlag{Name: "one", Hidden: true, Usage: "internal: measure one model and print JSON"},
+		),
+		Action: func(c *cli.Context) error {
+			opts := harness.RuntimeOptions{Library: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")}
+			if name := c.String("one"); name != "" {
+				row, err := benchOne(opts, name, c.Float64("width"), c.Int("batch"), c.Duration("min-time"))
+				if err != nil {
+					return err
+				}
+				return json.NewEncoder(c.App.Writer).Encode(row)
+			}
+			return benchAll(c, opts)
+		},
+	}
+}
+
+func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
+	rt, err := harness.Open(opts)
+	if err != nil {
+		return err
+	}
+	rep := benchReport{Time: time.Now().UTC().Format(time.RFC3339), Device: rt.Device().String(), ORT: rt.Version(),
+		Threads: rt.Threads(), CPU: cpuFeatures(), Layer: "Conv 96→96 3×3 pad 1 on 32×32"}
+	batch, minTime := c.Int("batch"), c.Duration("min-time")
+	fmt.Fprintf(c.App.ErrWriter, "bench: conv ceiling at batch %d\n", batch)
+	rep.Ceiling, err = harness.BenchConv(rt, int64(batch), 96, 96, 32, minTime)
+	rt.Close()
+	if err != nil {
+		return fmt.Errorf("bench: conv ceiling: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	for _, name := range strings.Split(c.String("models"), ",") {
+		fmt.Fprintf(c.App.ErrWriter, "bench: %s\n", name)
+		args := []string{"bench", "--one", name, "--width", fmt.Sprint(c.Float64("width")), "--batch", fmt.Sprint(batch),
+			"--min-time", minTime.String(), "--device", opts.Device, "--threads", fmt.Sprint(opts.Threads)}
+		if opts.Library != "" {
+			args = append(args, "--ort-lib", opts.Library)
+		}
+		var out, errb bytes.Buffer
+		cmd := exec.CommandContext(c.Context, exe, args...)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("bench %s: %w: %s", name, err, strings.TrimSpace(errb.String()))
+		}
+		var row benchModel
+		if err := json.Unmarshal(out.Bytes(), &row); err != nil {
+			return fmt.Errorf("bench %s: read child output: %w", name, err)
+		}
+		row.CeilingRatio = row.Train.GFLOPs / rep.Ceiling.GFLOPs
+		rep.Models = append(rep.Models, row)
+	}
+	if !c.Bool("no-pipeline") {
+		fmt.Fprintf(c.App.ErrWriter, "bench: data pipeline\n")
+		p, err := benchPipeline(batch)
+		if err != nil {
+			return err
+		}
+		for _, m := range rep.Models {
+			if m.Model == "allcnn" {
+				p.RatioToAllCNN = p.ImagesPerSec / m.Train.ImagesPerSec
+			}
+		}
+		rep.Pipeline = p
+	}
+	writeBenchTable(c.App.Writer, rep)
+	if path := c.String("json"); path != "" {
+		data, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if err := atomicfile.Write(path, append(data, '\n')); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		fmt.Fprintf(c.App.Writer, "wrote %s\n", path)
+	}
+	return nil
+}
+
+func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int, minTime time.Duration) (benchModel, error) {
+	row := benchModel{Model: name, Width: width, Batch: batch}
+	m, err := zoo.Build(name, zoo.Options{Width: width, Seed: 1})
+	if err != nil {
+		return row, err
+	}
+	st, err := graph.Stats(m)
+	if err != nil {
+		return row, err
+	}
+	row.Params, row.FLOPsPerImage = st.Params, st.FLOPs
+	rt, err := harness.Open(opts)
+	if err != nil {
+		return row, err
+	}
+	defer rt.Close()
+	co := compiler.DefaultOptions()
+	co.Momentum, co.WeightDecay = 0.9, 5e-4
+	row.Train, row.Eval, err = harness.BenchTrain(rt, m, harness.TrainerOptions{Compile: co, BatchSize: batch}, float64(st.FLOPs), minTime)
+	if err != nil {
+		return row, fmt.Errorf("bench %s: %w", name, err)
+	}
+	row.PeakRSSBytes, err = harness.PeakRSS()
+	return row, err
+}
+
+// benchPipeline times augmentation, normalisation and batching of a
+// CIFAR-sized synthetic training set with a cached 8×8 blur.
+func benchPipeline(batch int) (*pipelineBench, error) {
+	ds, err := preprocessing.Open("synthetic:train=10000,test=100", preprocessing.OpenOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("bench pipeline: %w", err)
+	}
+	d, err := preprocessing.ParseDeficit("blur")
+	if err != nil {
+		return nil, err
+	}
+	blurred, err := preprocessing.ApplyDeficit(ds.Train, d, 1)
+	if err != nil {
+		return nil, fmt.Errorf("bench pipeline: %w", err)
+	}
+	cfg := preprocessing.DefaultLoaderConfig()
+	cfg.BatchSize = batch
+	cfg = cfg.WithStats(ds.Train.Stats())
+	res, err := preprocessing.BenchmarkPipeline(blurred, cfg, 2*10000/batch)
+	if err != nil {
+		return nil, fmt.Errorf("bench pipeline: %w", err)
+	}
+	return &pipelineBench{ImagesPerSec: res.ImagesPerSec, Workers: cfg.Workers}, nil
+}
+
+func writeBenchTable(w io.Writer, rep benchReport) {
+	fmt.Fprintf(w, "ONNX Runtime %s on %s, %d threads, %s\n", rep.ORT, rep.Device, rep.Threads, rep.CPU)
+	fmt.Fprintf(w, "ceiling: %s: %.1f GFLOP/s\n\n", rep.Layer, rep.Ceiling.GFLOPs)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\twidth\tbatch\tparams\tGFLOP/img\ttrain img/s\ttrain GFLOP/s\t/ceiling\teval img/s\tpeak RSS MiB\t")
+	for _, m := range rep.Models {
+		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\t%.0f\t\n", m.Model, m.Width, m.Batch, m.Params,
+			float64(m.FLOPsPerImage)/1e9, m.Train.ImagesPerSec, m.Train.GFLOPs, m.CeilingRatio, m.Eval.ImagesPerSec, float64(m.PeakRSSBytes)/(1<<20))
+	}
+	tw.Flush()
+	if p := rep.Pipeline; p != nil {
+		fmt.Fprintf(w, "\npipeline: %.0f images/s (%d workers, blur cached), %.1f× allcnn's train step\n", p.ImagesPerSec, p.Workers, p.RatioToAllCNN)
+	}
+}
