@@ -12,7 +12,7 @@ import (
 // the same image shape and classes.
 type Dataset struct {
 	Name    string   // kind: cifar10, cifar100, folder, synthetic
-	Spec    string   // spec that reopens it (canonical for synthetic)
+	Spec    string   // spec that reopens it (as given; canonical for synthetic, cifar10:/cifar100: for archive:)
 	Classes []string // class names, index = label
 	Train   *Split
 	Test    *Split
@@ -93,8 +93,8 @@ func Open(spec string, opts OpenOptions) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ds.Spec == "" {
-		ds.Spec = spec
+	if ds.Name != "synthetic" && !strings.EqualFold(kind, "archive") {
+		ds.Spec = spec // as the user wrote it; synthetic and archive specs are made canonical
 	}
 	return ds, nil
 }

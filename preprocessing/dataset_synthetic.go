@@ -8,27 +8,31 @@ import (
 	"strconv"
 )
 
-// SyntheticConfig configures the generated data set. Each class k is marked
-// by two cues added to a random background with pixel noise:
+// SyntheticConfig configures the generated data set. Each image carries two
+// cues to its class k, added to a random background with pixel noise:
 //
 //   - a fine cue: a full-image texture of period 2 or 4 pixels (stripes,
 //     checkerboards, diagonals; random sign or phase per image) in one of
 //     three colour directions, chosen by k. Every such texture averages to
 //     zero over any 4×4 block, so an 8×8 box downsample (the default blur
 //     deficit on 32×32 images) removes it entirely;
-//   - a coarse cue: a brightness ramp across the image whose direction is
-//     π·k/Classes (jittered), which survives blurring.
+//   - a coarse cue: a wave of one or two cycles across the image (12
+//     frequencies × 3 colour directions × 3 phases, phase jittered per
+//     image), which survives blurring.
 //
-// Mix weights the two: the fine cue has amplitude Mix, the coarse one 1-Mix.
-// With Mix = 1 the blur deficit destroys the class information; with Mix = 0
-// blur is harmless. Generation is deterministic for the seed; sample i of a
-// split has label i % Classes.
+// Mix is the share of images whose coarse cue belongs to a class drawn at
+// random instead of their own, so that only the fine cue tells their class.
+// On clean images both cues are visible and the classes are easy; once blur
+// removes the fine cue, the best accuracy left is about
+// 1 - Mix·(1 - 1/Classes): Mix = 0 makes blur harmless, Mix = 1 makes it
+// destroy the class information. Generation is deterministic for the seed;
+// sample i of a split has label i % Classes.
 type SyntheticConfig struct {
 	Train   int     // training images; must be > 0
 	Test    int     // test images; must be > 0
 	Classes int     // 2 to 100
 	Size    int     // image side in pixels, a multiple of 4, at least 8
-	Mix     float64 // in [0, 1]: share of the fine cue
+	Mix     float64 // in [0, 1]: share of images whose class only the fine cue tells
 	Seed    uint64
 }
 
@@ -111,13 +115,16 @@ func Synthetic(cfg SyntheticConfig) (*Dataset, error) {
 
 // Synthetic cue amplitudes in pixel units, and the noise.
 const (
-	synFine   = 36.0
-	synCoarse = 48.0
+	synFine   = 32.0
+	synCoarse = 32.0
 	synNoise  = 8.0
 	synBack   = 16.0
 )
 
-// Colour directions of the fine cue.
+// Frequencies (cycles per image in x and y) of the coarse cue.
+var synFreqs = [][2]int{{1, 0}, {0, 1}, {1, 1}, {1, -1}, {2, 0}, {0, 2}, {2, 1}, {1, 2}, {2, -1}, {1, -2}, {2, 2}, {2, -2}}
+
+// Colour directions of the cues.
 var synColors = [3][3]float64{{1, 1, 1}, {1, -1, 0}, {0.5, 0.5, -1}}
 
 func genSynthetic(cfg SyntheticConfig, split, n int) *Split {
@@ -135,18 +142,31 @@ func genSynthetic(cfg SyntheticConfig, split, n int) *Split {
 				plane[j] = 0
 			}
 			// Fine cue: one or two textures.
-			ampF := synFine * cfg.Mix * (0.75 + 0.5*uniform(p))
+			ampF := synFine * (0.75 + 0.5*uniform(p))
 			a, q := k%7, (k/7)%3
 			addTexture(plane, S, a, synColors[q], ampF, p, tab)
 			if m := k / 21; m > 0 {
 				addTexture(plane, S, (a+m)%7, synColors[(q+1)%3], ampF, p, tab)
 			}
-			// Coarse cue: a ramp in direction π k / classes.
-			ampC := synCoarse * (1 - cfg.Mix) * (0.75 + 0.5*uniform(p))
+			// Coarse cue: a low-frequency wave (period S or S/2) whose
+			// frequency, colour and phase are chosen by k.
+			ampC := synCoarse * (0.75 + 0.5*uniform(p))
 			z, _ := normalPair(p)
-			theta := math.Pi*float64(k)/float64(cfg.Classes) + z*0.12*math.Pi/float64(cfg.Classes)
-			ct, st := math.Cos(theta), math.Sin(theta)
-			c0 := float64(S-1) / 2
+			kc := k
+			if uniform(p) < cfg.Mix {
+				kc = int(bounded(p, uint64(cfg.Classes)))
+			}
+			f := synFreqs[kc%len(synFreqs)]
+			col := synColors[(kc/len(synFreqs))%3]
+			phase := 2*math.Pi*float64(kc/(3*len(synFreqs)))/3 + 0.3*z
+			for y := 0; y < S; y++ {
+				for x := 0; x < S; x++ {
+					v := ampC * math.Cos(2*math.Pi*float64(f[0]*x+f[1]*y)/float64(S)+phase)
+					for c := 0; c < 3; c++ {
+						plane[c*S*S+y*S+x] += v * col[c]
+					}
+				}
+			}
 			var back [3]float64
 			for c := range back {
 				back[c] = 128 + synBack*(2*uniform(p)-1)
@@ -162,8 +182,7 @@ func genSynthetic(cfg SyntheticConfig, split, n int) *Split {
 						} else {
 							n1 = n2
 						}
-						r := ((float64(x)-c0)*ct + (float64(y)-c0)*st) / (float64(S) / 2)
-						img[j] = clampU8(back[c] + ampC*r + plane[j] + synNoise*n1)
+						img[j] = clampU8(back[c] + plane[j] + synNoise*n1)
 						j++
 					}
 				}

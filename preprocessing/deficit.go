@@ -51,9 +51,9 @@ const DeficitUsage = "none, blur[:size=8,down=box,up=linear], gauss[:sigma=1.5],
 
 // Defaults of the deficit parameters.
 const (
-	DefaultBlurSize  = 8
-	DefaultBlurDown  = "box"
-	DefaultBlurUp    = "linear"
+	DefaultBlurSize   = 8
+	DefaultBlurDown   = "box"
+	DefaultBlurUp     = "linear"
 	DefaultGaussSigma = 1.5
 )
 
