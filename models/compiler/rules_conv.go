@@ -205,7 +205,7 @@ const (
 
 // weightGradMethod is the method compiled graphs use (package variable so
 // benchmarks can compare the alternatives).
-var weightGradMethod = WeightGradConv
+var weightGradMethod = WeightGradOffsets
 
 func convWeightGrad(e *emitter, x, dy string, g *convGeom) string {
 	if g.group == 1 {
@@ -261,8 +261,10 @@ func weightGradConv(e *emitter, x, dy string, g *convGeom) string {
 }
 
 // im2colSlices returns, for each kernel offset, the strided window of the
-// padded xt (C×N×H×W) that meets it: [C, N, Ho, Wo] each.
-func im2colSlices(e *emitter, xt string, g *convGeom) []string {
+// padded xt (C×N×H×W) that meets it: [C, N, Ho, Wo] each. use, when set,
+// is called right after each slice is emitted (so a consumer follows its
+// slice in node order and the memory planner can free slices one by one).
+func im2colSlices(e *emitter, xt string, g *convGeom, use func(string) string) []string {
 	r := g.spatial
 	pads := make([]int64, 2*(r+2))
 	padded := false
@@ -283,7 +285,18 @@ func im2colSlices(e *emitter, xt string, g *convGeom) []string {
 				starts[i] = offs[i] * g.d[i]
 				ends[i] = starts[i] + (g.y[i+2]-1)*g.s[i] + 1
 			}
-			outs = append(outs, e.op("Slice", []string{xt, e.i64(starts...), e.i64(ends...), e.i64(spatialAxes(r)...), e.i64(g.s...)}))
+			whole := true
+			for i := range r {
+				whole = whole && starts[i] == 0 && ends[i] == g.x[i+2]+g.pb[i]+g.pe[i] && g.s[i] == 1
+			}
+			sl := xt // 1×1 kernel, unit stride: the window is all of xt
+			if !whole {
+				sl = e.op("Slice", []string{xt, e.i64(starts...), e.i64(ends...), e.i64(spatialAxes(r)...), e.i64(g.s...)})
+			}
+			if use != nil {
+				sl = use(sl)
+			}
+			outs = append(outs, sl)
 			return
 		}
 		for o := range g.k[dim] {
@@ -300,10 +313,7 @@ func im2colSlices(e *emitter, xt string, g *convGeom) []string {
 func weightGradIm2col(e *emitter, x, dy string, g *convGeom) string {
 	r := g.spatial
 	xt := e.transpose(x, swap01(r)...)
-	slices := im2colSlices(e, xt, g)
-	for i, s := range slices {
-		slices[i] = e.op("Unsqueeze", []string{s, e.i64(1)})
-	}
+	slices := im2colSlices(e, xt, g, func(s string) string { return e.op("Unsqueeze", []string{s, e.i64(1)}) })
 	cols := e.op("Concat", slices, graph.Int("axis", 1)) // [Ci, K, N, Ho, Wo]
 	kk := mulDims(g.k)
 	cols = e.reshape(cols, e.i64(g.x[1]*kk, -1))
@@ -317,12 +327,10 @@ func weightGradOffsets(e *emitter, x, dy string, g *convGeom) string {
 	r := g.spatial
 	xt := e.transpose(x, swap01(r)...)
 	dyt := e.reshape(e.transpose(dy, swap01(r)...), e.i64(g.w[0], -1))
-	slices := im2colSlices(e, xt, g)
-	parts := make([]string, len(slices))
-	for i, s := range slices {
+	parts := im2colSlices(e, xt, g, func(s string) string {
 		p := e.op("Gemm", []string{dyt, e.reshape(s, e.i64(g.x[1], -1))}, graph.Int("transB", 1)) // [Co, Ci]
-		parts[i] = e.op("Unsqueeze", []string{p, e.i64(2)})
-	}
+		return e.op("Unsqueeze", []string{p, e.i64(2)})
+	})
 	dw := e.op("Concat", parts, graph.Int("axis", 2)) // [Co, Ci, K]
 	return e.reshape(dw, e.i64(g.w...))
 }
