@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/critlab/critlab/harness"
@@ -582,20 +583,34 @@ func gradCases() []gradCase {
 	return cs
 }
 
-// TestGradRules checks every gradient rule against finite differences.
+// TestGradRules checks every gradient rule against finite differences;
+// Conv and ConvTranspose cases run with each weight-gradient method.
 func TestGradRules(t *testing.T) {
 	rt := compilerRuntime(t)
+	methods := map[compiler.WeightGradMethod]string{
+		compiler.WeightGradConv: "wg-conv", compiler.WeightGradIm2col: "wg-im2col", compiler.WeightGradOffsets: "wg-offsets",
+	}
 	for i, c := range gradCases() {
-		t.Run(c.name, func(t *testing.T) {
-			n := newNet(uint64(100+i), c.dims...)
-			m := c.build(n)
-			var images harness.Tensor
-			if c.zero {
-				images = harness.Tensor{Shape: c.dims, F32: make([]float32, graph.NumElements(c.dims))}
-			} else {
-				images = randTensor(n.rng, 1, c.dims...)
+		variants := []compiler.WeightGradMethod{compiler.WeightGradAuto}
+		if strings.HasPrefix(c.name, "Conv") {
+			variants = []compiler.WeightGradMethod{compiler.WeightGradConv, compiler.WeightGradIm2col, compiler.WeightGradOffsets}
+		}
+		for _, wg := range variants {
+			name := c.name
+			if wg != compiler.WeightGradAuto {
+				name += "/" + methods[wg]
 			}
-			checkGrad(t, rt, m, compiler.Options{}, images, 3, c.tl)
-		})
+			t.Run(name, func(t *testing.T) {
+				n := newNet(uint64(100+i), c.dims...)
+				m := c.build(n)
+				var images harness.Tensor
+				if c.zero {
+					images = harness.Tensor{Shape: c.dims, F32: make([]float32, graph.NumElements(c.dims))}
+				} else {
+					images = randTensor(n.rng, 1, c.dims...)
+				}
+				checkGrad(t, rt, m, compiler.Options{WeightGrad: wg}, images, 3, c.tl)
+			})
+		}
 	}
 }

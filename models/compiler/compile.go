@@ -430,6 +430,7 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (*TrainGra
 	g.Node = nil
 	e := newEmitter(b, p.info)
 	e.train = true
+	e.weightGrad = opts.WeightGrad
 	needed := activity(nodes, trained, p.logits, p.info)
 	saved, err := forwardPass(e, nodes, needed)
 	if err != nil {

@@ -16,6 +16,8 @@ type emitter struct {
 	sizes  map[string]string
 	// train selects training-form BatchNormalization in forward hooks.
 	train bool
+	// weightGrad is Options.WeightGrad.
+	weightGrad WeightGradMethod
 }
 
 func newEmitter(b *graph.Builder, info map[string]*vinfo) *emitter {

@@ -27,6 +27,10 @@ type Options struct {
 	// ("conv1.*", "fc.bias"); matching parameters get no update and stay
 	// initializers of the compiled graph. Empty means train everything.
 	Freeze []string
+	// WeightGrad selects the Conv weight-gradient formulation; the zero
+	// value WeightGradAuto is the measured fastest (see doc.go). Results
+	// agree to float32 rounding whichever is chosen.
+	WeightGrad WeightGradMethod
 }
 
 // DefaultOptions is the setting critlab's experiments start from: SGD with
@@ -47,6 +51,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("compile options: Nesterov needs momentum > 0")
 	case bad(o.WeightDecay) || o.WeightDecay < 0:
 		return fmt.Errorf("compile options: weight decay %v is negative or not finite", o.WeightDecay)
+	case o.WeightGrad < WeightGradAuto || o.WeightGrad > WeightGradOffsets:
+		return fmt.Errorf("compile options: unknown weight-gradient method %d", o.WeightGrad)
 	}
 	for _, p := range o.Freeze {
 		if _, err := path.Match(p, ""); err != nil {

@@ -189,30 +189,29 @@ func (e *emitter) convT(dy, w string, s, d, padB, padE, k, inSp, out []int64, gr
 	return y
 }
 
-// WeightGradMethod selects how Conv weight gradients are computed; see doc.go
-// for the measurements behind the default.
+// WeightGradMethod selects how Conv weight gradients are computed (see
+// doc.go for the measurements behind the default).
 type WeightGradMethod int
 
 const (
+	// WeightGradAuto is the default: WeightGradOffsets, with
+	// WeightGradConv for grouped convolutions.
+	WeightGradAuto WeightGradMethod = iota
 	// WeightGradConv: one Conv of x (as C×N×H×W) with dy (as Co×N×Ho×Wo)
 	// as the kernel, dilations = stride.
-	WeightGradConv WeightGradMethod = iota
-	// WeightGradIm2col: Pad + k·k strided Slices + Concat, one MatMul.
+	WeightGradConv
+	// WeightGradIm2col: Pad + k·k strided Slices + Concat, one Gemm.
 	WeightGradIm2col
-	// WeightGradOffsets: one Gemm per kernel offset.
+	// WeightGradOffsets: one Gemm [Co, N·P]×[N·P, Ci] per kernel offset.
 	WeightGradOffsets
 )
 
-// weightGradMethod is the method compiled graphs use (package variable so
-// benchmarks can compare the alternatives).
-var weightGradMethod = WeightGradOffsets
-
 func convWeightGrad(e *emitter, x, dy string, g *convGeom) string {
 	if g.group == 1 {
-		switch weightGradMethod {
+		switch e.weightGrad {
 		case WeightGradIm2col:
 			return weightGradIm2col(e, x, dy, g)
-		case WeightGradOffsets:
+		case WeightGradOffsets, WeightGradAuto:
 			return weightGradOffsets(e, x, dy, g)
 		}
 	}
