@@ -26,10 +26,19 @@ type DeficitCache struct {
 }
 
 type derivedEntry struct {
-	once  sync.Once
-	split *Split
-	err   error
+	once    sync.Once
+	split   *Split
+	err     error
+	images  bool   // holds a copy of the pixels
+	lastUse uint64 // Split.useClock at the last Apply
 }
+
+// MaxMemoImageDeficits is how many image deficit results (each a copy of
+// the pixels: 154 MB for CIFAR-10) stay memoised per split; the least
+// recently used is dropped beyond it (holders keep theirs valid; asking again
+// recomputes it, or reads it from a DeficitCache folder). Label deficits
+// share the pixels and are all kept.
+const MaxMemoImageDeficits = 3
 
 // ApplyDeficit returns split under deficit d for the seed, computed once per
 // (split, deficit, seed) and memoised in memory (see DeficitCache). The
@@ -58,15 +67,41 @@ func (c DeficitCache) Apply(src *Split, d Deficit, seed uint64) (*Split, error) 
 	}
 	e := src.derived[key]
 	if e == nil {
-		e = &derivedEntry{}
+		e = &derivedEntry{images: d.ChangesImages()}
 		src.derived[key] = e
+		if e.images {
+			src.evictImageDeficits(key)
+		}
 	}
+	src.useClock++
+	e.lastUse = src.useClock
 	src.mu.Unlock()
 	e.once.Do(func() { e.split, e.err = c.compute(src, d, seed) })
 	if e.err != nil {
 		return nil, fmt.Errorf("apply deficit %s: %w", d, e.err)
 	}
 	return e.split, nil
+}
+
+// evictImageDeficits drops the least recently used image deficit results
+// beyond MaxMemoImageDeficits, sparing keep. s.mu is held.
+func (s *Split) evictImageDeficits(keep string) {
+	for {
+		n, oldest, oldestKey := 0, uint64(0), ""
+		for k, e := range s.derived {
+			if !e.images {
+				continue
+			}
+			n++
+			if k != keep && (oldestKey == "" || e.lastUse < oldest) {
+				oldest, oldestKey = e.lastUse, k
+			}
+		}
+		if n <= MaxMemoImageDeficits || oldestKey == "" {
+			return
+		}
+		delete(s.derived, oldestKey)
+	}
 }
 
 const (

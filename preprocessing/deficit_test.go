@@ -316,6 +316,41 @@ func TestApplyDeficitMemo(t *testing.T) {
 	}
 }
 
+// At most MaxMemoImageDeficits image deficits stay memoised per split.
+func TestApplyDeficitMemoBound(t *testing.T) {
+	ds, err := Synthetic(SyntheticConfig{Train: 20, Test: 10, Classes: 4, Size: 8, Mix: 0.5, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := ds.Train
+	noise := MustParseDeficit("noise")
+	first, _ := ApplyDeficit(src, noise, 0)
+	for seed := uint64(1); seed <= 10; seed++ {
+		ApplyDeficit(src, noise, seed)
+		ApplyDeficit(src, MustParseDeficit("labelperm"), seed)
+	}
+	images, labels := 0, 0
+	for _, e := range src.derived {
+		if e.images {
+			images++
+		} else {
+			labels++
+		}
+	}
+	if images != MaxMemoImageDeficits || labels != 10 {
+		t.Fatalf("%d image and %d label deficits memoised, want %d and 10", images, MaxMemoImageDeficits, labels)
+	}
+	again, _ := ApplyDeficit(src, noise, 0)
+	if again == first || !bytes.Equal(again.Images, first.Images) {
+		t.Fatal("an evicted deficit was not recomputed identically")
+	}
+	// The most recently used ones stay.
+	recent, _ := ApplyDeficit(src, noise, 10)
+	if again2, _ := ApplyDeficit(src, noise, 10); again2 != recent {
+		t.Fatal("a recent deficit was evicted")
+	}
+}
+
 func TestDeficitDiskCache(t *testing.T) {
 	dir := t.TempDir()
 	cache := DeficitCache{Dir: dir}

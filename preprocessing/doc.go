@@ -48,13 +48,26 @@
 // # Memory
 //
 // A split takes N·C·H·W bytes of pixels plus 8 bytes a label: CIFAR-10 is
-// 153.6 MB (train) + 30.7 MB (test) + 0.5 MB of labels = 184.8 MB. Each
-// cached image deficit (blur, gauss, noise, vflip) adds a copy of the
-// training pixels, 153.6 MB for CIFAR-10 (about 338 MB in all with one
-// cached blur); label deficits share the pixels and add 0.4 MB. Reading the
-// archive needs no more than the final splits plus a 1 MB buffer when its
-// entries are in the official order. A loader holds Prefetch+1 batch
-// buffers of BatchSize·C·H·W float32 (1.6 MB each at batch 128 on 32×32
-// RGB: 8 MB with the defaults). An on-disk deficit cache file is the size of
-// the training pixels plus a 56-byte header.
+// 153.6 MB (train) + 30.7 MB (test) + 0.5 MB of labels = 184.8 MB (185 MB
+// of heap measured after Open). Each memoised image deficit (blur, gauss,
+// noise, vflip) adds a copy of the training pixels, 153.6 MB for CIFAR-10:
+// 339 MB of heap with one cached blur, as measured. At most
+// MaxMemoImageDeficits such copies stay memoised per split. Label deficits
+// share the pixels and add 0.4 MB. Reading an archive needs no more than
+// the final splits and a 1 MB buffer when its entries are in the official
+// order. Computing blur or gauss makes short-lived garbage (imaging's
+// intermediate images), so the process's peak RSS while computing one can
+// approach twice the live heap (690 MB for CIFAR-10 with GOGC=100; set
+// GOMEMLIMIT to cap it). A loader holds Prefetch+1 batch buffers of
+// BatchSize·C·H·W float32 (1.6 MB each at batch 128 on 32×32 RGB: 8 MB with
+// the defaults). An on-disk deficit cache file is the size of the training
+// pixels plus a 56-byte header.
+//
+// # Speed
+//
+// On a 2-core AMD EPYC, one loader worker produces about 400,000 augmented,
+// normalised 32×32 images a second from a cached blurred CIFAR-10
+// (BenchmarkLoader, BenchmarkPipeline), over a thousand times a CPU
+// training step. Computing the blur over CIFAR-10's 50,000 training images
+// takes 1.5 s; opening the archive 1.7 s.
 package preprocessing

@@ -25,10 +25,11 @@ type Split struct {
 
 	base *Split // clean split this one derives from (deficits); nil: itself
 
-	mu      sync.Mutex
-	stats   *Stats
-	hash    *[32]byte
-	derived map[string]*derivedEntry
+	mu       sync.Mutex
+	stats    *Stats
+	hash     *[32]byte
+	derived  map[string]*derivedEntry
+	useClock uint64
 }
 
 // Stats holds per-channel statistics of pixel values scaled to [0, 1]
