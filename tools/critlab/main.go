@@ -35,13 +35,14 @@ func newApp() *cli.App {
 		Name:  "critlab",
 		Usage: "critical learning periods in deep networks, trained through ONNX Runtime",
 		Commands: []*cli.Command{
-			doctorCommand(),
-			exportCommand(),
 			modelCommand(),
+			dataCommand(),
 			trainCommand(),
 			sweepCommand(),
 			reportCommand(),
+			exportCommand(),
 			benchCommand(),
+			doctorCommand(),
 		},
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main prints errors once
