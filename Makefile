@@ -5,7 +5,7 @@ ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 export CRITLAB_ORT_LIB ?= $(ORT_LIB)
 export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
 
-.PHONY: setup build test test-long run bench proto vet clean
+.PHONY: setup setup-cuda build test test-long run bench proto vet clean
 
 setup: .deps/.setup-done
 .deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
@@ -26,8 +26,22 @@ test: setup vet
 test-long: setup
 	$(GO) test -count=1 -timeout 60m ./...
 
+# The main job: a small critical-period sweep (configs/demo.yaml) on the
+# generated data set; DATA=cifar10 (or an archive path) runs it on CIFAR-10.
+DATA ?=
+run: setup build
+	./$(BIN) sweep --config demo $(if $(DATA),--data $(DATA)) --out runs-out/demo$(if $(DATA),-$(notdir $(basename $(basename $(DATA)))))
+
+# Throughput table (and bench.json): train step, eval, Conv ceiling, pipeline.
+bench: setup build
+	./$(BIN) bench --json bench.json
+
+# The CUDA build of ONNX Runtime (needs a network; see docs/cuda.md).
+setup-cuda:
+	tools/setup_cuda.sh
+
 proto:
 	cd models/onnxpb && protoc --go_out=. --go_opt=paths=source_relative onnx.proto
 
 clean:
-	rm -rf bin
+	rm -rf bin bench.json
