@@ -9,18 +9,31 @@ import (
 	"testing"
 )
 
+// pythonPath is $CRITLAB_PYTHON, else the venv `make setup` makes.
+func pythonPath() string {
+	if py := os.Getenv("CRITLAB_PYTHON"); py != "" {
+		return py
+	}
+	py, _ := filepath.Abs(filepath.Join("..", ".deps", "py", "bin", "python"))
+	return py
+}
+
+// pythonOrEmpty returns the interpreter when it has pyarrow, pandas and
+// polars, else "".
+func pythonOrEmpty() string {
+	py := pythonPath()
+	if exec.Command(py, "-c", "import pyarrow, pandas, polars").Run() != nil {
+		return ""
+	}
+	return py
+}
+
 // python returns the interpreter with pyarrow, or skips the test.
 func python(t *testing.T) string {
 	t.Helper()
-	py := os.Getenv("CRITLAB_PYTHON")
+	py := pythonOrEmpty()
 	if py == "" {
-		py, _ = filepath.Abs(filepath.Join("..", ".deps", "py", "bin", "python"))
-	}
-	if _, err := os.Stat(py); err != nil {
-		t.Skipf("no Python at %s (run `make setup` or set CRITLAB_PYTHON): %v", py, err)
-	}
-	if out, err := exec.Command(py, "-c", "import pyarrow, pandas, polars").CombinedOutput(); err != nil {
-		t.Skipf("%s lacks pyarrow/pandas/polars: %v\n%s", py, err, out)
+		t.Skipf("no Python with pyarrow, pandas and polars at %s (run `make setup` or set CRITLAB_PYTHON)", pythonPath())
 	}
 	return py
 }

@@ -1,0 +1,225 @@
+package runs
+
+// End-to-end tests with the real backend: ONNX Runtime through harness, the
+// zoo's small model and the synthetic data set. They skip when the ONNX
+// Runtime library is missing (run `make setup`).
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/models/graph"
+	"github.com/critlab/critlab/models/zoo"
+)
+
+// ortBackendOrSkip returns the real backend, or skips without ORT.
+func ortBackendOrSkip(t *testing.T) Backend {
+	t.Helper()
+	rt, err := harness.Open(harness.RuntimeOptions{Threads: 1})
+	if errors.Is(err, harness.ErrNoLibrary) {
+		t.Skipf("end-to-end test needs ONNX Runtime: %v (run `make setup` or set %s)", err, harness.LibraryEnv)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Close()
+	return NewBackend(BackendOptions{})
+}
+
+// e2eConfig is a run of a few seconds: the small model at width 0.25 on
+// 16×16 synthetic images.
+func e2eConfig() Config {
+	c := Default()
+	c.Model, c.Width = "small", 0.25
+	c.Data = "synthetic:train=192,test=96,size=16,mix=0.5"
+	c.Epochs, c.BatchSize, c.LR = 3, 32, 0.05
+	c.Threads = 1
+	c.Deficits = []Window{{Deficit: "blur:size=4", Start: 0, End: 1}}
+	return c
+}
+
+func TestE2ESweepParquetReport(t *testing.T) {
+	backend := ortBackendOrSkip(t)
+	dir := filepath.Join(t.TempDir(), "sweep")
+	base := e2eConfig()
+	base.Deficits = nil
+	spec := SweepSpec{Name: "e2e", Base: base, Seeds: []int64{0},
+		Removal: &RemovalSpec{Deficit: "blur:size=4", Points: []int{0, 2}, After: 2, Branch: true}}
+	res, err := RunSweep(context.Background(), spec, dir, SweepOptions{Backend: backend, Workers: 2, Cores: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := ReadSweep(filepath.Join(dir, SweepFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// trunk (2 epochs) + T0 (2) + T2 (4) rows.
+	perRun := map[string]int{}
+	for _, r := range rows {
+		perRun[r.RunID]++
+		if r.TestAcc < 0 || r.TestAcc > 1 || r.TrainLoss <= 0 || r.ImagesPerSec <= 0 || r.Sweep != "e2e" || r.ConfigHash == "" {
+			t.Errorf("row %+v", r)
+		}
+	}
+	if want := map[string]int{"trunk-s0": 2, "removal-T000-s0": 2, "removal-T002-s0": 4}; !reflect.DeepEqual(perRun, want) {
+		t.Fatalf("rows per run %v, want %v", perRun, want)
+	}
+	for id := range res.Results {
+		if _, err := graph.Load(filepath.Join(dir, id, ModelFile)); err != nil {
+			t.Errorf("exported model: %v", err)
+		}
+	}
+	if py := pythonOrEmpty(); py != "" {
+		script := `
+import sys, pyarrow.parquet as pq, pyarrow as pa
+t = pq.read_table(sys.argv[1])
+types = {f.name: f.type for f in t.schema}
+assert types["epoch"] == pa.int32() and types["seed"] == pa.int64() and types["point"] == pa.int32(), types
+assert types["test_acc"] == pa.float64() and types["variant"] == pa.string(), types
+assert t.num_rows == 8, t.num_rows
+assert set(t.column("variant").to_pylist()) == {"trunk", "removal"}
+print("ok")
+`
+		out, err := exec.Command(py, "-c", script, filepath.Join(dir, SweepFile)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ok") {
+			t.Errorf("pyarrow: %v\n%s", err, out)
+		}
+	}
+	rep, err := LoadReport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	rep.WriteTable(&table)
+	if !strings.Contains(table.String(), "e2e: 3 runs") || !strings.Contains(table.String(), "removal      2      1") {
+		t.Errorf("table:\n%s", table.String())
+	}
+	if err := rep.WriteFiles(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"removal.png", "removal.svg", "curves.png", "curves.svg", "summary.csv"} {
+		data, err := os.ReadFile(filepath.Join(dir, ReportDir, f))
+		if err != nil || len(data) == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+		if strings.HasSuffix(f, ".png") && !strings.HasPrefix(string(data), "\x89PNG") {
+			t.Errorf("%s is not a PNG", f)
+		}
+		if strings.HasSuffix(f, ".svg") && !strings.Contains(string(data), "<svg") {
+			t.Errorf("%s is not an SVG", f)
+		}
+	}
+}
+
+// killAt wraps a backend so that the trainer's n-th step cancels ctx.
+type killAt struct {
+	Backend
+	n      int64
+	cancel context.CancelFunc
+	steps  atomic.Int64
+}
+
+type killTrainer struct {
+	Trainer
+	k *killAt
+}
+
+func (k *killAt) Open(ctx context.Context, cfg Config) (Trainer, Data, error) {
+	tr, d, err := k.Backend.Open(ctx, cfg)
+	return &killTrainer{tr, k}, d, err
+}
+
+func (t *killTrainer) Step(x []float32, y []int64, lr float32) (float32, int64, error) {
+	if t.k.steps.Add(1) == t.k.n {
+		t.k.cancel()
+	}
+	return t.Trainer.Step(x, y, lr)
+}
+
+func TestE2EKilledRunResumesExactly(t *testing.T) {
+	backend := ortBackendOrSkip(t)
+	cfg := e2eConfig()
+	cfg.Threads = 2
+	straight, err := Run(context.Background(), cfg, filepath.Join(t.TempDir(), "straight"), Options{Backend: backend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "killed")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = Run(ctx, cfg, dir, Options{Backend: &killAt{Backend: backend, n: 6 + 3, cancel: cancel}}) // 6 steps an epoch: mid epoch 1
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("killed run: err = %v", err)
+	}
+	if kept, err := ReadMetrics(filepath.Join(dir, MetricsFile)); err != nil || len(kept) != 1 {
+		t.Fatalf("killed run kept %d epochs (%v), want 1", len(kept), err)
+	}
+	resumed, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resumed.Status != Resumed {
+		t.Errorf("status %s", resumed.Status)
+	}
+	strip := func(rows []MetricsRow) []MetricsRow {
+		out := append([]MetricsRow(nil), rows...)
+		for i := range out {
+			out[i].EpochSeconds, out[i].ImagesPerSec, out[i].RunID = 0, 0, ""
+		}
+		return out
+	}
+	if !reflect.DeepEqual(strip(resumed.Rows), strip(straight.Rows)) {
+		t.Fatalf("resumed metrics differ from an uninterrupted run\n got %+v\nwant %+v", strip(resumed.Rows), strip(straight.Rows))
+	}
+}
+
+func TestE2ERefusesBadConfigs(t *testing.T) {
+	backend := ortBackendOrSkip(t)
+	wrongSize := filepath.Join(t.TempDir(), "small32.onnx")
+	m, err := zoo.Build("small", zoo.Options{Width: 0.25, ImageSize: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := graph.Save(wrongSize, m); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(t.TempDir(), "garbage.onnx")
+	os.WriteFile(garbage, []byte("not a model"), 0o644)
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"unknown deficit", func(c *Config) { c.Deficits[0].Deficit = "smear" }, "smear"},
+		{"window outside", func(c *Config) { c.Deficits[0].End = 4 }, "end <= epochs"},
+		{"overlap", func(c *Config) { c.Deficits = append(c.Deficits, Window{Deficit: "vflip", Start: 0, End: 2}) }, "overlap"},
+		{"missing model", func(c *Config) { c.Model = filepath.Join(t.TempDir(), "none.onnx") }, "no such file"},
+		{"unreadable model", func(c *Config) { c.Model = garbage }, "model"},
+		{"unknown zoo model", func(c *Config) { c.Model = "alexnet" }, "neither a zoo model"},
+		{"image size", func(c *Config) { c.Model = wrongSize }, "images are 3×16×16"},
+		{"unknown data", func(c *Config) { c.Data = "mnist" }, "mnist"},
+		{"subset too large", func(c *Config) { c.TrainSubset = 1000 }, "larger than the 192 training images"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := e2eConfig()
+			tc.edit(&cfg)
+			dir := filepath.Join(t.TempDir(), "run")
+			_, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrInvalidConfig with %q", err, tc.want)
+			}
+			if _, err := os.Stat(dir); err == nil {
+				t.Error("run directory created")
+			}
+		})
+	}
+}
