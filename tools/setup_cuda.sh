@@ -34,9 +34,12 @@ CUDA_LIBS=(libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 lib
 # python_site prints the site-packages folders of the Pythons that have torch
 # (or any nvidia-* wheel): the PyTorch CUDA 13 wheels carry the libraries.
 python_sites() {
-  local py
+  local py path seen=" "
   for py in ${CRITLAB_PYTHON_CUDA:-} python3 python /opt/torch/.venv/bin/python3; do
-    command -v "$py" >/dev/null 2>&1 || continue
+    path=$(command -v "$py" 2>/dev/null) || continue
+    path=$(readlink -f "$path")
+    case $seen in *" $path "*) continue ;; esac
+    seen="$seen$path "
     "$py" - 2>/dev/null <<'EOF' || true
 import os, site, sys
 dirs = set(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
@@ -52,12 +55,18 @@ EOF
   done | awk '!seen[$0]++'
 }
 
+# init_sites caches python_sites in SITES (each Python that imports torch
+# takes seconds); call it in the main shell, before find_lib.
+SITES=
+init_sites() { [ -n "$SITES" ] || SITES="$(python_sites) ."; }
+sites() { init_sites; echo "${SITES% .}"; }
+
 # find_lib NAME prints the folder of the first NAME found: the PyTorch
 # wheels first (nvidia/*/lib, nvidia/cu13/lib), then CUDA installs, then
 # the loader cache.
 find_lib() {
   local name=$1 d f
-  for d in $(python_sites); do
+  for d in $(sites); do
     f=$(find "$d/nvidia" "$d/torch/lib" -maxdepth 3 -name "$name" 2>/dev/null | sort | head -n1)
     [ -n "$f" ] && { dirname "$f"; return 0; }
   done
@@ -76,6 +85,7 @@ find_lib() {
 # its own sub-libraries at run time); returns 1 when a library is missing.
 ld_path() {
   local dirs=() missing=0 name d
+  init_sites
   for name in "${CUDA_LIBS[@]}"; do
     if d=$(find_lib "$name"); then
       dirs+=("$d")
@@ -85,7 +95,7 @@ ld_path() {
       [ "$name" = libcurand.so.10 ] && echo "setup_cuda: (the provider links libcurand.so.10 but calls nothing in it; newer PyTorch wheels lack it: pip install nvidia-curand, or a CUDA 13 toolkit, provides it)" >&2
     fi
   done
-  for d in $(python_sites); do
+  for d in $(sites); do
     for f in "$d"/nvidia/*/lib; do [ -d "$f" ] && dirs+=("$f"); done
   done
   local out
@@ -98,6 +108,7 @@ case "${1:-}" in
   --ld-path) ld_path; exit $? ;;
   --find)
     rc=0
+    init_sites
     for name in "${CUDA_LIBS[@]}" libcuda.so.1; do
       if d=$(find_lib "$name"); then printf '%-20s %s\n' "$name" "$d"; else printf '%-20s MISSING\n' "$name"; rc=1; fi
     done
