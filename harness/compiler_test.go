@@ -5,6 +5,8 @@ package harness_test
 // smoothing, and the correct count.
 
 import (
+	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -362,6 +364,134 @@ func TestLossLabelSmoothing(t *testing.T) {
 			if got := ev[compiler.Correct].I64[0]; got != correct {
 				t.Errorf("eval correct = %d, want %d", got, correct)
 			}
+		}
+	}
+}
+
+// fisherNet is a small model exercising every per-example rule: Conv with
+// bias, BatchNormalization (inference form), an elementwise parameter, a
+// strided 1×1 Conv, Gemm with bias.
+func fisherNet(seed uint64) *pb.ModelProto {
+	n := newNet(seed, 3, 2, 5, 5)
+	b := n.b
+	x := b.Op("Conv", []string{n.x, n.param("c1.w", 0.4, 3, 2, 3, 3), n.param("c1.b", 0.2, 3)}, graph.Ints("pads", 1, 1, 1, 1))
+	x = b.Op("BatchNormalization", []string{x, n.param("bn.w", 1, 3), n.param("bn.b", 0.5, 3), n.param("bn.rm", 0.2, 3), n.paramPos("bn.rv", 0.5, 3)})
+	x = b.Op("Tanh", []string{x})
+	x = b.Op("Mul", []string{x, n.param("scale", 1, 3, 1, 1)})
+	x = b.Op("Conv", []string{x, n.param("c2.w", 0.5, 4, 3, 1, 1)}, graph.Ints("strides", 2, 2))
+	x = b.Op("GlobalAveragePool", []string{x})
+	x = b.Op("Flatten", []string{x})
+	y := b.Op("Gemm", []string{x, n.param("fc.w", 0.7, 3, 4), n.param("fc.b", 0.3, 3)}, graph.Int("transB", 1))
+	b.NodeNamed("Identity", []string{y}, []string{"out"})
+	b.Output("out", graph.Float, -1, 3)
+	return b.Model()
+}
+
+// TestFisherPerExample compares the Fisher graph's per-example squared
+// gradient norms of log p(label|x) with coordinate-wise central differences
+// of log p computed in Go from the eval graph's logits (BatchNorm on the
+// running statistics), and the batch-of-one form with the per-example one.
+func TestFisherPerExample(t *testing.T) {
+	rt := compilerRuntime(t)
+	m := fisherNet(21)
+	vals := modelValues(t, m)
+	rng := rand.New(rand.NewPCG(8, 8))
+	const n = 3
+	images := randTensor(rng, 1, n, 2, 5, 5)
+	labels := []int64{2, 0, 1}
+
+	fg, err := compiler.CompileFisher(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fg.PerExample {
+		t.Fatal("fisherNet should compile to the per-example form")
+	}
+	eg, err := compiler.CompileEval(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := map[string]harness.Tensor{compiler.Images: images, compiler.Labels: {Shape: []int64{n}, I64: labels}}
+	for _, p := range eg.Inputs {
+		ins[p.Name] = harness.Tensor{Shape: p.Dims, F32: vals[p.Name]}
+	}
+	got := runGraph(t, rt, fg.Model, fg.InputNames(), ins, fg.OutputNames())
+
+	data, err := graph.Marshal(eg.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := rt.NewSession(data, eg.InputNames(), []string{compiler.Logits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	logp := func() []float64 {
+		var in []harness.Tensor
+		for _, name := range eg.InputNames() {
+			x := ins[name]
+			if v, ok := vals[name]; ok {
+				x.F32 = v
+			}
+			in = append(in, x)
+		}
+		out, err := s.Run(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lp := make([]float64, n)
+		for i := range n {
+			z := make([]float64, 3)
+			for j := range z {
+				z[j] = float64(out[0].F32[i*3+j])
+			}
+			lp[i] = -crossEntropy(z, labels[i], 0)
+		}
+		return lp
+	}
+	const h = 1e-3
+	for _, p := range fg.Params {
+		want := make([]float64, n)
+		orig := vals[p.Name]
+		for k := range orig {
+			pert := slices.Clone(orig)
+			vals[p.Name] = pert
+			pert[k] = orig[k] + h
+			up := logp()
+			pert[k] = orig[k] - h
+			down := logp()
+			for i := range n {
+				d := (up[i] - down[i]) / (2 * h)
+				want[i] += d * d
+			}
+		}
+		vals[p.Name] = orig
+		g := got[p.Next].F32
+		if len(g) != n {
+			t.Fatalf("%s: %d values, want %d", p.Next, len(g), n)
+		}
+		for i := range n {
+			if math.Abs(float64(g[i])-want[i]) > 1e-2*want[i]+1e-5 {
+				t.Errorf("%s[%d] = %.6g, finite differences %.6g", p.Next, i, g[i], want[i])
+			}
+		}
+	}
+
+	// Batch-of-one form, example by example.
+	bg, err := compiler.CompileFisherBatched(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bg.PerExample {
+		t.Fatal("CompileFisherBatched returned the per-example form")
+	}
+	for i := range n {
+		one := maps.Clone(ins)
+		one[compiler.Images] = harness.Tensor{Shape: []int64{1, 2, 5, 5}, F32: images.F32[i*50 : (i+1)*50]}
+		one[compiler.Labels] = harness.Tensor{Shape: []int64{1}, I64: labels[i : i+1]}
+		res := runGraph(t, rt, bg.Model, bg.InputNames(), one, bg.OutputNames())
+		for _, p := range bg.Params {
+			closeTo(t, fmt.Sprintf("%s example %d", p.Next, i), res[p.Next].F32, got[p.Next].F32[i:i+1], 1e-4)
 		}
 	}
 }

@@ -29,6 +29,20 @@ type bctx struct {
 	need  []bool   // per input: whether its gradient is wanted
 	dx    []string // per input: set by the rule
 	saved any      // what fwd returned
+	// peDone marks inputs whose dx is a per-example squared norm [N]
+	// (Fisher graphs: see perExample).
+	peDone []bool
+}
+
+// perExample reports whether input i wants per-example squared gradient
+// norms (shape [N]) instead of its gradient.
+func (c *bctx) perExample(i int) bool { return i < len(c.n.Input) && c.perEx[c.n.Input[i]] }
+
+// setPE sets input i's result to the per-example squared norm of the
+// per-example gradients g ([N, ...]).
+func (c *bctx) setPE(i int, g string) {
+	c.dx[i] = c.op("ReduceSumSquare", []string{c.reshape(g, c.i64(0, -1))}, graph.Ints("axes", 1), graph.Int("keepdims", 0))
+	c.peDone[i] = true
 }
 
 func (c *bctx) in(i int) string {
@@ -180,14 +194,24 @@ func backward(e *emitter, nodes []*pb.NodeProto, saved map[*pb.NodeProto]any, ne
 		if r == nil || r.bwd == nil {
 			return nil, fmt.Errorf("compile: node %q (%s): %w for op type %s", n.GetName(), n.GetOpType(), ErrNoRule, n.GetOpType())
 		}
-		c := &bctx{emitter: e, n: n, dy: dy, need: need, dx: make([]string, len(n.Input)), saved: saved[n]}
+		c := &bctx{emitter: e, n: n, dy: dy, need: need, dx: make([]string, len(n.Input)), saved: saved[n], peDone: make([]bool, len(n.Input))}
 		if err := r.bwd(c); err != nil {
 			return nil, fmt.Errorf("compile: node %q (%s): %w", n.GetName(), n.GetOpType(), err)
 		}
 		for j, g := range c.dx {
-			if need[j] && g != "" {
-				contrib[n.Input[j]] = append(contrib[n.Input[j]], g)
+			if !need[j] || g == "" {
+				continue
 			}
+			in := n.Input[j]
+			if e.perEx[in] {
+				if !c.peDone[j] {
+					return nil, fmt.Errorf("compile: node %q (%s): %w: no per-example gradient of parameter %q", n.GetName(), n.GetOpType(), ErrNoRule, in)
+				}
+				if len(contrib[in]) > 0 {
+					return nil, fmt.Errorf("compile: node %q (%s): %w: parameter %q is used by several nodes; per-example norms need one use", n.GetName(), n.GetOpType(), ErrNoRule, in)
+				}
+			}
+			contrib[in] = append(contrib[in], g)
 		}
 	}
 	grads := map[string]string{}

@@ -18,6 +18,9 @@ type emitter struct {
 	train bool
 	// weightGrad is Options.WeightGrad.
 	weightGrad WeightGradMethod
+	// perEx holds the parameters whose per-example squared gradient
+	// norms are wanted (Fisher graphs); nil otherwise.
+	perEx map[string]bool
 }
 
 func newEmitter(b *graph.Builder, info map[string]*vinfo) *emitter {

@@ -36,6 +36,18 @@ func init() {
 	rules["MatMul"] = &rule{bwd: matMulBwd}
 }
 
+// setGrad sets input i's gradient from its contribution g, shaped like the
+// node's output: summed back over broadcast axes, or in Fisher graphs the
+// per-example squared norm when input i is a parameter.
+func (c *bctx) setGrad(i int, g string) error {
+	if c.perExample(i) {
+		return elementwisePE(c, i, g)
+	}
+	r, err := c.unbroadcast(g, c.in(i), c.out(0))
+	c.dx[i] = r
+	return err
+}
+
 func addBwd(c *bctx) error {
 	for i := range 2 {
 		if !c.need[i] {
@@ -45,11 +57,9 @@ func addBwd(c *bctx) error {
 		if i == 1 && c.n.GetOpType() == "Sub" {
 			g = c.neg(g)
 		}
-		r, err := c.unbroadcast(g, c.in(i), c.out(0))
-		if err != nil {
+		if err := c.setGrad(i, g); err != nil {
 			return err
 		}
-		c.dx[i] = r
 	}
 	return nil
 }
@@ -57,11 +67,9 @@ func addBwd(c *bctx) error {
 func sumBwd(c *bctx) error {
 	for i := range c.n.Input {
 		if c.need[i] {
-			r, err := c.unbroadcast(c.dy[0], c.in(i), c.out(0))
-			if err != nil {
+			if err := c.setGrad(i, c.dy[0]); err != nil {
 				return err
 			}
-			c.dx[i] = r
 		}
 	}
 	return nil
@@ -69,29 +77,24 @@ func sumBwd(c *bctx) error {
 
 func mulBwd(c *bctx) error {
 	for i := range 2 {
-		if !c.need[i] {
-			continue
+		if c.need[i] {
+			if err := c.setGrad(i, c.mul(c.dy[0], c.in(1-i))); err != nil {
+				return err
+			}
 		}
-		r, err := c.unbroadcast(c.mul(c.dy[0], c.in(1-i)), c.in(i), c.out(0))
-		if err != nil {
-			return err
-		}
-		c.dx[i] = r
 	}
 	return nil
 }
 
 func divBwd(c *bctx) error {
-	var err error
 	if c.need[0] {
-		if c.dx[0], err = c.unbroadcast(c.div(c.dy[0], c.in(1)), c.in(0), c.out(0)); err != nil {
+		if err := c.setGrad(0, c.div(c.dy[0], c.in(1))); err != nil {
 			return err
 		}
 	}
 	if c.need[1] {
 		// d(a/b)/db = -a/b² = -y/b
-		g := c.neg(c.mul(c.dy[0], c.div(c.out(0), c.in(1))))
-		if c.dx[1], err = c.unbroadcast(g, c.in(1), c.out(0)); err != nil {
+		if err := c.setGrad(1, c.neg(c.mul(c.dy[0], c.div(c.out(0), c.in(1))))); err != nil {
 			return err
 		}
 	}
@@ -166,11 +169,9 @@ func whereBwd(c *bctx) error {
 		if i == 2 {
 			ins = []string{cond, zero, c.dy[0]}
 		}
-		r, err := c.unbroadcast(c.op("Where", ins), c.in(i), c.out(0))
-		if err != nil {
+		if err := c.setGrad(i, c.op("Where", ins)); err != nil {
 			return err
 		}
-		c.dx[i] = r
 	}
 	return nil
 }
@@ -200,6 +201,15 @@ func gemmBwd(c *bctx) error {
 		}
 		return c.op("Gemm", []string{x, y}, at, bt)
 	}
+	if c.perExample(0) {
+		return fmt.Errorf("%w: per-example gradient of Gemm's first operand", ErrNoRule)
+	}
+	if c.need[1] && c.perExample(1) {
+		if ta {
+			return fmt.Errorf("%w: per-example gradient of Gemm weights with transA", ErrNoRule)
+		}
+		outerPE(c, 1, a, dy, alpha)
+	}
 	if c.need[0] {
 		// dA' = α·dY·B'ᵀ; dA = dA' or its transpose.
 		switch {
@@ -213,7 +223,7 @@ func gemmBwd(c *bctx) error {
 			c.dx[0] = gemm(b, dy, true, true)
 		}
 	}
-	if c.need[1] {
+	if c.need[1] && !c.perExample(1) {
 		// dB' = α·A'ᵀ·dY; dB = dB' or its transpose.
 		switch {
 		case !ta && !tb:
@@ -227,11 +237,9 @@ func gemmBwd(c *bctx) error {
 		}
 	}
 	if len(c.n.Input) > 2 && c.need[2] {
-		r, err := c.unbroadcast(c.scale(dy, beta), c.in(2), c.out(0))
-		if err != nil {
+		if err := c.setGrad(2, c.scale(dy, beta)); err != nil {
 			return err
 		}
-		c.dx[2] = r
 	}
 	return nil
 }
@@ -266,13 +274,22 @@ func matMulBwd(c *bctx) error {
 		perm[r-1], perm[r-2] = perm[r-2], perm[r-1]
 		return c.transpose(x, perm...)
 	}
+	if c.perExample(0) {
+		return fmt.Errorf("%w: per-example gradient of MatMul's first operand", ErrNoRule)
+	}
+	if c.need[1] && c.perExample(1) {
+		if len(ai.dims) != 2 || len(bi.dims) != 2 {
+			return fmt.Errorf("%w: per-example gradient of a batched MatMul operand", ErrNoRule)
+		}
+		outerPE(c, 1, a, c.dy[0], 1)
+	}
 	if c.need[0] {
 		g := c.op("MatMul", []string{c.dy[0], tr(b, len(bi.dims))})
 		if c.dx[0], err = c.unbroadcastMatMul(g, a, c.out(0)); err != nil {
 			return err
 		}
 	}
-	if c.need[1] {
+	if c.need[1] && !c.perExample(1) {
 		g := c.op("MatMul", []string{tr(a, len(ai.dims)), c.dy[0]})
 		if c.dx[1], err = c.unbroadcastMatMul(g, b, c.out(0)); err != nil {
 			return err

@@ -90,12 +90,29 @@ func bnBwd(c *bctx) error {
 		eps := graph.AttrFloat(c.n, "epsilon", 1e-5)
 		invstd := c.reshape(c.op("Reciprocal", []string{c.op("Sqrt", []string{c.add(c.in(4), c.f32(eps))})}), bshape)
 		axes := bnAxes(r)
+		sp := axes[1:] // per example: reduce over the spatial axes only
 		if c.need[2] {
-			c.dx[2] = c.reduceSum(dy, axes, false)
+			if c.perExample(2) {
+				g := dy
+				if len(sp) > 0 {
+					g = c.reduceSum(dy, sp, false)
+				}
+				c.setPE(2, g)
+			} else {
+				c.dx[2] = c.reduceSum(dy, axes, false)
+			}
 		}
 		if c.need[1] {
 			xc := c.sub(c.in(0), c.reshape(c.in(3), bshape))
-			c.dx[1] = c.reshape(c.mul(c.reduceSum(c.mul(dy, xc), axes, true), invstd), flat)
+			if c.perExample(1) {
+				g := c.mul(c.mul(dy, xc), invstd)
+				if len(sp) > 0 {
+					g = c.reduceSum(g, sp, false)
+				}
+				c.setPE(1, g)
+			} else {
+				c.dx[1] = c.reshape(c.mul(c.reduceSum(c.mul(dy, xc), axes, true), invstd), flat)
+			}
 		}
 		if c.need[0] {
 			c.dx[0] = c.mul(dy, c.mul(invstd, c.reshape(c.in(1), bshape)))
