@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -52,7 +53,8 @@ func TestE2ESweepParquetReport(t *testing.T) {
 	base := e2eConfig()
 	base.Deficits = nil
 	spec := SweepSpec{Name: "e2e", Base: base, Seeds: []int64{0},
-		Removal: &RemovalSpec{Deficit: "blur:size=4", Points: []int{0, 2}, After: 2, Branch: true}}
+		Removal:  &RemovalSpec{Deficit: "blur:size=4", Points: []int{0, 2}, After: 2, Branch: true},
+		Finetune: &FinetuneSpec{Deficit: "blur:size=4", Pretrain: []int{1}, Epochs: 2}}
 	res, err := RunSweep(context.Background(), spec, dir, SweepOptions{Backend: backend, Workers: 2, Cores: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +63,8 @@ func TestE2ESweepParquetReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// trunk (2 epochs) + T0 (2) + T2 (4) rows.
+	// trunk (2 epochs) + T0 (2, also the scratch run) + T2 (4) + pretraining (1)
+	// + fine-tuning (2) rows.
 	perRun := map[string]int{}
 	for _, r := range rows {
 		perRun[r.RunID]++
@@ -69,7 +72,7 @@ func TestE2ESweepParquetReport(t *testing.T) {
 			t.Errorf("row %+v", r)
 		}
 	}
-	if want := map[string]int{"trunk-s0": 2, "removal-T000-s0": 2, "removal-T002-s0": 4}; !reflect.DeepEqual(perRun, want) {
+	if want := map[string]int{"trunk-s0": 2, "removal-T000-s0": 4, "removal-T002-s0": 4, "pretrain-P001-s0": 1, "finetune-P001-s0": 2}; !reflect.DeepEqual(perRun, want) {
 		t.Fatalf("rows per run %v, want %v", perRun, want)
 	}
 	for id := range res.Results {
@@ -84,8 +87,8 @@ t = pq.read_table(sys.argv[1])
 types = {f.name: f.type for f in t.schema}
 assert types["epoch"] == pa.int32() and types["seed"] == pa.int64() and types["point"] == pa.int32(), types
 assert types["test_acc"] == pa.float64() and types["variant"] == pa.string(), types
-assert t.num_rows == 8, t.num_rows
-assert set(t.column("variant").to_pylist()) == {"trunk", "removal"}
+assert t.num_rows == 13, t.num_rows
+assert set(t.column("variant").to_pylist()) == {"trunk", "removal", "scratch", "pretrain", "finetune"}
 print("ok")
 `
 		out, err := exec.Command(py, "-c", script, filepath.Join(dir, SweepFile)).CombinedOutput()
@@ -99,13 +102,17 @@ print("ok")
 	}
 	var table strings.Builder
 	rep.WriteTable(&table)
-	if !strings.Contains(table.String(), "e2e: 3 runs") || !strings.Contains(table.String(), "removal      2      1") {
+	if !strings.Contains(table.String(), "e2e: 5 runs") || !regexp.MustCompile(`(?m)^removal +2 +1 `).MatchString(table.String()) {
 		t.Errorf("table:\n%s", table.String())
 	}
 	if err := rep.WriteFiles(); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"removal.png", "removal.svg", "curves.png", "curves.svg", "summary.csv"} {
+	logText, _ := os.ReadFile(filepath.Join(dir, "finetune-P001-s0", LogFile))
+	if !strings.Contains(string(logText), "initialised from "+filepath.Join(dir, "pretrain-P001-s0", ModelFile)) {
+		t.Errorf("fine-tuning log:\n%s", logText)
+	}
+	for _, f := range []string{"removal.png", "removal.svg", "finetune.png", "curves.png", "curves.svg", "summary.csv"} {
 		data, err := os.ReadFile(filepath.Join(dir, ReportDir, f))
 		if err != nil || len(data) == 0 {
 			t.Errorf("%s: %v", f, err)

@@ -290,3 +290,32 @@ finetune: {deficit: blur, pretrain: [2], epochs: 3}
 		}
 	}
 }
+
+// Every preset in configs/ parses and plans.
+func TestPresets(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join("..", "configs", "*.yaml"))
+	if len(paths) == 0 {
+		t.Fatal("no presets in ../configs")
+	}
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			s, err := runs.LoadSweep(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := s.Plan("out")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range plan.Runs {
+				cfg := r.Config
+				if len(r.After) > 0 {
+					cfg.InitFrom, cfg.BranchFrom, cfg.BranchEpoch = "", "", 0
+				}
+				if err := cfg.Validate(); err != nil {
+					t.Errorf("%s: %v", r.ID, err)
+				}
+			}
+		})
+	}
+}

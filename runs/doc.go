@@ -1,0 +1,46 @@
+// Package runs owns critlab's experiments: run configs, run directories,
+// the training loop, Parquet logs, sweeps, reports and plots.
+//
+// # Runs
+//
+// A Config is resolved from Default() < a YAML file (LoadConfig) < flags,
+// validated (Validate on its own, Check against the model and data), and
+// trained by Run into a directory:
+//
+//	config.yaml        the resolved config; its hash (Config.Hash) tags every row
+//	metrics.parquet    one row per finished epoch (MetricsRow), rewritten atomically
+//	fisher.parquet     Fisher-trace estimates per layer, when configured
+//	checkpoints/       latest.ckpt and the epochs of KeepCheckpoints
+//	log.txt            what happened, appended to by every attempt
+//	model.onnx         the trained inference model, written last
+//
+// Every random choice is a function of (seed, epoch), and the checkpoint
+// holds the whole training state and the epoch, so a run killed at any
+// step and started again resumes to the same metrics as an uninterrupted
+// run. A finished run is skipped unless Options.Force; a directory that
+// holds another config is refused (ErrConfigChanged).
+//
+//	cfg := runs.Default()
+//	cfg.Model, cfg.Data, cfg.Epochs = "small", "synthetic", 30
+//	cfg.Deficits = []runs.Window{{Deficit: "blur", Start: 0, End: 10}}
+//	res, err := runs.Run(ctx, cfg, "runs-out/blur10", runs.Options{})
+//
+// # Sweeps
+//
+// A SweepSpec (configs/*.yaml) expands into a Plan of runs: deficit removal
+// at each epoch T (optionally branched from one long deficit run's
+// checkpoints), a sliding deficit window with a baseline, and fine-tuning
+// after deficit pretraining against training from scratch, plus controls,
+// for several seeds. RunSweep checks every run before any trains, trains
+// them in parallel under a worker limit, and writes sweep.parquet.
+//
+// # Reports
+//
+// LoadReport summarises a run or sweep directory (final accuracy = mean of
+// the last FinalEpochs epochs, mean ± std over seeds per point); WriteTable,
+// PointsCSV and WriteFiles write the table, CSV files and plots (PNG, SVG).
+//
+// The loop reaches ONNX Runtime, the model zoo and the data sets only
+// through the Backend, Trainer and Data interfaces (backend.go); NewBackend
+// (backend_ort.go) wires them, and runstest provides a pure-Go fake.
+package runs
