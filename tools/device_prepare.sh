@@ -15,8 +15,8 @@
 # sm_75, 80, 86, 89, 90a and 120a. The device machines are H100/H200
 # (sm_90), so by default each fatbin container is rewritten in place to hold
 # only its sm_90a cubin (offsets and sizes of the ELF sections unchanged, the
-# freed bytes zeroed), which brings the bundle to ~60 MB: one call. --full
-# keeps the provider as shipped (~131 MB of xz, three calls).
+# freed bytes zeroed), which brings the bundle under 60 MiB: one call. --full
+# keeps the provider as shipped (~164 MB of xz, three calls).
 #
 # Usage: tools/device_prepare.sh [--full] [--fast] [--no-preflight] [--no-test-binary]
 #   --full            do not trim the provider (bundle split into parts)
