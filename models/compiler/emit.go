@@ -14,6 +14,7 @@ type emitter struct {
 	info   map[string]*vinfo
 	shapes map[string]string
 	sizes  map[string]string
+	fills  map[string]string
 	// train selects training-form BatchNormalization in forward hooks.
 	train bool
 	// weightGrad is Options.WeightGrad.
@@ -24,7 +25,7 @@ type emitter struct {
 }
 
 func newEmitter(b *graph.Builder, info map[string]*vinfo) *emitter {
-	return &emitter{b: b, info: info, shapes: map[string]string{}, sizes: map[string]string{}}
+	return &emitter{b: b, info: info, shapes: map[string]string{}, sizes: map[string]string{}, fills: map[string]string{}}
 }
 
 func (e *emitter) op(op string, ins []string, attrs ...*pb.AttributeProto) string {

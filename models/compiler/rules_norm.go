@@ -18,6 +18,26 @@ type bnSaved struct {
 	invstd string // 1/sqrt(batch var + eps), [1,C,1,1]
 	gain   string // scale·invstd, [1,C,1,1]
 	n      string // elements per channel (N·H·W) as a float scalar
+	ch     int64  // channels
+}
+
+// zerosC and onesC are float [c] constants.
+func (e *emitter) zerosC(c int64) string { return e.constFill(c, 0) }
+func (e *emitter) onesC(c int64) string  { return e.constFill(c, 1) }
+
+func (e *emitter) constFill(c int64, v float32) string {
+	key := fmt.Sprintf("fill %d %v", c, v)
+	if name, ok := e.fills[key]; ok {
+		return name
+	}
+	data := make([]float32, c)
+	for i := range data {
+		data[i] = v
+	}
+	name := e.b.Fresh("const_fill")
+	e.b.G.Initializer = append(e.b.G.Initializer, graph.FloatTensor(name, []int64{c}, data))
+	e.fills[key] = name
+	return name
 }
 
 func bnAxes(rank int) []int64 {
@@ -56,19 +76,22 @@ func bnTrainFwd(e *emitter, n *pb.NodeProto, need []bool) (any, error) {
 	r := len(xi.dims)
 	axes := bnAxes(r)
 	bshape := e.i64(bnBroadcastShape(r)...)
+	ch := xi.dims[1]
+	cnt := e.div(e.sizeF(x), e.f32(float32(ch)))
+	flat := e.i64(-1)
 	mean := e.reduceMean(x, axes, true)
 	xc := e.sub(x, mean)
-	variance := e.reduceMean(e.mul(xc, xc), axes, true)
+	variance := e.div(e.op("ReduceSumSquare", []string{xc}, graph.Ints("axes", axes...), graph.Int("keepdims", 1)), cnt)
 	invstd := e.op("Reciprocal", []string{e.op("Sqrt", []string{e.add(variance, e.f32(eps))})})
 	gain := e.mul(invstd, e.reshape(scale, bshape))
-	e.b.NodeNamed("Add", []string{e.mul(xc, gain), e.reshape(bias, bshape)}, []string{n.Output[0]})
+	// y = xc·gain + bias in one pass: an inference BatchNormalization with
+	// mean 0, variance 1 and epsilon 0 is exactly that per-channel affine map.
+	e.b.NodeNamed("BatchNormalization", []string{xc, e.reshape(gain, flat), bias, e.zerosC(ch), e.onesC(ch)}, []string{n.Output[0]}, graph.Flt("epsilon", 0))
 
-	cnt := e.div(e.sizeF(x), e.f32(float32(xi.dims[1])))
-	flat := e.i64(-1)
 	e.b.NodeNamed("Add", []string{e.scale(rm, m), e.scale(e.reshape(mean, flat), 1-m)}, []string{rm + ".next"})
 	unbiased := e.mul(e.reshape(variance, flat), e.div(cnt, e.sub(cnt, e.f32(1))))
 	e.b.NodeNamed("Add", []string{e.scale(rv, m), e.scale(unbiased, 1-m)}, []string{rv + ".next"})
-	return &bnSaved{axes: axes, xc: xc, invstd: invstd, gain: gain, n: cnt}, nil
+	return &bnSaved{axes: axes, xc: xc, invstd: invstd, gain: gain, n: cnt, ch: ch}, nil
 }
 
 // bnBwd: training form (saved from bnTrainFwd) uses the batch statistics,
@@ -134,7 +157,9 @@ func bnBwd(c *bctx) error {
 		invN := c.div(c.f32(1), s.n)
 		k1 := c.neg(c.mul(c.mul(s.gain, c.mul(s.invstd, s.invstd)), c.mul(sumDyXc, invN)))
 		k0 := c.neg(c.mul(s.gain, c.mul(sumDy, invN)))
-		c.dx[0] = c.add(c.add(c.mul(dy, s.gain), c.mul(s.xc, k1)), k0)
+		// dy·gain + (xc·k1 + k0), the affine part as one channel map.
+		affine := c.op("BatchNormalization", []string{s.xc, c.reshape(k1, flat), c.reshape(k0, flat), c.zerosC(s.ch), c.onesC(s.ch)}, graph.Flt("epsilon", 0))
+		c.dx[0] = c.add(c.mul(dy, s.gain), affine)
 	}
 	return nil
 }
