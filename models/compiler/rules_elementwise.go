@@ -102,8 +102,8 @@ func divBwd(c *bctx) error {
 }
 
 func reluBwd(c *bctx) error {
-	mask := c.op("Greater", []string{c.out(0), c.f32(0)})
-	c.dx[0] = c.op("Where", []string{mask, c.dy[0], c.f32(0)})
+	// y = relu(x) >= 0, so sign(y) is the 0/1 mask (faster than Where).
+	c.dx[0] = c.mul(c.dy[0], c.op("Sign", []string{c.out(0)}))
 	return nil
 }
 
