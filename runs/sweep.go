@@ -142,20 +142,27 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 		d := <-out
 		running--
 		finished[d.id] = d.err
-		if d.err != nil {
+		stopped := d.err != nil && ctx.Err() != nil && errors.Is(d.err, ctx.Err())
+		switch {
+		case stopped:
+			// Reported once below, for the whole sweep.
+			if opts.Progress != nil {
+				opts.Progress.Logf(d.id, "%s: stopped, finished epochs kept", d.id)
+			}
+		case d.err != nil:
 			errs = append(errs, d.err)
 			if opts.Progress != nil {
 				opts.Progress.Logf(d.id, "%s: FAILED: %v", d.id, d.err)
 			}
-		} else {
+		default:
 			res.Results[d.id] = d.res
 		}
-		if opts.Progress != nil {
+		if opts.Progress != nil && !stopped {
 			opts.Progress.RunDone(d.id, d.err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("sweep %s stopped with %d of %d runs finished: %w", plan.Name, len(res.Results), len(plan.Runs), err))
+		errs = append(errs, fmt.Errorf("sweep %s stopped with %d of %d runs finished: %w\n---> HINT: run the same command again to resume", plan.Name, len(res.Results), len(plan.Runs), err))
 	}
 
 	res.Rows = sweepRows(plan, res.Results)

@@ -319,3 +319,33 @@ func TestPresets(t *testing.T) {
 		})
 	}
 }
+
+func TestRunSweepCancelAndResume(t *testing.T) {
+	s := tinySweep()
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2}
+	dir := filepath.Join(t.TempDir(), "sw")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b := &runstest.Backend{OnStep: func(n int64) {
+		if n == 40 {
+			cancel()
+		}
+	}}
+	_, err := runs.RunSweep(ctx, s, dir, runs.SweepOptions{Backend: b, Workers: 2})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "run the same command again") || strings.Count(err.Error(), "canceled") != 1 {
+		t.Fatalf("err = %v", err)
+	}
+	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2})
+	if err != nil || len(res.Results) != 6 {
+		t.Fatalf("resumed sweep: %v, %d runs", err, len(res.Results))
+	}
+	resumed := 0
+	for _, r := range res.Results {
+		if r.Status == runs.Resumed {
+			resumed++
+		}
+	}
+	if resumed == 0 {
+		t.Error("no run resumed")
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -187,6 +189,9 @@ Example (Achille et al. 2019, blur removed at epoch 40):
 				Progress: runs.NewProgress(c.App.ErrWriter, c.Bool("quiet")),
 				Force:    c.Bool("force"),
 			})
+			if errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%w\n---> HINT: finished epochs are kept; run the same command again to resume", err)
+			}
 			if err != nil {
 				return err
 			}
