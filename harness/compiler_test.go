@@ -495,3 +495,35 @@ func TestFisherPerExample(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolTies: on a constant input every window is a tie; as in
+// PyTorch the gradient of each (non-overlapping) window goes to exactly one
+// element, and the total equals the sum of the output gradients.
+func TestMaxPoolTies(t *testing.T) {
+	rt := compilerRuntime(t)
+	n := newNet(31, 2, 2, 4, 4)
+	x := n.in(n.paramVals("x", []int64{1, 2, 4, 4}, make([]float32, 32)))
+	y := n.b.Op("MaxPool", []string{x}, graph.Ints("kernel_shape", 2, 2), graph.Ints("strides", 2, 2))
+	m := n.head(y, 3, 8)
+	g := newGradRunner(t, rt, m, compiler.Options{Freeze: []string{"head.w"}},
+		harness.Tensor{Shape: []int64{2, 2, 4, 4}, F32: make([]float32, 64)}, []int64{0, 2})
+	_, grads := g.run(t, modelValues(t, m))
+	dx := grads["x"] // summed over the 2 examples (x is broadcast over the batch)
+	for c := range 2 {
+		for wy := range 2 {
+			for wx := range 2 {
+				nonzero := 0
+				for dy := range 2 {
+					for dxx := range 2 {
+						if dx[c*16+(2*wy+dy)*4+2*wx+dxx] != 0 {
+							nonzero++
+						}
+					}
+				}
+				if nonzero != 1 {
+					t.Errorf("channel %d window (%d,%d): %d elements got gradient, want 1 (dx %v)", c, wy, wx, nonzero, dx)
+				}
+			}
+		}
+	}
+}

@@ -575,6 +575,16 @@ func gradCases() []gradCase {
 			y := n.b.Op("Concat", []string{a, s}, graph.Int("axis", 1))
 			return n.head(y, 3, 19)
 		}},
+		{name: "opset18/ReduceMean-axes-input/Split-num_outputs", dims: []int64{2, 4, 3, 3}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(n.param("x", 1, 1, 4, 3, 3))
+			parts := n.b.Node("Split", []string{x}, 2, graph.Int("axis", 1), graph.Int("num_outputs", 2))
+			a := n.b.Op("ReduceMean", []string{parts[0], n.b.ConstInt64s(2, 3)}, graph.Int("keepdims", 0)) // [N,2]
+			c := n.b.Op("Flatten", []string{n.b.Op("Tanh", []string{parts[1]})})                          // [N,18]
+			m := n.head(n.b.Op("Concat", []string{a, c}, graph.Int("axis", 1)), 3, 20)
+			v := int64(18)
+			m.OpsetImport[0].Version = &v
+			return m
+		}},
 		{name: "Expand", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
 			e := n.b.Op("Expand", []string{n.param("e", 1, 3, 1, 4), n.b.ConstInt64s(2, 3, 4, 4)})
 			return n.head(n.b.Op("Mul", []string{n.x, e}), 3, 48)

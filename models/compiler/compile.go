@@ -192,6 +192,15 @@ func prepare(forward *pb.ModelProto) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
+	changed, err := explicitPads(g, info)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		if info, err = shapesOf(g, map[string][]int64{Images: p.imageDims}); err != nil {
+			return nil, fmt.Errorf("compile: %w", err)
+		}
+	}
 	p.info = info
 	if v := info[p.logits]; v == nil || len(v.dims) != 2 {
 		return nil, fmt.Errorf("%w: output %q must be N×classes logits (shape %v)", ErrUnsupported, p.logits, dimsOf(info, p.logits))
@@ -601,3 +610,94 @@ func splitSizes(g *pb.GraphProto, n *pb.NodeProto, init map[string]*pb.TensorPro
 	init[name] = g.Initializer[len(g.Initializer)-1]
 	return name, nil
 }
+
+// explicitPads rewrites auto_pad of Conv, ConvTranspose and pooling nodes
+// into explicit pads, and asymmetric Conv pads into a Pad node before a
+// symmetrically padded Conv, so compiled graphs carry explicit symmetric
+// pads (some providers reject the other forms).
+func explicitPads(g *pb.GraphProto, info map[string]*vinfo) (bool, error) {
+	b := graph.Wrap(g)
+	var nodes []*pb.NodeProto
+	changed := false
+	for _, n := range g.Node {
+		op := n.GetOpType()
+		if op != "Conv" && op != "ConvTranspose" && op != "MaxPool" && op != "AveragePool" {
+			nodes = append(nodes, n)
+			continue
+		}
+		x := info[n.Input[0]]
+		if x == nil || len(x.dims) < 3 {
+			nodes = append(nodes, n)
+			continue
+		}
+		sp := x.dims[2:]
+		r := len(sp)
+		var kernel []int64
+		if op == "Conv" || op == "ConvTranspose" {
+			w := info[n.Input[1]]
+			if w == nil || len(w.dims) != r+2 {
+				nodes = append(nodes, n)
+				continue
+			}
+			kernel = graph.AttrInts(n, "kernel_shape", w.dims[2:])
+		} else {
+			kernel = graph.AttrInts(n, "kernel_shape", nil)
+		}
+		var pb0, pe0 []int64
+		if op == "ConvTranspose" {
+			if graph.AttrString(n, "auto_pad", "NOTSET") == "NOTSET" && graph.Attr(n, "output_shape") == nil {
+				nodes = append(nodes, n)
+				continue
+			}
+			t, err := convTransposeGeom(n, sp, kernel)
+			if err != nil {
+				return false, fmt.Errorf("compile: node %q (%s): %w", n.GetName(), op, err)
+			}
+			pb0, pe0 = t.pb, t.pe
+		} else {
+			w, err := windowOf(n, sp, kernel)
+			if err != nil {
+				return false, fmt.Errorf("compile: node %q (%s): %w", n.GetName(), op, err)
+			}
+			pb0, pe0 = w.pb, w.pe
+		}
+		asym := false
+		for i := range r {
+			asym = asym || pb0[i] != pe0[i]
+		}
+		auto := graph.AttrString(n, "auto_pad", "NOTSET") != "NOTSET" || graph.Attr(n, "output_shape") != nil
+		if !auto && !(asym && op == "Conv") {
+			nodes = append(nodes, n)
+			continue
+		}
+		changed = true
+		var attrs []*pb.AttributeProto
+		for _, a := range n.Attribute {
+			switch a.GetName() {
+			case "auto_pad", "pads", "output_shape":
+			default:
+				attrs = append(attrs, a)
+			}
+		}
+		if asym && op == "Conv" {
+			pads := make([]int64, 2*(r+2))
+			sym := make([]int64, 2*r)
+			for i := range r {
+				m := min(pb0[i], pe0[i])
+				pads[i+2], pads[i+2+r+2] = pb0[i]-m, pe0[i]-m
+				sym[i], sym[i+r] = m, m
+			}
+			padded := b.Fresh(n.GetName() + "_padded")
+			pname := b.Fresh(n.GetName() + "_pad")
+			nodes = append(nodes, &pb.NodeProto{OpType: ptr("Pad"), Name: &pname, Input: []string{n.Input[0], b.ConstInt64s(pads...)}, Output: []string{padded}})
+			n.Input[0] = padded
+			pb0, pe0 = sym[:r], sym[r:]
+		}
+		n.Attribute = append(attrs, graph.Ints("pads", append(append([]int64{}, pb0...), pe0...)...))
+		nodes = append(nodes, n)
+	}
+	g.Node = nodes
+	return changed, nil
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -151,7 +151,6 @@ func TestNoRuleNamesNode(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
 
 func TestPrunesUnneededBackward(t *testing.T) {
 	// With every conv frozen, the graph must not compute conv gradients.
@@ -246,5 +245,53 @@ func TestOnnxChecker(t *testing.T) {
 	out, err := exec.Command(py, append([]string{"-c", script}, files...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("onnx checker: %v\n%s", err, out)
+	}
+}
+
+// TestExplicitSymmetricPads: auto_pad and asymmetric Conv pads in the
+// forward graph become explicit symmetric pads (plus a Pad node) in every
+// compiled graph.
+func TestExplicitSymmetricPads(t *testing.T) {
+	b := graph.NewBuilder("pads")
+	x := b.Input("input", graph.Float, -1, 3, 7, 7)
+	w1 := b.Param("w1", []int64{4, 3, 4, 4}, make([]float32, 4*3*16))
+	y := b.Op("Conv", []string{x, w1}, graph.Str("auto_pad", "SAME_UPPER"), graph.Ints("strides", 2, 2)) // pads 1,1 / 2,2
+	w2 := b.Param("w2", []int64{4, 4, 3, 3}, make([]float32, 4*4*9))
+	y = b.Op("Conv", []string{y, w2}, graph.Ints("pads", 0, 1, 2, 1))
+	y = b.Op("MaxPool", []string{y}, graph.Ints("kernel_shape", 2, 2), graph.Str("auto_pad", "SAME_LOWER"))
+	y = b.Op("GlobalAveragePool", []string{y})
+	y = b.Op("Flatten", []string{y})
+	y = b.Op("Gemm", []string{y, b.Param("fc", []int64{4, 2}, make([]float32, 8))})
+	b.Output(y, graph.Float, -1, 2)
+	m := b.Model()
+	tg, err := CompileTrain(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eg, err := CompileEval(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*pb.GraphProto{tg.Model.Graph, eg.Model.Graph} {
+		pads := 0
+		for _, n := range g.Node {
+			if graph.AttrString(n, "auto_pad", "NOTSET") != "NOTSET" || graph.Attr(n, "output_shape") != nil {
+				t.Errorf("node %q (%s) keeps auto_pad/output_shape", n.GetName(), n.GetOpType())
+			}
+			if n.GetOpType() == "Pad" {
+				pads++
+			}
+			if op := n.GetOpType(); op == "Conv" || op == "ConvTranspose" {
+				p := graph.AttrInts(n, "pads", nil)
+				for i := 0; i < len(p)/2; i++ {
+					if p[i] != p[i+len(p)/2] {
+						t.Errorf("node %q (%s) has asymmetric pads %v", n.GetName(), op, p)
+					}
+				}
+			}
+		}
+		if pads == 0 {
+			t.Error("no Pad node for the asymmetric pads")
+		}
 	}
 }
