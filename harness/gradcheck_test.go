@@ -579,7 +579,7 @@ func gradCases() []gradCase {
 			x := n.in(n.param("x", 1, 1, 4, 3, 3))
 			parts := n.b.Node("Split", []string{x}, 2, graph.Int("axis", 1), graph.Int("num_outputs", 2))
 			a := n.b.Op("ReduceMean", []string{parts[0], n.b.ConstInt64s(2, 3)}, graph.Int("keepdims", 0)) // [N,2]
-			c := n.b.Op("Flatten", []string{n.b.Op("Tanh", []string{parts[1]})})                          // [N,18]
+			c := n.b.Op("Flatten", []string{n.b.Op("Tanh", []string{parts[1]})})                           // [N,18]
 			m := n.head(n.b.Op("Concat", []string{a, c}, graph.Int("axis", 1)), 3, 20)
 			v := int64(18)
 			m.OpsetImport[0].Version = &v

@@ -151,7 +151,6 @@ func TestNoRuleNamesNode(t *testing.T) {
 	}
 }
 
-
 func TestPrunesUnneededBackward(t *testing.T) {
 	// With every conv frozen, the graph must not compute conv gradients.
 	m := tinyNet(t)
