@@ -204,7 +204,8 @@ func (e *emitter) convT(dy, w string, s, d, padB, padE, k, inSp, out []int64, gr
 type WeightGradMethod int
 
 const (
-	// WeightGradAuto is the default: WeightGradOffsets, with
+	// WeightGradAuto is the default: WeightGradIm2col where its column
+	// buffer stays under 1 MiB per example, WeightGradOffsets otherwise,
 	// WeightGradConv for grouped convolutions.
 	WeightGradAuto WeightGradMethod = iota
 	// WeightGradConv: one Conv of x (as C×N×H×W) with dy (as Co×N×Ho×Wo)
@@ -216,12 +217,24 @@ const (
 	WeightGradOffsets
 )
 
+// im2colMaxBytesPerExample bounds the im2col column buffer WeightGradAuto
+// accepts: 1 MiB per example, 128 MiB at batch 128.
+const im2colMaxBytesPerExample = 1 << 20
+
 func convWeightGrad(e *emitter, x, dy string, g *convGeom) string {
 	if g.group == 1 {
 		switch e.weightGrad {
 		case WeightGradIm2col:
 			return weightGradIm2col(e, x, dy, g)
-		case WeightGradOffsets, WeightGradAuto:
+		case WeightGradOffsets:
+			return weightGradOffsets(e, x, dy, g)
+		case WeightGradAuto:
+			// im2col's single Gemm wins when its column buffer is small
+			// (deep, low-resolution layers); per-offset Gemms keep memory
+			// flat on large activations. See doc.go for the measurements.
+			if 4*g.x[1]*mulDims(g.k)*mulDims(g.y[2:]) <= im2colMaxBytesPerExample {
+				return weightGradIm2col(e, x, dy, g)
+			}
 			return weightGradOffsets(e, x, dy, g)
 		}
 	}
