@@ -527,3 +527,39 @@ func TestMaxPoolTies(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkConvWeightGrad times gradient steps of one 3×3 Conv (forward,
+// global pooling as logits, weight gradient) at batch 128 with each
+// weight-gradient formulation, on allcnn's layer shapes:
+//
+//	go test ./harness -run XXX -bench ConvWeightGrad -benchtime 3x
+func BenchmarkConvWeightGrad(b *testing.B) {
+	rt := compilerRuntime(b)
+	const n = 128
+	for _, l := range []struct{ ci, co, hw, s int64 }{{96, 96, 32, 1}, {96, 192, 32, 2}, {192, 192, 16, 1}, {192, 192, 8, 1}} {
+		for _, wg := range []struct {
+			name string
+			m    compiler.WeightGradMethod
+		}{{"conv", compiler.WeightGradConv}, {"im2col", compiler.WeightGradIm2col}, {"offsets", compiler.WeightGradOffsets}, {"auto", compiler.WeightGradAuto}} {
+			b.Run(fmt.Sprintf("%dto%d-%dx%d-s%d/%s", l.ci, l.co, l.hw, l.hw, l.s, wg.name), func(b *testing.B) {
+				nt := newNet(1, n, l.ci, l.hw, l.hw)
+				y := nt.b.Op("Conv", []string{nt.x, nt.param("w", 0.05, l.co, l.ci, 3, 3)}, graph.Ints("pads", 1, 1, 1, 1), graph.Ints("strides", l.s, l.s))
+				y = nt.b.Op("Flatten", []string{nt.b.Op("GlobalAveragePool", []string{y})})
+				nt.b.NodeNamed("Identity", []string{y}, []string{"out"})
+				nt.b.Output("out", graph.Float, -1, l.co)
+				m := nt.b.Model()
+				labels := make([]int64, n)
+				g := newGradRunner(b, rt, m, compiler.Options{WeightGrad: wg.m}, randTensor(nt.rng, 1, n, l.ci, l.hw, l.hw), labels)
+				vals := modelValues(b, m)
+				g.run(b, vals)
+				b.ResetTimer()
+				for range b.N {
+					g.run(b, vals)
+				}
+				ho := (l.hw-1)/l.s + 1
+				flops := float64(2 * 2 * n * l.co * l.ci * 9 * ho * ho) // forward + weight gradient
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
