@@ -364,7 +364,8 @@ func tensorsOf(p *prepared, names []string, next string) []Tensor {
 // CompileEval builds the evaluation graph of forward: BatchNorm in inference
 // form on the running statistics, loss (mean cross-entropy without label
 // smoothing), correct and logits.
-func CompileEval(forward *pb.ModelProto) (*EvalGraph, error) {
+func CompileEval(forward *pb.ModelProto) (eg *EvalGraph, err error) {
+	defer recoverInternal(&err)
 	p, err := prepare(forward)
 	if err != nil {
 		return nil, err
@@ -376,7 +377,7 @@ func CompileEval(forward *pb.ModelProto) (*EvalGraph, error) {
 	b.Reserve(Labels)
 	lossOut(e, p.logits, Labels, 0, false)
 	b.NodeNamed("Identity", []string{p.logits}, []string{Logits})
-	eg := &EvalGraph{Params: tensorsOf(p, p.params, ""), Stats: tensorsOf(p, p.stats, ""), ImageDims: p.imageDims}
+	eg = &EvalGraph{Params: tensorsOf(p, p.params, ""), Stats: tensorsOf(p, p.stats, ""), ImageDims: p.imageDims}
 	ins := append(append([]Tensor{}, eg.Params...), eg.Stats...)
 	eg.Inputs = ins
 	classes := p.info[p.logits].dims[1]
@@ -401,7 +402,8 @@ func CompileGrad(forward *pb.ModelProto, opts Options) (*TrainGraph, error) {
 	return compileStep(forward, opts, true)
 }
 
-func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (*TrainGraph, error) {
+func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainGraph, err error) {
+	defer recoverInternal(&err)
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -701,3 +703,9 @@ func explicitPads(g *pb.GraphProto, info map[string]*vinfo) (bool, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func recoverInternal(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %v (please report with the model)", ErrInternal, r)
+	}
+}

@@ -294,3 +294,42 @@ func TestExplicitSymmetricPads(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedModels: broken forward graphs give errors, never panics.
+func TestMalformedModels(t *testing.T) {
+	mk := func(edit func(m *pb.ModelProto)) *pb.ModelProto {
+		m := tinyNet(t)
+		edit(m)
+		return m
+	}
+	cases := map[string]*pb.ModelProto{
+		"nil graph":          {},
+		"no output":          mk(func(m *pb.ModelProto) { m.Graph.Output = nil }),
+		"two inputs":         mk(func(m *pb.ModelProto) { m.Graph.Input = append(m.Graph.Input, graph.ValueInfo("extra", graph.Float, -1, 3)) }),
+		"missing weight":     mk(func(m *pb.ModelProto) { m.Graph.Initializer = m.Graph.Initializer[1:] }),
+		"stat not init":      mk(func(m *pb.ModelProto) { m.Graph.Node[1].Input[3] = m.Graph.Node[0].Output[0] }),
+		"wrong weight rank":  mk(func(m *pb.ModelProto) { m.Graph.Initializer[0].Dims = []int64{4, 27} }),
+		"opset 9":            mk(func(m *pb.ModelProto) { v := int64(9); m.OpsetImport[0].Version = &v }),
+		"custom domain":      mk(func(m *pb.ModelProto) { d := "com.example"; m.Graph.Node[2].Domain = &d }),
+		"bad pads":           mk(func(m *pb.ModelProto) { m.Graph.Node[0].Attribute = []*pb.AttributeProto{graph.Ints("pads", 1, 1)} }),
+		"unknown auto_pad":   mk(func(m *pb.ModelProto) { m.Graph.Node[0].Attribute = []*pb.AttributeProto{graph.Str("auto_pad", "ODD")} }),
+		"dangling input":     mk(func(m *pb.ModelProto) { m.Graph.Node[3].Input[0] = "nowhere" }),
+		"training-form BN":   mk(func(m *pb.ModelProto) { m.Graph.Node[1].Output = append(m.Graph.Node[1].Output, "rm_out") }),
+		"empty node outputs": mk(func(m *pb.ModelProto) { m.Graph.Node[2].Output = nil }),
+	}
+	for name, m := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err1 := CompileTrain(m, DefaultOptions())
+			_, err2 := CompileEval(m)
+			_, err3 := CompileFisher(m)
+			if err1 == nil || err2 == nil || err3 == nil {
+				t.Errorf("no error: train %v, eval %v, fisher %v", err1, err2, err3)
+			}
+			for _, err := range []error{err1, err2, err3} {
+				if errors.Is(err, ErrInternal) {
+					t.Errorf("internal error (panic): %v", err)
+				}
+			}
+		})
+	}
+}

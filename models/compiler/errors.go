@@ -13,4 +13,7 @@ var (
 	ErrUnsupported = errors.New("compile: unsupported forward graph")
 	// ErrShape: a rule needs a static shape that could not be inferred.
 	ErrShape = errors.New("compile: shape unknown")
+	// ErrInternal wraps a compiler bug met while compiling (a recovered
+	// panic), so a malformed model never crashes the caller.
+	ErrInternal = errors.New("compile: internal error")
 )

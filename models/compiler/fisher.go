@@ -71,7 +71,8 @@ func CompileFisherBatched(forward *pb.ModelProto) (*FisherGraph, error) {
 	return compileFisher(forward, false)
 }
 
-func compileFisher(forward *pb.ModelProto, perExample bool) (*FisherGraph, error) {
+func compileFisher(forward *pb.ModelProto, perExample bool) (_ *FisherGraph, err error) {
+	defer recoverInternal(&err)
 	p, err := prepare(forward)
 	if err != nil {
 		return nil, err
