@@ -303,9 +303,11 @@ func TestMalformedModels(t *testing.T) {
 		return m
 	}
 	cases := map[string]*pb.ModelProto{
-		"nil graph":          {},
-		"no output":          mk(func(m *pb.ModelProto) { m.Graph.Output = nil }),
-		"two inputs":         mk(func(m *pb.ModelProto) { m.Graph.Input = append(m.Graph.Input, graph.ValueInfo("extra", graph.Float, -1, 3)) }),
+		"nil graph": {},
+		"no output": mk(func(m *pb.ModelProto) { m.Graph.Output = nil }),
+		"two inputs": mk(func(m *pb.ModelProto) {
+			m.Graph.Input = append(m.Graph.Input, graph.ValueInfo("extra", graph.Float, -1, 3))
+		}),
 		"missing weight":     mk(func(m *pb.ModelProto) { m.Graph.Initializer = m.Graph.Initializer[1:] }),
 		"stat not init":      mk(func(m *pb.ModelProto) { m.Graph.Node[1].Input[3] = m.Graph.Node[0].Output[0] }),
 		"wrong weight rank":  mk(func(m *pb.ModelProto) { m.Graph.Initializer[0].Dims = []int64{4, 27} }),
