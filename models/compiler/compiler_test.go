@@ -88,8 +88,8 @@ func TestCompileTrainContract(t *testing.T) {
 	for _, n := range tg.Model.Graph.Node {
 		if n.GetOpType() == "BatchNormalization" {
 			// Only the per-channel affine maps the compiler emits: inference
-			// form (one output), mean 0, variance 1, epsilon 0.
-			if len(n.Output) != 1 || graph.AttrInt(n, "training_mode", 0) != 0 || graph.AttrFloat(n, "epsilon", 1e-5) != 0 {
+			// form (one output), mean 0, variance + epsilon = 1.
+			if len(n.Output) != 1 || graph.AttrInt(n, "training_mode", 0) != 0 || graph.AttrFloat(n, "epsilon", 0) != affineEps {
 				t.Errorf("train graph has BatchNormalization node %q that is not an affine map", n.GetName())
 			}
 		}

@@ -78,8 +78,8 @@
 //	dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γσ⁻¹·(dy - Σdy/n - x̂·Σ(dy·x̂)/n),
 //
 // with the per-channel affine parts run as inference BatchNormalization
-// nodes (mean 0, variance 1, epsilon 0: one pass instead of a Mul and an
-// Add); elsewhere (Fisher graphs) the affine gradient on the running
+// nodes (mean 0, variance 1-ε, epsilon ε = 1e-5, so σ = 1 exactly in float32
+// and no provider clamps ε: one pass instead of a Mul and an Add); elsewhere (Fisher graphs) the affine gradient on the running
 // statistics. Flatten/Reshape/Squeeze/Unsqueeze: Reshape back; Transpose:
 // the inverse perm; Concat: Split; Split: Concat (zeros for unused
 // outputs); Slice (any steps): reverse, zero-interleave and Pad; Pad

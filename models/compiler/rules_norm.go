@@ -21,9 +21,15 @@ type bnSaved struct {
 	ch     int64  // channels
 }
 
-// zerosC and onesC are float [c] constants.
-func (e *emitter) zerosC(c int64) string { return e.constFill(c, 0) }
-func (e *emitter) onesC(c int64) string  { return e.constFill(c, 1) }
+// affineEps is the epsilon of the BatchNormalization nodes used as
+// per-channel affine maps: cuDNN clamps smaller ones to 1e-5, so the
+// variance input is 1-1e-5 instead, whose float32 sum with 1e-5 is exactly 1
+// (and within 1e-8 of it in double precision).
+const affineEps = float32(1e-5)
+
+// zerosC and unitVarC are float [c] constants: 0 and 1-affineEps.
+func (e *emitter) zerosC(c int64) string   { return e.constFill(c, 0) }
+func (e *emitter) unitVarC(c int64) string { return e.constFill(c, 1-affineEps) }
 
 func (e *emitter) constFill(c int64, v float32) string {
 	key := fmt.Sprintf("fill %d %v", c, v)
@@ -85,8 +91,8 @@ func bnTrainFwd(e *emitter, n *pb.NodeProto, need []bool) (any, error) {
 	invstd := e.op("Reciprocal", []string{e.op("Sqrt", []string{e.add(variance, e.f32(eps))})})
 	gain := e.mul(invstd, e.reshape(scale, bshape))
 	// y = xc·gain + bias in one pass: an inference BatchNormalization with
-	// mean 0, variance 1 and epsilon 0 is exactly that per-channel affine map.
-	e.b.NodeNamed("BatchNormalization", []string{xc, e.reshape(gain, flat), bias, e.zerosC(ch), e.onesC(ch)}, []string{n.Output[0]}, graph.Flt("epsilon", 0))
+	// mean 0 and variance + epsilon = 1 is exactly that per-channel affine map.
+	e.b.NodeNamed("BatchNormalization", []string{xc, e.reshape(gain, flat), bias, e.zerosC(ch), e.unitVarC(ch)}, []string{n.Output[0]}, graph.Flt("epsilon", affineEps))
 
 	e.b.NodeNamed("Add", []string{e.scale(rm, m), e.scale(e.reshape(mean, flat), 1-m)}, []string{rm + ".next"})
 	unbiased := e.mul(e.reshape(variance, flat), e.div(cnt, e.sub(cnt, e.f32(1))))
@@ -158,7 +164,7 @@ func bnBwd(c *bctx) error {
 		k1 := c.neg(c.mul(c.mul(s.gain, c.mul(s.invstd, s.invstd)), c.mul(sumDyXc, invN)))
 		k0 := c.neg(c.mul(s.gain, c.mul(sumDy, invN)))
 		// dy·gain + (xc·k1 + k0), the affine part as one channel map.
-		affine := c.op("BatchNormalization", []string{s.xc, c.reshape(k1, flat), c.reshape(k0, flat), c.zerosC(s.ch), c.onesC(s.ch)}, graph.Flt("epsilon", 0))
+		affine := c.op("BatchNormalization", []string{s.xc, c.reshape(k1, flat), c.reshape(k0, flat), c.zerosC(s.ch), c.unitVarC(s.ch)}, graph.Flt("epsilon", affineEps))
 		c.dx[0] = c.add(c.mul(dy, s.gain), affine)
 	}
 	return nil
