@@ -585,6 +585,18 @@ func gradCases() []gradCase {
 			m.OpsetImport[0].Version = &v
 			return m
 		}},
+		{name: "Gather/float-axis1-repeats-negative", dims: []int64{2, 5, 3}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(n.param("x", 1, 1, 5, 3))
+			n.b.G.Initializer = append(n.b.G.Initializer, graph.Int64Tensor("gidx", []int64{2, 2}, []int64{4, 0, -1, 2}))
+			y := n.b.Op("Gather", []string{x, "gidx"}, graph.Int("axis", 1)) // [N,2,2,3]
+			return n.head(n.b.Op("Tanh", []string{y}), 3, 12)
+		}},
+		{name: "Gather/float-scalar-index-last-axis", dims: []int64{2, 3, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(n.param("x", 1, 1, 3, 4))
+			n.b.G.Initializer = append(n.b.G.Initializer, graph.Int64Tensor("gidx", nil, []int64{1}))
+			y := n.b.Op("Gather", []string{x, "gidx"}, graph.Int("axis", 2)) // [N,3]
+			return n.head(y, 3, 3)
+		}},
 		{name: "Expand", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
 			e := n.b.Op("Expand", []string{n.param("e", 1, 3, 1, 4), n.b.ConstInt64s(2, 3, 4, 4)})
 			return n.head(n.b.Op("Mul", []string{n.x, e}), 3, 48)

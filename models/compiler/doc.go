@@ -84,7 +84,9 @@
 // the inverse perm; Concat: Split; Split: Concat (zeros for unused
 // outputs); Slice (any steps): reverse, zero-interleave and Pad; Pad
 // (constant): Slice; Softmax, LogSoftmax: Jacobian-vector products;
-// ReduceMean, ReduceSum: Expand; Cast between float types: Cast back.
+// ReduceMean, ReduceSum: Expand; Cast between float types: Cast back;
+// Gather (float data): ScatterND(add) of dy into zeros, so repeated indices
+// accumulate.
 //
 // Dropout is the identity in every compiled graph: critlab's compiled steps
 // are deterministic functions of their inputs, and ONNX random ops cannot
@@ -92,8 +94,7 @@
 // reproducible, with one it draws the same mask every step). Shape, Size,
 // Gather/Unsqueeze/Concat on shapes, Cast to integers, ArgMax, comparisons,
 // Constant, ConstantOfShape, Range, OneHot, Floor/Ceil/Round/Sign carry no
-// gradient. Gather on float data, reflect/edge Pad and the other ops have
-// no rule: compilation fails naming the node if they lie on a gradient
+// gradient. Reflect/edge Pad and the other ops have no rule: compilation fails naming the node if they lie on a gradient
 // path.
 //
 // # Speed and memory

@@ -255,3 +255,70 @@ func reduceBwd(c *bctx) error {
 	c.dx[0] = c.op("Expand", []string{g, c.shape(x)})
 	return nil
 }
+
+func init() {
+	rules["Gather"] = &rule{diff: []int{0}, bwd: gatherBwd}
+}
+
+// gatherBwd scatters dy back to the gathered positions, adding repeats:
+// dy is brought to [indices..., other data dims...], ScatterND(add) into
+// zeros of [D_axis, other data dims...], then transposed to data's layout.
+func gatherBwd(c *bctx) error {
+	xi, err := c.vi(c.in(0))
+	if err != nil {
+		return err
+	}
+	ii, err := c.vi(c.in(1))
+	if err != nil {
+		return err
+	}
+	r, q := len(xi.dims), len(ii.dims)
+	a := int(normAxis(graph.AttrInt(c.n, "axis", 0), r))
+	if a < 0 || a >= r {
+		return fmt.Errorf("%w: Gather axis out of range", ErrShape)
+	}
+	// dy axes: data[:a] (0..a-1), indices (a..a+q-1), data[a+1:] (a+q..).
+	var perm []int64
+	for i := range q {
+		perm = append(perm, int64(a+i))
+	}
+	for i := range a {
+		perm = append(perm, int64(i))
+	}
+	for i := a + q; i < r-1+q; i++ {
+		perm = append(perm, int64(i))
+	}
+	dy := c.dy[0]
+	if !isIdentityPerm(perm) {
+		dy = c.transpose(dy, perm...)
+	}
+	// Zeros shaped [D_a, data[:a]..., data[a+1:]...].
+	xperm := []int64{int64(a)}
+	for i := range r {
+		if i != a {
+			xperm = append(xperm, int64(i))
+		}
+	}
+	shp := c.op("Gather", []string{c.shape(c.in(0)), c.i64(xperm...)}, graph.Int("axis", 0))
+	zeros := c.op("ConstantOfShape", []string{shp}, graph.TensorAttr("value", graph.FloatTensor("", []int64{1}, []float32{0})))
+	idx := c.op("Unsqueeze", []string{c.in(1), c.i64(-1)})
+	s := c.op("ScatterND", []string{zeros, idx, dy}, graph.Str("reduction", "add"))
+	inv := make([]int64, r)
+	for i, p := range xperm {
+		inv[p] = int64(i)
+	}
+	if !isIdentityPerm(inv) {
+		s = c.transpose(s, inv...)
+	}
+	c.dx[0] = s
+	return nil
+}
+
+func isIdentityPerm(p []int64) bool {
+	for i, v := range p {
+		if v != int64(i) {
+			return false
+		}
+	}
+	return true
+}
