@@ -467,6 +467,27 @@ func gradCases() []gradCase {
 		unary("Sqrt", smooth, pos, "Sqrt"),
 		unary("Reciprocal", smooth, pos, "Reciprocal"),
 		unary("Identity", smooth, std, "Identity"),
+		unary("Abs", kinked, away, "Abs"),
+		unary("Erf", smooth, std, "Erf"),
+		unary("Softplus", smooth, std, "Softplus"),
+		unary("Elu", kinked, away, "Elu", graph.Flt("alpha", 0.7)),
+		{name: "HardSigmoid", dims: []int64{2, 3, 4, 4}, zero: true, tl: kinked, build: func(n *net) *pb.ModelProto {
+			// αx+β = 0.25x+0.5 crosses 0 and 1 at x = -2, 2: spaced values avoid both.
+			y := n.b.Op("HardSigmoid", []string{n.in(n.paramSpaced("x", 0.07, 2, 3, 4, 4))}, graph.Flt("alpha", 0.25))
+			return n.head(y, 3, 48)
+		}},
+		{name: "HardSwish", dims: []int64{2, 3, 4, 4}, zero: true, tl: kinked, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("HardSwish", []string{n.in(n.paramSpaced("x", 0.13, 2, 3, 4, 4))}) // kinks at ±3
+			return n.head(y, 3, 48)
+		}},
+		{name: "PRelu", dims: []int64{2, 3, 4, 4}, zero: true, tl: kinked, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("PRelu", []string{n.in(n.paramAway("x", 0.2, 2, 3, 4, 4)), n.param("slope", 0.3, 3, 1, 1)})
+			return n.head(y, 3, 48)
+		}},
+		{name: "Pow", dims: []int64{2, 3, 4, 4}, zero: true, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("Pow", []string{n.in(n.paramPos("x", 0.5, 2, 3, 4, 4)), n.paramPos("e", 0.5, 3, 1, 1)})
+			return n.head(y, 3, 48)
+		}},
 		unary("Dropout", smooth, std, "Dropout"),
 		unary("Softmax/axis1", smooth, std, "Softmax", graph.Int("axis", 1)),
 		unary("LogSoftmax/axis-1", smooth, std, "LogSoftmax", graph.Int("axis", -1)),

@@ -67,7 +67,8 @@
 // ReduceSum + Reshape (a symbolic dim is taken to be the batch, never
 // broadcast). Relu: dy·sign(y); LeakyRelu, Clip: Where masks (Clip passes
 // the gradient where min <= x <= max, like torch.clamp); Sigmoid, Tanh, Exp,
-// Log, Sqrt, Reciprocal, Neg: closed forms, from the output where cheaper.
+// Log, Sqrt, Reciprocal, Neg, Abs, Erf, Softplus, Elu, HardSigmoid,
+// HardSwish, PRelu, Pow: closed forms, from the output where cheaper.
 // MaxPool: ScatterElements(add) of dy at the positions of MaxPool's Indices
 // output, so ties send the gradient to exactly one element, as PyTorch
 // does. AveragePool: depthwise ConvTranspose with a constant kernel
