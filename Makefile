@@ -5,7 +5,7 @@ ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 export CRITLAB_ORT_LIB ?= $(ORT_LIB)
 export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
 
-.PHONY: setup setup-cuda build test test-long run bench proto vet clean
+.PHONY: setup setup-cuda device-prepare build test test-long run bench proto vet clean
 
 setup: .deps/.setup-done
 .deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
@@ -39,6 +39,10 @@ bench: setup build
 # The CUDA build of ONNX Runtime (needs a network; see docs/cuda.md).
 setup-cuda:
 	tools/setup_cuda.sh
+
+# The bundle for a GPU device check, in .device/ (docs/cuda.md, "Device check").
+device-prepare: setup
+	tools/device_prepare.sh
 
 proto:
 	cd models/onnxpb && protoc --go_out=. --go_opt=paths=source_relative onnx.proto

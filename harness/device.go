@@ -72,7 +72,7 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 	if r.device.Kind == "cuda" {
 		co, err := ort.NewCUDAProviderOptions()
 		if err != nil {
-			return fail("CUDA provider options", err)
+			return fail("CUDA provider options", fmt.Errorf("%w%s", err, cudaHint(err, r.lib)))
 		}
 		defer co.Destroy()
 		c := r.opts.CUDA
@@ -89,11 +89,13 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 		if c.MemLimitBytes > 0 {
 			m["gpu_mem_limit"] = strconv.FormatInt(c.MemLimitBytes, 10)
 		}
+		// Update loads libonnxruntime_providers_cuda.so and asks CUDA for the
+		// device count, so most set-up faults surface here.
 		if err := co.Update(m); err != nil {
-			return fail("CUDA provider options", err)
+			return fail("CUDA provider options", fmt.Errorf("%w%s", err, cudaHint(err, r.lib)))
 		}
 		if err := so.AppendExecutionProviderCUDA(co); err != nil {
-			return fail("CUDA provider", fmt.Errorf("%w\n---> HINT: the library %s must be a CUDA build of ONNX Runtime with libonnxruntime_providers_cuda.so beside it, and CUDA/cuDNN libraries on LD_LIBRARY_PATH; run `critlab doctor --device cuda`", err, r.lib))
+			return fail("CUDA provider", fmt.Errorf("%w%s", err, cudaHint(err, r.lib)))
 		}
 		if c.Deterministic {
 			if err := so.AddSessionConfigEntry("session.use_deterministic_compute", "1"); err != nil {
@@ -102,6 +104,25 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 		}
 	}
 	return so, nil
+}
+
+// cudaHint names the fix for the usual reasons the CUDA provider does not
+// load (docs/cuda.md shows each message).
+func cudaHint(err error, lib string) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "not enabled in this build"):
+		return fmt.Sprintf("\n---> HINT: %s is an ONNX Runtime build without CUDA; run `make setup-cuda` and set %s=.deps/onnxruntime-cuda/libonnxruntime.so", lib, LibraryEnv)
+	case strings.Contains(msg, "providers_shared.so: cannot open"), strings.Contains(msg, "providers_cuda.so: cannot open"):
+		return fmt.Sprintf("\n---> HINT: libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so must sit beside %s; run `make setup-cuda` and set %s=.deps/onnxruntime-cuda/libonnxruntime.so", lib, LibraryEnv)
+	case strings.Contains(msg, "libcuda.so.1: cannot open"):
+		return "\n---> HINT: libcuda.so.1 comes with the NVIDIA driver (>= 580 for CUDA 13): is there a GPU and a driver (nvidia-smi)?"
+	case strings.Contains(msg, "cannot open shared object file"):
+		return "\n---> HINT: a CUDA library is missing: LD_LIBRARY_PATH must hold the CUDA 13 runtime, cuBLAS, cuRAND and cuDNN 9, e.g. a PyTorch environment's: export LD_LIBRARY_PATH=$(tools/setup_cuda.sh --ld-path)"
+	case strings.Contains(msg, "CUDA failure 100"), strings.Contains(msg, "CUDA failure 35"):
+		return "\n---> HINT: CUDA finds no usable GPU: check nvidia-smi, CUDA_VISIBLE_DEVICES and the driver (>= 580 for CUDA 13)"
+	}
+	return fmt.Sprintf("\n---> HINT: the library %s must be a CUDA build of ONNX Runtime with libonnxruntime_providers_cuda.so beside it, and CUDA/cuDNN libraries on LD_LIBRARY_PATH (docs/cuda.md)", lib)
 }
 
 func boolFlag(b bool) string {

@@ -52,18 +52,31 @@ func Diagnose(o RuntimeOptions) (Report, error) {
 	return rep, nil
 }
 
-// probe runs a one-node model on the runtime's current device.
+// probe runs a 3×3 Conv and a Relu on the runtime's current device and checks
+// the result: on CUDA the Conv needs cuDNN, which the provider opens only when
+// a session first runs, and a wrong sum means a broken kernel or library.
 func probe(rt *Runtime, name string) ProviderStatus {
 	b := graph.NewBuilder("probe")
-	x := b.Input("x", graph.Float, 1, 4)
-	b.NodeNamed("Relu", []string{x}, []string{"y"})
-	b.Output("y", graph.Float, 1, 4)
+	x := b.Input("x", graph.Float, 1, 1, 4, 4)
+	b.Param("w", []int64{1, 1, 3, 3}, []float32{1, 1, 1, 1, 1, 1, 1, 1, 1})
+	c := b.Op("Conv", []string{x, "w"}, graph.Ints("pads", 1, 1, 1, 1), graph.Ints("kernel_shape", 3, 3))
+	b.NodeNamed("Relu", []string{c}, []string{"y"})
+	b.Output("y", graph.Float, 1, 1, 4, 4)
 	data, err := graph.Marshal(b.Model())
 	if err == nil {
 		var s *Session
 		if s, err = rt.NewSession(data, []string{"x"}, []string{"y"}); err == nil {
-			_, err = s.Run([]Tensor{{Shape: []int64{1, 4}, F32: []float32{-1, 0, 1, 2}}})
+			in := make([]float32, 16)
+			for i := range in {
+				in[i] = 1
+			}
+			var out []Tensor
+			out, err = s.Run([]Tensor{{Shape: []int64{1, 1, 4, 4}, F32: in}})
 			s.Close()
+			// With all ones and zero padding, corners sum 4 neighbours, edges 6, inner cells 9.
+			if err == nil && (out[0].F32[0] != 4 || out[0].F32[1] != 6 || out[0].F32[5] != 9) {
+				err = fmt.Errorf("3×3 Conv of ones gave %v, want 4, 6, 9 at corner, edge, inside", out[0].F32)
+			}
 		}
 	}
 	if err != nil {

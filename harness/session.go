@@ -2,6 +2,10 @@ package harness
 
 import (
 	"fmt"
+	"slices"
+
+	"github.com/critlab/critlab/models/graph"
+	pb "github.com/critlab/critlab/models/onnxpb"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -19,6 +23,9 @@ type Session struct {
 	s       *ort.DynamicAdvancedSession
 	inputs  []string
 	outputs []string
+	// scalars maps rank-0 outputs to their element type: onnxruntime_go
+	// cannot allocate those itself, so Run preallocates them.
+	scalars map[int]pb.TensorProto_DataType
 }
 
 // NewSession creates a session from a serialized model.
@@ -28,11 +35,22 @@ func (r *Runtime) NewSession(model []byte, inputs, outputs []string) (*Session, 
 		return nil, err
 	}
 	defer so.Destroy()
+	m, err := graph.Unmarshal(model)
+	if err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	scalars := map[int]pb.TensorProto_DataType{}
+	for _, v := range m.Graph.Output {
+		dims, et := graph.Dims(v)
+		if i := slices.Index(outputs, v.GetName()); i >= 0 && len(dims) == 0 && v.GetType().GetTensorType().GetShape() != nil {
+			scalars[i] = et
+		}
+	}
 	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, so)
 	if err != nil {
 		return nil, fmt.Errorf("create %s session: %w", r.device, err)
 	}
-	return &Session{s: s, inputs: inputs, outputs: outputs}, nil
+	return &Session{s: s, inputs: inputs, outputs: outputs, scalars: scalars}, nil
 }
 
 // Close releases the session.
@@ -67,7 +85,31 @@ func (s *Session) Run(ins []Tensor) ([]Tensor, error) {
 		vals[i] = v
 	}
 	outs := make([]ort.Value, len(s.outputs))
+	for i, et := range s.scalars {
+		var err error
+		switch et {
+		case graph.Float:
+			outs[i], err = ort.NewEmptyScalar[float32]()
+		case graph.Int64:
+			outs[i], err = ort.NewEmptyScalar[int64]()
+		default:
+			err = fmt.Errorf("scalar output %q of type %v is not supported", s.outputs[i], et)
+		}
+		if err != nil {
+			for _, o := range outs {
+				if o != nil {
+					o.Destroy()
+				}
+			}
+			return nil, fmt.Errorf("run: %w", err)
+		}
+	}
 	if err := s.s.Run(vals, outs); err != nil {
+		for _, o := range outs {
+			if o != nil {
+				o.Destroy()
+			}
+		}
 		return nil, fmt.Errorf("run: %w", err)
 	}
 	res := make([]Tensor, len(outs))
@@ -91,9 +133,15 @@ func (s *Session) RunValues(ins, outs []ort.Value) error {
 	return nil
 }
 
+// value makes an ORT value; an empty Shape is a scalar (rank 0), which
+// onnxruntime_go only builds as a Scalar.
 func (t Tensor) value() (ort.Value, error) {
 	shape := ort.NewShape(t.Shape...)
 	switch {
+	case t.F32 != nil && t.I64 == nil && len(t.Shape) == 0 && len(t.F32) == 1:
+		return ort.NewScalar(t.F32[0])
+	case t.I64 != nil && t.F32 == nil && len(t.Shape) == 0 && len(t.I64) == 1:
+		return ort.NewScalar(t.I64[0])
 	case t.F32 != nil && t.I64 == nil:
 		return ort.NewTensor(shape, t.F32)
 	case t.I64 != nil && t.F32 == nil:
@@ -109,6 +157,10 @@ func fromValue(v ort.Value) (Tensor, error) {
 		return Tensor{Shape: shape, F32: append([]float32{}, x.GetData()...)}, nil
 	case *ort.Tensor[int64]:
 		return Tensor{Shape: shape, I64: append([]int64{}, x.GetData()...)}, nil
+	case *ort.Scalar[float32]:
+		return Tensor{Shape: []int64{}, F32: []float32{x.GetData()}}, nil
+	case *ort.Scalar[int64]:
+		return Tensor{Shape: []int64{}, I64: []int64{x.GetData()}}, nil
 	}
 	return Tensor{}, fmt.Errorf("unsupported output type %T", v)
 }

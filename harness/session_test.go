@@ -83,3 +83,29 @@ func TestParseDevice(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionScalars feeds and reads rank-0 tensors (the train graph's lr,
+// loss and correct are scalars).
+func TestSessionScalars(t *testing.T) {
+	rt := openRuntime(t)
+	b := graph.NewBuilder("scalar")
+	x := b.Input("x", graph.Float)
+	b.NodeNamed("Mul", []string{x, b.ConstFloat(3)}, []string{"y"})
+	b.Output("y", graph.Float)
+	data, err := graph.Marshal(b.Model())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := rt.NewSession(data, []string{"x"}, []string{"y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Run([]harness.Tensor{{Shape: []int64{}, F32: []float32{2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out[0].Shape) != 0 || len(out[0].F32) != 1 || out[0].F32[0] != 6 {
+		t.Fatalf("y = %+v, want scalar 6", out[0])
+	}
+}

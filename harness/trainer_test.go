@@ -9,8 +9,8 @@ import (
 	"github.com/critlab/critlab/harness"
 	"github.com/critlab/critlab/models/compiler"
 	"github.com/critlab/critlab/models/graph"
-	"github.com/critlab/critlab/models/zoo"
 	pb "github.com/critlab/critlab/models/onnxpb"
+	"github.com/critlab/critlab/models/zoo"
 )
 
 // separable makes n 3×8×8 images whose class (of 4) sets the sign pattern of
