@@ -8,7 +8,6 @@ package harness_test
 // in float64) must match (L(p+hv) - L(p-hv)) / 2h.
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -20,20 +19,6 @@ import (
 	"github.com/critlab/critlab/models/graph"
 	pb "github.com/critlab/critlab/models/onnxpb"
 )
-
-// compilerRuntime opens ORT with two threads or skips the test.
-func compilerRuntime(t testing.TB) *harness.Runtime {
-	t.Helper()
-	rt, err := harness.Open(harness.RuntimeOptions{Threads: 2})
-	if errors.Is(err, harness.ErrNoLibrary) {
-		t.Skipf("ONNX Runtime missing (run `make setup`): %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
-}
 
 // net helps build test graphs with random parameters.
 type net struct {
@@ -248,7 +233,7 @@ func checkGrad(t *testing.T, rt *harness.Runtime, m *pb.ModelProto, opts compile
 // form) end to end: a smooth variant with tight tolerances and the usual
 // ReLU/MaxPool one, whose kinks force a small step and a looser bound.
 func TestGradWholeModel(t *testing.T) {
-	rt := compilerRuntime(t)
+	rt := openRuntime(t)
 	for _, variant := range []string{"tanh-avgpool", "relu-maxpool"} {
 		t.Run(variant, func(t *testing.T) {
 			nt := newNet(1, 2, 3, 8, 8)
@@ -629,7 +614,7 @@ func gradCases() []gradCase {
 // TestGradRules checks every gradient rule against finite differences;
 // Conv and ConvTranspose cases run with each weight-gradient method.
 func TestGradRules(t *testing.T) {
-	rt := compilerRuntime(t)
+	rt := openRuntime(t)
 	methods := map[compiler.WeightGradMethod]string{
 		compiler.WeightGradConv: "wg-conv", compiler.WeightGradIm2col: "wg-im2col", compiler.WeightGradOffsets: "wg-offsets",
 	}

@@ -1,7 +1,6 @@
 package harness_test
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -159,26 +158,13 @@ func TestTorchReference(t *testing.T) {
 		t.Fatalf("no fixtures in testdata/torch (%v); make them with tools/make_reference.py", err)
 	}
 	sort.Strings(refs)
-	rt := openTorchRefRuntime(t)
+	rt := openRuntime(t)
 	for _, path := range refs {
 		name := strings.TrimSuffix(filepath.Base(path), ".ref.onnx")
 		t.Run(name, func(t *testing.T) {
 			checkTorchRef(t, rt, path)
 		})
 	}
-}
-
-func openTorchRefRuntime(t *testing.T) *harness.Runtime {
-	t.Helper()
-	rt, err := harness.Open(harness.RuntimeOptions{Threads: 2})
-	if errors.Is(err, harness.ErrNoLibrary) {
-		t.Skipf("ONNX Runtime missing (run `make setup`): %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
 }
 
 func checkTorchRef(t *testing.T, rt *harness.Runtime, path string) {
