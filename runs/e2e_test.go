@@ -5,6 +5,8 @@ package runs
 // Runtime library is missing (run `make setup`).
 
 import (
+	"github.com/critlab/critlab/internal/pyenv"
+
 	"context"
 	"errors"
 	"os"
@@ -80,7 +82,7 @@ func TestE2ESweepParquetReport(t *testing.T) {
 			t.Errorf("exported model: %v", err)
 		}
 	}
-	if py := pythonOrEmpty(); py != "" {
+	if py, err := pyenv.Find(); err == nil && pyenv.Has(py, "pyarrow") == nil {
 		script := `
 import sys, pyarrow.parquet as pq, pyarrow as pa
 t = pq.read_table(sys.argv[1])

@@ -1,7 +1,8 @@
 package runs
 
 import (
-	"os"
+	"github.com/critlab/critlab/internal/pyenv"
+
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -9,33 +10,11 @@ import (
 	"testing"
 )
 
-// pythonPath is $CRITLAB_PYTHON, else the venv `make setup` makes.
-func pythonPath() string {
-	if py := os.Getenv("CRITLAB_PYTHON"); py != "" {
-		return py
-	}
-	py, _ := filepath.Abs(filepath.Join("..", ".deps", "py", "bin", "python"))
-	return py
-}
-
-// pythonOrEmpty returns the interpreter when it has pyarrow, pandas and
-// polars, else "".
-func pythonOrEmpty() string {
-	py := pythonPath()
-	if exec.Command(py, "-c", "import pyarrow, pandas, polars").Run() != nil {
-		return ""
-	}
-	return py
-}
-
-// python returns the interpreter with pyarrow, or skips the test.
+// python returns the interpreter with pyarrow, pandas and polars, or skips
+// the test.
 func python(t *testing.T) string {
 	t.Helper()
-	py := pythonOrEmpty()
-	if py == "" {
-		t.Skipf("no Python with pyarrow, pandas and polars at %s (run `make setup` or set CRITLAB_PYTHON)", pythonPath())
-	}
-	return py
+	return pyenv.Require(t, "pyarrow", "pandas", "polars")
 }
 
 func sampleRows(cfg Config) []MetricsRow {

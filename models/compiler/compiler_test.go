@@ -1,9 +1,10 @@
 package compiler
 
 import (
+	"github.com/critlab/critlab/internal/pyenv"
+
 	"errors"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -209,13 +210,7 @@ func TestHasRule(t *testing.T) {
 // TestOnnxChecker runs the Python onnx checker (full_check) on compiled
 // graphs when the project's venv is present.
 func TestOnnxChecker(t *testing.T) {
-	py := os.Getenv("CRITLAB_PYTHON")
-	if py == "" {
-		py = filepath.Join("..", "..", ".deps", "py", "bin", "python")
-	}
-	if _, err := os.Stat(py); err != nil {
-		t.Skipf("no python venv (%v)", err)
-	}
+	py := pyenv.Require(t, "onnx")
 	dir := t.TempDir()
 	m := tinyNet(t)
 	tg, err := CompileTrain(m, Options{Momentum: 0.9, Nesterov: true, WeightDecay: 1e-4, LabelSmoothing: 0.1})

@@ -1,8 +1,9 @@
 package graph
 
 import (
+	"github.com/critlab/critlab/internal/pyenv"
+
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -166,28 +167,8 @@ func TestFoldConstantsKeepsDynamicExpand(t *testing.T) {
 	}
 }
 
-// pythonWithONNX returns a Python interpreter with onnx and numpy, or skips.
-func pythonWithONNX(t *testing.T) string {
-	t.Helper()
-	py := os.Getenv("CRITLAB_PYTHON")
-	if py == "" {
-		root, err := filepath.Abs("../..")
-		if err != nil {
-			t.Skip(err)
-		}
-		py = filepath.Join(root, ".deps", "py", "bin", "python")
-	}
-	if _, err := os.Stat(py); err != nil {
-		t.Skipf("no Python at %s (set CRITLAB_PYTHON or run make setup): %v", py, err)
-	}
-	if out, err := exec.Command(py, "-c", "import onnx, numpy").CombinedOutput(); err != nil {
-		t.Skipf("%s lacks onnx/numpy: %v: %s", py, err, out)
-	}
-	return py
-}
-
 func TestFoldConstantsPreservesOutputs(t *testing.T) {
-	py := pythonWithONNX(t)
+	py := pyenv.Require(t, "onnx", "numpy")
 	dir := t.TempDir()
 	orig, folded := filepath.Join(dir, "orig.onnx"), filepath.Join(dir, "folded.onnx")
 	if err := Save(orig, torchStyle(-1)); err != nil {

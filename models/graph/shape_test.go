@@ -1,6 +1,8 @@
 package graph
 
 import (
+	"github.com/critlab/critlab/internal/pyenv"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -513,7 +515,7 @@ print(json.dumps(out))
 // TestInferShapesMatchesONNX compares InferShapes with onnx's shape inference
 // on every case that is valid at a stated opset.
 func TestInferShapesMatchesONNX(t *testing.T) {
-	py := pythonWithONNX(t)
+	py := pyenv.Require(t, "onnx", "numpy")
 	dir := t.TempDir()
 	var paths []string
 	ours := map[string]map[string]ValueType{}

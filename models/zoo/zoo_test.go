@@ -1,11 +1,12 @@
 package zoo
 
 import (
+	"github.com/critlab/critlab/internal/pyenv"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -318,25 +319,6 @@ func TestAllCNNLayout(t *testing.T) {
 	}
 }
 
-func pythonWithONNX(t *testing.T) string {
-	t.Helper()
-	py := os.Getenv("CRITLAB_PYTHON")
-	if py == "" {
-		root, err := filepath.Abs("../..")
-		if err != nil {
-			t.Skip(err)
-		}
-		py = filepath.Join(root, ".deps", "py", "bin", "python")
-	}
-	if _, err := os.Stat(py); err != nil {
-		t.Skipf("no Python at %s (set CRITLAB_PYTHON or run make setup): %v", py, err)
-	}
-	if out, err := exec.Command(py, "-c", "import onnx, numpy").CombinedOutput(); err != nil {
-		t.Skipf("%s lacks onnx/numpy: %v: %s", py, err, out)
-	}
-	return py
-}
-
 // checkScript runs onnx.checker (full_check) and strict ONNX shape inference
 // on each model and prints the inferred dims of every value as JSON; for the
 // first model it also runs the reference evaluator on a batch of 2.
@@ -363,7 +345,7 @@ print(json.dumps(out))
 `
 
 func TestONNXChecker(t *testing.T) {
-	py := pythonWithONNX(t)
+	py := pyenv.Require(t, "onnx", "numpy")
 	dir := t.TempDir()
 	cases := []struct {
 		name string
