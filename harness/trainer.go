@@ -46,6 +46,11 @@ type Trainer struct {
 	loss    *ort.Scalar[float32]
 	correct *ort.Scalar[int64]
 	steps   int64
+
+	// fisher holds the Fisher graph's sessions (fisher.go), opened on the
+	// first Fisher call; fisherBatched forces its batch-of-one form.
+	fisher        *fisherState
+	fisherBatched bool
 }
 
 // NewTrainer compiles forward into train-step and eval graphs and opens
@@ -334,6 +339,7 @@ func (t *Trainer) Close() error {
 }
 
 func (t *Trainer) closeSessions() {
+	t.closeFisher()
 	t.trainS.Close()
 	t.evalS.Close()
 	t.trainS, t.evalS = nil, nil

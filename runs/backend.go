@@ -41,7 +41,8 @@ type Trainer interface {
 }
 
 // FisherResult is a Fisher-information trace estimate: the total and the
-// trace per layer (parameter tensor or layer name).
+// trace per layer (a parameter tensor's name without its final ".weight" or
+// ".bias"; see harness.LayerOf).
 type FisherResult struct {
 	Total  float64
 	Layers map[string]float64

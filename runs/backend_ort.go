@@ -216,13 +216,37 @@ func (b *ortBackend) Open(ctx context.Context, cfg Config) (Trainer, Data, error
 			Crop: cfg.Augment.Crop, Pad: 4, HFlip: cfg.Augment.HFlip, Normalize: true,
 		},
 	}.WithStats(ds.Train.BaseStats())
-	return &ortTrainer{Trainer: tr, rt: rt}, &ortData{cfg: cfg, ds: ds, loader: loader}, nil
+	return &ortTrainer{Trainer: tr, rt: rt, seed: uint64(cfg.Seed)}, &ortData{cfg: cfg, ds: ds, loader: loader}, nil
 }
 
-// ortTrainer adapts harness.Trainer to Trainer and owns its runtime.
+// ortTrainer adapts harness.Trainer to Trainer and FisherTrainer and owns
+// its runtime.
 type ortTrainer struct {
 	*harness.Trainer
-	rt *harness.Runtime
+	rt   *harness.Runtime
+	seed uint64 // the run's seed
+}
+
+var _ FisherTrainer = (*ortTrainer)(nil)
+
+// fisherStream keeps the Fisher labels' random stream apart from the other
+// users of the run's seed.
+const fisherStream = 0x66697368657200 // "fisher"
+
+// Fisher estimates Tr F with labels drawn from the model as a function of
+// the run's seed and the image's index: the same draws (relative to the
+// model's predictive distribution) every epoch, so epochs compare on
+// common random numbers.
+func (t *ortTrainer) Fisher(next Batches, samples int) (FisherResult, error) {
+	r, err := t.Trainer.Fisher(next, samples, t.seed^fisherStream)
+	if err != nil {
+		return FisherResult{}, err
+	}
+	res := FisherResult{Total: r.Total, Layers: make(map[string]float64, len(r.Layers))}
+	for _, l := range r.Layers {
+		res.Layers[l.Layer] = l.Trace
+	}
+	return res, nil
 }
 
 func (t *ortTrainer) Evaluate(next Batches) (EvalResult, error) {

@@ -31,7 +31,23 @@ type benchModel struct {
 	Eval          harness.Throughput `json:"eval"`
 	PeakRSSBytes  int64              `json:"peak_rss_bytes"`
 	CeilingRatio  float64            `json:"train_gflops_over_conv_ceiling"`
+	Fisher        *fisherBench       `json:"fisher,omitempty"`
 }
+
+// fisherBench is the cost of one Fisher-trace estimate (Trainer.Fisher).
+type fisherBench struct {
+	Images  int     `json:"images"`
+	Samples int     `json:"samples"`
+	Seconds float64 `json:"seconds"`
+	// EpochSeconds is a CIFAR-10 epoch (epochImages) at the train-step
+	// rate; Ratio is Seconds over it.
+	EpochSeconds float64 `json:"epoch_seconds"`
+	Ratio        float64 `json:"ratio_to_epoch"`
+}
+
+// epochImages is the size of the epoch the Fisher cost is compared with
+// (CIFAR-10's training set).
+const epochImages = 50000
 
 // benchReport is what `critlab bench --json` writes.
 type benchReport struct {
@@ -67,12 +83,14 @@ func benchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "min-time", Value: 5 * time.Second, Usage: "minimum timed duration per measurement"},
 			&cli.StringFlag{Name: "json", Usage: "also write the figures as JSON to this file"},
 			&cli.BoolFlag{Name: "no-pipeline", Usage: "skip the data-pipeline measurement"},
+			&cli.IntFlag{Name: "fisher-images", Value: 500, Usage: "images of the timed Fisher-trace estimate (0: skip it)"},
+			&cli.IntFlag{Name: "fisher-samples", Value: 1, Usage: "label samples per image of the timed Fisher-trace estimate"},
 			&cli.StringFlag{Name: "one", Hidden: true, Usage: "internal: measure one model and print JSON"},
 		),
 		Action: func(c *cli.Context) error {
 			opts := harness.RuntimeOptions{Library: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")}
 			if name := c.String("one"); name != "" {
-				row, err := benchOne(opts, name, c.Float64("width"), c.Int("batch"), c.Duration("min-time"))
+				row, err := benchOne(opts, name, c.Float64("width"), c.Int("batch"), c.Duration("min-time"), c.Int("fisher-images"), c.Int("fisher-samples"))
 				if err != nil {
 					return err
 				}
@@ -104,7 +122,8 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 	for _, name := range strings.Split(c.String("models"), ",") {
 		fmt.Fprintf(c.App.ErrWriter, "bench: %s\n", name)
 		args := []string{"bench", "--one", name, "--width", fmt.Sprint(c.Float64("width")), "--batch", fmt.Sprint(batch),
-			"--min-time", minTime.String(), "--device", opts.Device, "--threads", fmt.Sprint(opts.Threads)}
+			"--min-time", minTime.String(), "--device", opts.Device, "--threads", fmt.Sprint(opts.Threads),
+			"--fisher-images", fmt.Sprint(c.Int("fisher-images")), "--fisher-samples", fmt.Sprint(c.Int("fisher-samples"))}
 		if opts.Library != "" {
 			args = append(args, "--ort-lib", opts.Library)
 		}
@@ -148,7 +167,7 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 	return nil
 }
 
-func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int, minTime time.Duration) (benchModel, error) {
+func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int, minTime time.Duration, fisherImages, fisherSamples int) (benchModel, error) {
 	row := benchModel{Model: name, Width: width, Batch: batch}
 	m, err := zoo.Build(name, zoo.Options{Width: width, Seed: 1})
 	if err != nil {
@@ -170,8 +189,17 @@ func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int
 	if err != nil {
 		return row, fmt.Errorf("bench %s: %w", name, err)
 	}
-	row.PeakRSSBytes, err = harness.PeakRSS()
-	return row, err
+	// Peak RSS of training alone, before the Fisher graph adds its own.
+	if row.PeakRSSBytes, err = harness.PeakRSS(); err != nil || fisherImages <= 0 {
+		return row, err
+	}
+	sec, err := harness.BenchFisher(rt, m, harness.TrainerOptions{Compile: co, BatchSize: batch}, fisherImages, fisherSamples, minTime)
+	if err != nil {
+		return row, fmt.Errorf("bench %s: fisher: %w", name, err)
+	}
+	epoch := epochImages / row.Train.ImagesPerSec
+	row.Fisher = &fisherBench{Images: fisherImages, Samples: fisherSamples, Seconds: sec, EpochSeconds: epoch, Ratio: sec / epoch}
+	return row, nil
 }
 
 // benchPipeline times augmentation, normalisation and batching of a
@@ -203,12 +231,20 @@ func writeBenchTable(w io.Writer, rep benchReport) {
 	fmt.Fprintf(w, "ONNX Runtime %s on %s, %d threads, %s\n", rep.ORT, rep.Device, rep.Threads, rep.CPU)
 	fmt.Fprintf(w, "ceiling: %s: %.1f GFLOP/s\n\n", rep.Layer, rep.Ceiling.GFLOPs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\twidth\tbatch\tparams\tGFLOP/img\ttrain img/s\ttrain GFLOP/s\t/ceiling\teval img/s\tpeak RSS MiB\t")
+	fmt.Fprintln(tw, "model\twidth\tbatch\tparams\tGFLOP/img\ttrain img/s\ttrain GFLOP/s\t/ceiling\teval img/s\tpeak RSS MiB\tfisher s\t/epoch\t")
+	var fisher *fisherBench
 	for _, m := range rep.Models {
-		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\t%.0f\t\n", m.Model, m.Width, m.Batch, m.Params,
-			float64(m.FLOPsPerImage)/1e9, m.Train.ImagesPerSec, m.Train.GFLOPs, m.CeilingRatio, m.Eval.ImagesPerSec, float64(m.PeakRSSBytes)/(1<<20))
+		fs, fr := "-", "-"
+		if f := m.Fisher; f != nil {
+			fs, fr, fisher = fmt.Sprintf("%.2f", f.Seconds), fmt.Sprintf("%.1f%%", 100*f.Ratio), f
+		}
+		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\t%.0f\t%s\t%s\t\n", m.Model, m.Width, m.Batch, m.Params,
+			float64(m.FLOPsPerImage)/1e9, m.Train.ImagesPerSec, m.Train.GFLOPs, m.CeilingRatio, m.Eval.ImagesPerSec, float64(m.PeakRSSBytes)/(1<<20), fs, fr)
 	}
 	tw.Flush()
+	if fisher != nil {
+		fmt.Fprintf(w, "\nfisher: one Tr F estimate on %d images × %d sampled labels; /epoch: over %d images at the train rate\n", fisher.Images, fisher.Samples, epochImages)
+	}
 	if p := rep.Pipeline; p != nil {
 		fmt.Fprintf(w, "\npipeline: %.0f images/s (%d workers, blur cached), %.1f× allcnn's train step\n", p.ImagesPerSec, p.Workers, p.RatioToAllCNN)
 	}
