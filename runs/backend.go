@@ -67,9 +67,9 @@ type Data interface {
 	Train(epoch int, deficit string) (next Batches, stop func(), err error)
 	// Test returns the batches of the clean test set.
 	Test() (next Batches, stop func(), err error)
-	// Probe returns the first n training images under deficit, neither
-	// shuffled nor augmented (for Fisher estimates).
-	Probe(deficit string, n int) (next Batches, stop func(), err error)
+	// Probe returns the first n clean training images, neither shuffled nor
+	// augmented (for Fisher estimates).
+	Probe(n int) (next Batches, stop func(), err error)
 }
 
 // Backend makes trainers and data for configs.

@@ -302,8 +302,8 @@ func (d *ortData) Test() (Batches, func(), error) {
 	return loaderBatches(l, -1), l.Close, nil
 }
 
-func (d *ortData) Probe(deficit string, n int) (Batches, func(), error) {
-	split, err := d.split(deficit)
+func (d *ortData) Probe(n int) (Batches, func(), error) {
+	split, err := d.split("")
 	if err != nil {
 		return nil, nil, err
 	}

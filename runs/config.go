@@ -132,10 +132,11 @@ type Augment struct {
 }
 
 // FisherConfig sets up the Fisher-information estimate at the end of every
-// Every-th epoch (and the last).
+// Every-th epoch, the last, and the epochs before a deficit window starts or
+// ends.
 type FisherConfig struct {
-	// Images is how many training images (the first ones, under the
-	// deficit active in the epoch) the estimate averages over.
+	// Images is how many clean training images (the first ones, the same
+	// every epoch) the estimate averages over.
 	Images int `yaml:"images"`
 	// Samples is how many labels are sampled from the model's output per
 	// image.

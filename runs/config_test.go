@@ -2,6 +2,7 @@ package runs
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -216,5 +217,21 @@ func TestDeficitWindows(t *testing.T) {
 	}
 	if _, ok := c.ActiveWindow(5); ok {
 		t.Error("epoch 5 has a deficit")
+	}
+}
+
+func TestFisherDue(t *testing.T) {
+	cfg := Config{Epochs: 12, Fisher: FisherConfig{Images: 10, Samples: 1, Every: 5},
+		Deficits: []Window{{Deficit: "blur", Start: 2, End: 7}}}
+	var due []int
+	for e := 0; e < cfg.Epochs; e++ {
+		if fisherDue(cfg, e) {
+			due = append(due, e)
+		}
+	}
+	// every 5th (4, 9), the last (11), before the window starts (1) and ends (6)
+	want := []int{1, 4, 6, 9, 11}
+	if fmt.Sprint(due) != fmt.Sprint(want) {
+		t.Fatalf("Fisher epochs %v, want %v", due, want)
 	}
 }

@@ -465,7 +465,7 @@ func (l *loop) epoch(ctx context.Context, epoch int) (MetricsRow, error) {
 // estimateFisher runs the Fisher hook when the epoch is due.
 func (l *loop) estimateFisher(epoch int, row *MetricsRow) error {
 	f := l.cfg.Fisher
-	if f.Every <= 0 || ((epoch+1)%f.Every != 0 && epoch != l.cfg.Epochs-1) {
+	if f.Every <= 0 || !fisherDue(l.cfg, epoch) {
 		return nil
 	}
 	ft, ok := l.tr.(FisherTrainer)
@@ -475,11 +475,9 @@ func (l *loop) estimateFisher(epoch int, row *MetricsRow) error {
 		}
 		return nil
 	}
-	deficit := ""
-	if row.Deficit != "none" {
-		deficit = row.Deficit
-	}
-	probe, stop, err := l.data.Probe(deficit, f.Images)
+	// Fixed clean training images, whatever deficit the epoch trains on, so
+	// every estimate of a run measures the same thing.
+	probe, stop, err := l.data.Probe(f.Images)
 	if err != nil {
 		return fmt.Errorf("epoch %d: fisher data: %w", epoch, err)
 	}
@@ -495,6 +493,21 @@ func (l *loop) estimateFisher(epoch int, row *MetricsRow) error {
 		l.fisher = append(l.fisher, FisherRow{RunID: l.runID, Epoch: int32(epoch), Layer: name, Trace: res.Layers[name]})
 	}
 	return nil
+}
+
+// fisherDue reports whether the Fisher estimate runs at the end of epoch:
+// every Every-th epoch, the last one, and the last epoch before each deficit
+// window starts or ends.
+func fisherDue(cfg Config, epoch int) bool {
+	if (epoch+1)%cfg.Fisher.Every == 0 || epoch == cfg.Epochs-1 {
+		return true
+	}
+	for _, w := range cfg.Deficits {
+		if epoch+1 == w.Start || epoch+1 == w.End {
+			return true
+		}
+	}
+	return false
 }
 
 // cancellable stops a batch iterator when ctx is done.

@@ -294,11 +294,11 @@ func (d *Data) Test() (runs.Batches, func(), error) {
 	return d.batches(order, 1, "", d.batch, false), func() {}, nil
 }
 
-// Probe is the first n training images.
-func (d *Data) Probe(deficit string, n int) (runs.Batches, func(), error) {
+// Probe is the first n clean training images.
+func (d *Data) Probe(n int) (runs.Batches, func(), error) {
 	order := make([]int, min(n, d.nTrain))
 	for i := range order {
 		order[i] = i
 	}
-	return d.batches(order, 0, deficit, d.batch, false), func() {}, nil
+	return d.batches(order, 0, "", d.batch, false), func() {}, nil
 }
