@@ -62,7 +62,7 @@ func configFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "hflip", Usage: "random horizontal flips (default on; --hflip=false to disable)"},
 		&cli.BoolFlag{Name: "crop", Usage: "random crops after 4-pixel padding (default on; --crop=false to disable)"},
 		&cli.IntSliceFlag{Name: "keep-checkpoints", Usage: "epochs whose checkpoint to keep beside the latest, e.g. 40,80"},
-		&cli.IntFlag{Name: "fisher-images", Usage: "images of the Fisher-trace estimate"},
+		&cli.IntFlag{Name: "fisher-images", Aliases: []string{"fisher"}, Usage: "N fixed clean training images for the Fisher-trace estimate (0: off)"},
 		&cli.IntFlag{Name: "fisher-samples", Usage: "label samples per image of the Fisher-trace estimate"},
 		&cli.IntFlag{Name: "fisher-every", Usage: "estimate the Fisher trace every K epochs (0: never)"},
 	}
