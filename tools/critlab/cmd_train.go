@@ -63,8 +63,8 @@ func configFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "crop", Usage: "random crops after 4-pixel padding (default on; --crop=false to disable)"},
 		&cli.IntSliceFlag{Name: "keep-checkpoints", Usage: "epochs whose checkpoint to keep beside the latest, e.g. 40,80"},
 		&cli.IntFlag{Name: "fisher-images", Aliases: []string{"fisher"}, Usage: "N fixed clean training images for the Fisher-trace estimate (0: off)"},
-		&cli.IntFlag{Name: "fisher-samples", Usage: "label samples per image of the Fisher-trace estimate"},
-		&cli.IntFlag{Name: "fisher-every", Usage: "estimate the Fisher trace every K epochs (0: never)"},
+		&cli.IntFlag{Name: "fisher-samples", Usage: "label samples per image of the Fisher-trace estimate (default 1 with --fisher)"},
+		&cli.IntFlag{Name: "fisher-every", Usage: "estimate the Fisher trace every K epochs (default 1 with --fisher; 0: never)"},
 	}
 }
 
@@ -112,7 +112,16 @@ func applyFlags(c *cli.Context, cfg *runs.Config) error {
 	set("hflip", func() { cfg.Augment.HFlip = c.Bool("hflip") })
 	set("crop", func() { cfg.Augment.Crop = c.Bool("crop") })
 	set("keep-checkpoints", func() { cfg.KeepCheckpoints = c.IntSlice("keep-checkpoints") })
-	set("fisher-images", func() { cfg.Fisher.Images = c.Int("fisher-images") })
+	set("fisher-images", func() {
+		// --fisher N alone means one label sample per image, every epoch.
+		cfg.Fisher.Images = c.Int("fisher-images")
+		if cfg.Fisher.Images > 0 && cfg.Fisher.Samples == 0 {
+			cfg.Fisher.Samples = 1
+		}
+		if cfg.Fisher.Images > 0 && cfg.Fisher.Every == 0 {
+			cfg.Fisher.Every = 1
+		}
+	})
 	set("fisher-samples", func() { cfg.Fisher.Samples = c.Int("fisher-samples") })
 	set("fisher-every", func() { cfg.Fisher.Every = c.Int("fisher-every") })
 
