@@ -116,7 +116,7 @@ func closeTo(t *testing.T, what string, got, want []float32, tol float64) {
 // TestSGDUpdate checks p.next and p.mom.next of every optimizer variant
 // against the update computed in Go from CompileGrad's gradients.
 func TestSGDUpdate(t *testing.T) {
-	rt := compilerRuntime(t)
+	rt := openRuntime(t)
 	m := bnHeadNet(3, 0.9)
 	vals := modelValues(t, m)
 	rng := rand.New(rand.NewPCG(5, 5))
@@ -200,7 +200,7 @@ func TestSGDUpdate(t *testing.T) {
 // variance) and that the train graph normalises with the biased batch
 // variance (the loss of a model whose head reads the BN output).
 func TestBatchNormRunningStats(t *testing.T) {
-	rt := compilerRuntime(t)
+	rt := openRuntime(t)
 	const mom = 0.8
 	m := bnHeadNet(4, mom)
 	vals := modelValues(t, m)
@@ -315,7 +315,7 @@ func argmax(v []float64) int64 {
 // TestLossLabelSmoothing compares loss and correct of train (with label
 // smoothing) and eval graphs with Go on the eval graph's logits.
 func TestLossLabelSmoothing(t *testing.T) {
-	rt := compilerRuntime(t)
+	rt := openRuntime(t)
 	n := newNet(9, 6, 5)
 	y := n.b.Op("Gemm", []string{n.x, n.param("fc.weight", 1, 7, 5), n.param("fc.bias", 1, 7)}, graph.Int("transB", 1))
 	n.b.NodeNamed("Identity", []string{y}, []string{"out"})
@@ -392,7 +392,7 @@ func fisherNet(seed uint64) *pb.ModelProto {
 // of log p computed in Go from the eval graph's logits (BatchNorm on the
 // running statistics), and the batch-of-one form with the per-example one.
 func TestFisherPerExample(t *testing.T) {
-	rt := compilerRuntime(t)
+	rt := openRuntime(t)
 	m := fisherNet(21)
 	vals := modelValues(t, m)
 	rng := rand.New(rand.NewPCG(8, 8))
@@ -500,7 +500,7 @@ func TestFisherPerExample(t *testing.T) {
 // PyTorch the gradient of each (non-overlapping) window goes to exactly one
 // element, and the total equals the sum of the output gradients.
 func TestMaxPoolTies(t *testing.T) {
-	rt := compilerRuntime(t)
+	rt := openRuntime(t)
 	n := newNet(31, 2, 2, 4, 4)
 	x := n.in(n.paramVals("x", []int64{1, 2, 4, 4}, make([]float32, 32)))
 	y := n.b.Op("MaxPool", []string{x}, graph.Ints("kernel_shape", 2, 2), graph.Ints("strides", 2, 2))
@@ -534,7 +534,7 @@ func TestMaxPoolTies(t *testing.T) {
 //
 //	go test ./harness -run XXX -bench ConvWeightGrad -benchtime 3x
 func BenchmarkConvWeightGrad(b *testing.B) {
-	rt := compilerRuntime(b)
+	rt := openRuntime(b)
 	const n = 128
 	for _, l := range []struct{ ci, co, hw, s int64 }{{96, 96, 32, 1}, {96, 192, 32, 2}, {192, 192, 16, 1}, {192, 192, 8, 1}} {
 		for _, wg := range []struct {

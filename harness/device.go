@@ -66,6 +66,11 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 	if err := so.SetIntraOpNumThreads(r.opts.Threads); err != nil {
 		return fail("intra-op threads", err)
 	}
+	// ORT's CPU arena keeps freed blocks for reuse: about 15% faster train
+	// steps, but allcnn's peak RSS at batch 128 goes from 0.97 to 1.5 GiB.
+	if err := so.SetCpuMemArena(r.opts.MemArena); err != nil {
+		return fail("memory arena", err)
+	}
 	if err := so.SetInterOpNumThreads(1); err != nil {
 		return fail("inter-op threads", err)
 	}

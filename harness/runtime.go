@@ -34,7 +34,10 @@ type RuntimeOptions struct {
 	Device string
 	// Threads is ORT's intra-op thread count; 0 means one per core.
 	Threads int
-	// CUDA holds provider options recorded in the run config (see cuda.go).
+	// MemArena turns on ORT's CPU memory arena: faster steps, higher peak
+	// memory (see sessionOptions).
+	MemArena bool
+	// CUDA holds the CUDA provider options recorded in the run config.
 	CUDA CUDAOptions
 }
 

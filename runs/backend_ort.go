@@ -26,6 +26,8 @@ type BackendOptions struct {
 	// Library is the ONNX Runtime library; empty means harness's search
 	// ($CRITLAB_ORT_LIB, then .deps/onnxruntime).
 	Library string
+	// MemArena turns on ORT's CPU memory arena (faster, more memory).
+	MemArena bool
 }
 
 // NewBackend returns the backend that trains with ONNX Runtime. It keeps
@@ -189,7 +191,7 @@ func (b *ortBackend) Open(ctx context.Context, cfg Config) (Trainer, Data, error
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, err := harness.Open(harness.RuntimeOptions{Library: b.o.Library, Device: cfg.Device, Threads: cfg.Threads})
+	rt, err := harness.Open(harness.RuntimeOptions{Library: b.o.Library, Device: cfg.Device, Threads: cfg.Threads, MemArena: b.o.MemArena})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -55,6 +55,7 @@ type benchReport struct {
 	Device   string             `json:"device"`
 	ORT      string             `json:"onnxruntime"`
 	Threads  int                `json:"threads"`
+	MemArena bool               `json:"mem_arena"`
 	CPU      string             `json:"cpu_features"`
 	Ceiling  harness.Throughput `json:"conv_ceiling"`
 	Layer    string             `json:"conv_ceiling_layer"`
@@ -88,7 +89,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "one", Hidden: true, Usage: "internal: measure one model and print JSON"},
 		),
 		Action: func(c *cli.Context) error {
-			opts := harness.RuntimeOptions{Library: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")}
+			opts := runtimeOptions(c)
 			if name := c.String("one"); name != "" {
 				row, err := benchOne(opts, name, c.Float64("width"), c.Int("batch"), c.Duration("min-time"), c.Int("fisher-images"), c.Int("fisher-samples"))
 				if err != nil {
@@ -107,7 +108,7 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 		return err
 	}
 	rep := benchReport{Time: time.Now().UTC().Format(time.RFC3339), Device: rt.Device().String(), ORT: rt.Version(),
-		Threads: rt.Threads(), CPU: cpuFeatures(), Layer: "Conv 96→96 3×3 pad 1 on 32×32"}
+		Threads: rt.Threads(), MemArena: opts.MemArena, CPU: cpuFeatures(), Layer: "Conv 96→96 3×3 pad 1 on 32×32"}
 	batch, minTime := c.Int("batch"), c.Duration("min-time")
 	fmt.Fprintf(c.App.ErrWriter, "bench: conv ceiling at batch %d\n", batch)
 	rep.Ceiling, err = harness.BenchConv(rt, int64(batch), 96, 96, 32, minTime)
@@ -126,6 +127,9 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 			"--fisher-images", fmt.Sprint(c.Int("fisher-images")), "--fisher-samples", fmt.Sprint(c.Int("fisher-samples"))}
 		if opts.Library != "" {
 			args = append(args, "--ort-lib", opts.Library)
+		}
+		if opts.MemArena {
+			args = append(args, "--mem-arena")
 		}
 		var out, errb bytes.Buffer
 		cmd := exec.CommandContext(c.Context, exe, args...)
@@ -228,7 +232,11 @@ func benchPipeline(batch int) (*pipelineBench, error) {
 }
 
 func writeBenchTable(w io.Writer, rep benchReport) {
-	fmt.Fprintf(w, "ONNX Runtime %s on %s, %d threads, %s\n", rep.ORT, rep.Device, rep.Threads, rep.CPU)
+	arena := "off"
+	if rep.MemArena {
+		arena = "on"
+	}
+	fmt.Fprintf(w, "ONNX Runtime %s on %s, %d threads, memory arena %s, %s\n", rep.ORT, rep.Device, rep.Threads, arena, rep.CPU)
 	fmt.Fprintf(w, "ceiling: %s: %.1f GFLOP/s\n\n", rep.Layer, rep.Ceiling.GFLOPs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "model\twidth\tbatch\tparams\tGFLOP/img\ttrain img/s\ttrain GFLOP/s\t/ceiling\teval img/s\tpeak RSS MiB\tfisher s\t/epoch\t")

@@ -19,7 +19,7 @@ func doctorCommand() *cli.Command {
 			w := c.App.Writer
 			fmt.Fprintf(w, "go:        %s %s/%s, %d CPUs\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 			fmt.Fprintf(w, "cpu:       %s\n", cpuFeatures())
-			rep, err := harness.Diagnose(harness.RuntimeOptions{Library: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")})
+			rep, err := harness.Diagnose(runtimeOptions(c))
 			fmt.Fprintf(w, "library:   %s\n", orNone(rep.Library))
 			fmt.Fprintf(w, "version:   %s\n", orNone(rep.Version))
 			fmt.Fprintf(w, "threads:   %d intra-op\n", rep.Threads)

@@ -25,7 +25,7 @@ func exportCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			rt, err := harness.Open(harness.RuntimeOptions{Library: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")})
+			rt, err := harness.Open(runtimeOptions(c))
 			if err != nil {
 				return err
 			}

@@ -14,7 +14,7 @@ import (
 
 // newBackend makes the training backend; tests swap in a fake.
 var newBackend = func(c *cli.Context) runs.Backend {
-	return runs.NewBackend(runs.BackendOptions{Library: c.String("ort-lib")})
+	return runs.NewBackend(runs.BackendOptions{Library: c.String("ort-lib"), MemArena: c.Bool("mem-arena")})
 }
 
 // multiFlag collects every occurrence of a repeatable flag as is (no
