@@ -68,8 +68,12 @@ func BenchTrain(rt *Runtime, forward *pb.ModelProto, opts TrainerOptions, flopsP
 
 // BenchConv times ORT's plain forward Conv (3×3, pad 1, stride 1) of cin to
 // cout channels on hw×hw images at batch n: the machine's ceiling for the
-// dominant op of a CNN.
+// dominant op of a CNN. It runs with ORT's default settings (memory arena
+// on) whatever the runtime's, so the ceiling does not move with them.
 func BenchConv(rt *Runtime, n, cin, cout, hw int64, minTime time.Duration) (Throughput, error) {
+	defaults := *rt
+	defaults.opts.MemArena = true
+	rt = &defaults
 	b := graph.NewBuilder("conv")
 	x := b.Input("x", graph.Float, n, cin, hw, hw)
 	w := make([]float32, cout*cin*9)
