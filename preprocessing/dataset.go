@@ -88,7 +88,14 @@ func Open(spec string, opts OpenOptions) (*Dataset, error) {
 		}
 		ds, err = Synthetic(cfg)
 	default:
-		return nil, fmt.Errorf("open %q: %w %q; valid specs: %s", spec, ErrUnknownSpec, kind, Specs)
+		// A bare path to an existing file is an archive (config files and
+		// flags alike: ../shared/data/cifar-10-binary.tar.gz).
+		if st, serr := os.Stat(spec); serr == nil && !st.IsDir() {
+			kind = "archive"
+			ds, err = OpenArchive(spec)
+			break
+		}
+		return nil, fmt.Errorf("open %q: %w %q; valid specs: %s (or the path of an archive)", spec, ErrUnknownSpec, kind, Specs)
 	}
 	if err != nil {
 		return nil, err

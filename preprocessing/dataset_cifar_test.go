@@ -25,6 +25,12 @@ func TestCIFARArchiveGolden(t *testing.T) {
 			}
 			sameSplit(t, "train", ds.Train, wantTrain)
 			sameSplit(t, "test", ds.Test, wantTest)
+			// A bare archive path reads the same data.
+			bare, err := Open(archive, OpenOptions{})
+			if err != nil {
+				t.Fatalf("Open(bare path): %v", err)
+			}
+			sameSplit(t, "train (bare path)", bare.Train, wantTrain)
 			if ds.Classes[1] != tinyClassName(1) || len(ds.Classes) != lay.classes {
 				t.Errorf("classes %v", ds.Classes[:2])
 			}
@@ -165,6 +171,10 @@ func TestOpenMissing(t *testing.T) {
 	_, err := Open("cifar10:"+filepath.Join(t.TempDir(), "nope.tar.gz"), OpenOptions{})
 	if err == nil || !strings.Contains(err.Error(), "critlab data fetch cifar10") {
 		t.Fatalf("error %v, want a hint to fetch", err)
+	}
+	_, err = Open(filepath.Join(t.TempDir(), "missing.tar.gz"), OpenOptions{})
+	if !errors.Is(err, ErrUnknownSpec) {
+		t.Fatalf("missing bare path: error %v, want ErrUnknownSpec", err)
 	}
 	_, err = Open("imagenet:/x", OpenOptions{})
 	if !errors.Is(err, ErrUnknownSpec) || !strings.Contains(err.Error(), "synthetic") {

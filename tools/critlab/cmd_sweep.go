@@ -95,7 +95,7 @@ Example:
 			}
 			b := &spec.Base
 			if c.IsSet("data") {
-				b.Data = dataSpec(c.String("data"))
+				b.Data = c.String("data")
 			}
 			if c.IsSet("model") {
 				b.Model = c.String("model")

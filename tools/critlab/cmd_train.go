@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -89,7 +88,7 @@ func applyFlags(c *cli.Context, cfg *runs.Config) error {
 	}
 	set("model", func() { cfg.Model = c.String("model") })
 	set("width", func() { cfg.Width = c.Float64("width") })
-	set("data", func() { cfg.Data = dataSpec(c.String("data")) })
+	set("data", func() { cfg.Data = c.String("data") })
 	set("subset", func() { cfg.TrainSubset = c.Int("subset") })
 	set("epochs", func() { cfg.Epochs = c.Int("epochs") })
 	set("batch-size", func() { cfg.BatchSize = c.Int("batch-size") })
@@ -141,14 +140,6 @@ func applyFlags(c *cli.Context, cfg *runs.Config) error {
 		}
 	}
 	return nil
-}
-
-// dataSpec turns a bare archive path into an archive: spec.
-func dataSpec(s string) string {
-	if st, err := os.Stat(s); err == nil && !st.IsDir() && !strings.Contains(s, ":") {
-		return "archive:" + s
-	}
-	return s
 }
 
 // defaultRunDir names a run after its model, data set, seed and config.
