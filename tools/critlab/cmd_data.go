@@ -41,8 +41,8 @@ func dataFetchCommand() *cli.Command {
 				return fmt.Errorf("data fetch: name one data set: cifar10 or cifar100")
 			}
 			name := c.Args().First()
-			if err := setTrailingFlags(c, c.Args().Tail()); err != nil {
-				return fmt.Errorf("data fetch: %w", err)
+			if c.NArg() > 1 {
+				return fmt.Errorf("data fetch: unexpected arguments %q: want NAME [flags]", c.Args().Tail())
 			}
 			opts := preprocessing.FetchOptions{
 				Dir:     c.String("dir"),
@@ -133,42 +133,6 @@ func dataInfoCommand() *cli.Command {
 			return err
 		},
 	}
-}
-
-// setTrailingFlags applies flags written after the positional argument
-// (`data fetch cifar10 --dir D`), which urfave/cli leaves unparsed.
-func setTrailingFlags(c *cli.Context, args []string) error {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") {
-			return fmt.Errorf("unexpected argument %q", a)
-		}
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		var flag cli.Flag
-		for _, f := range c.Command.Flags {
-			for _, n := range f.Names() {
-				if n == name {
-					flag = f
-				}
-			}
-		}
-		if flag == nil {
-			return fmt.Errorf("unknown flag %s", a)
-		}
-		if _, isBool := flag.(*cli.BoolFlag); isBool && !hasVal {
-			val = "true"
-		} else if !hasVal {
-			if i+1 >= len(args) {
-				return fmt.Errorf("flag %s needs a value", a)
-			}
-			i++
-			val = args[i]
-		}
-		if err := c.Set(name, val); err != nil {
-			return fmt.Errorf("flag %s: %w", a, err)
-		}
-	}
-	return nil
 }
 
 func sheetDeficitNames() []string {

@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 )
 
 var updateDataGolden = flag.Bool("update-data", false, "rewrite testdata/data_*.golden")
@@ -22,16 +20,7 @@ var updateDataGolden = flag.Bool("update-data", false, "rewrite testdata/data_*.
 // command, and returns its stdout and stderr.
 func runData(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	app := &cli.App{
-		Name:           "critlab",
-		Commands:       []*cli.Command{dataCommand()},
-		Writer:         &stdout,
-		ErrWriter:      &stderr,
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err := app.Run(append([]string{"critlab", "data"}, args...))
-	return stdout.String(), stderr.String(), err
+	return runCLI(t, append([]string{"data"}, args...)...)
 }
 
 func TestDataInfoGolden(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -46,10 +45,8 @@ func modelBuildCommand() *cli.Command {
 			name := c.Args().First()
 			opts := zoo.Options{Width: c.Float64("width"), Seed: c.Uint64("seed"), Classes: c.Int("classes"), ImageSize: c.Int("image-size")}
 			out := c.String("output")
-			// urfave/cli v2 stops parsing flags at NAME: parse the ones after it
-			// so that `build NAME --width W -o FILE` works too.
-			if err := parseTrailingFlags(c.Args().Tail(), &opts, &out); err != nil {
-				return fmt.Errorf("model build: %w", err)
+			if c.NArg() > 1 {
+				return fmt.Errorf("model build: unexpected arguments %q: want NAME [flags]", c.Args().Tail())
 			}
 			if out == "" {
 				return fmt.Errorf("model build: the output file is required: -o FILE")
@@ -70,28 +67,6 @@ func modelBuildCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-// parseTrailingFlags parses build flags given after NAME over opts and out.
-func parseTrailingFlags(args []string, opts *zoo.Options, out *string) error {
-	if len(args) == 0 {
-		return nil
-	}
-	fs := flag.NewFlagSet("build", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Float64Var(&opts.Width, "width", opts.Width, "")
-	fs.Uint64Var(&opts.Seed, "seed", opts.Seed, "")
-	fs.IntVar(&opts.Classes, "classes", opts.Classes, "")
-	fs.IntVar(&opts.ImageSize, "image-size", opts.ImageSize, "")
-	fs.StringVar(out, "output", *out, "")
-	fs.StringVar(out, "o", *out, "")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: want NAME [flags]", fs.Args())
-	}
-	return nil
 }
 
 func modelInspectCommand() *cli.Command {

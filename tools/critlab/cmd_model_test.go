@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
@@ -9,25 +8,15 @@ import (
 	"testing"
 
 	"github.com/critlab/critlab/models/graph"
-	"github.com/urfave/cli/v2"
 )
 
 var updateModelGolden = flag.Bool("update-model", false, "rewrite testdata/model_*.golden")
 
-// runModel runs `critlab model ARGS...` in an app holding only the model
-// command, and returns what it wrote.
+// runModel runs `critlab model ARGS...` and returns what it wrote.
 func runModel(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	app := &cli.App{
-		Name:           "critlab",
-		Commands:       []*cli.Command{modelCommand()},
-		Writer:         &stdout,
-		ErrWriter:      &stderr,
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err := app.Run(append([]string{"critlab", "model"}, args...))
-	return stdout.String() + stderr.String(), err
+	stdout, stderr, err := runCLI(t, append([]string{"model"}, args...)...)
+	return stdout + stderr, err
 }
 
 func TestModelBuildInspectGolden(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -20,16 +19,7 @@ func runRuns(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	old := newBackend
 	newBackend = func(*cli.Context) runs.Backend { return &runstest.Backend{} }
 	defer func() { newBackend = old }()
-	var o, e bytes.Buffer
-	app := &cli.App{
-		Name:           "critlab",
-		Commands:       []*cli.Command{trainCommand(), sweepCommand(), reportCommand()},
-		Writer:         &o,
-		ErrWriter:      &e,
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err = app.Run(append([]string{"critlab"}, args...))
-	return o.String(), e.String(), err
+	return runCLI(t, args...)
 }
 
 func TestTrainCommand(t *testing.T) {

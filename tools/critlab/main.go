@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/critlab/critlab/harness"
@@ -28,7 +29,74 @@ func main() {
 func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
-	return app.RunContext(ctx, args)
+	return app.RunContext(ctx, hoistFlags(app.Commands, args))
+}
+
+// hoistFlags moves the flags written after a command's positional arguments
+// in front of them: urfave/cli v2 stops reading flags at the first positional
+// argument, and `critlab export CKPT -o out.onnx` should work as written.
+func hoistFlags(cmds []*cli.Command, args []string) []string {
+	if len(args) == 0 {
+		return args
+	}
+	out := []string{args[0]}
+	var cmd *cli.Command
+	i := 1
+	for ; i < len(args); i++ {
+		next := findCommand(cmds, args[i])
+		if next == nil {
+			break
+		}
+		out = append(out, args[i])
+		cmd, cmds = next, next.Subcommands
+	}
+	if cmd == nil {
+		return args
+	}
+	var flags, positional []string
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if f := findFlag(cmd.Flags, name); f != nil && !hasValue && takesValue(f) && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(append(out, flags...), positional...)
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+func findFlag(flags []cli.Flag, name string) cli.Flag {
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+func takesValue(f cli.Flag) bool {
+	v, ok := f.(interface{ TakesValue() bool })
+	return !ok || v.TakesValue()
 }
 
 func newApp() *cli.App {
