@@ -38,6 +38,11 @@ func BenchTrain(rt *Runtime, forward *pb.ModelProto, opts TrainerOptions, flopsP
 		images[i] = float32(rng.NormFloat64())
 	}
 	classes := int64(10)
+	if out := forward.GetGraph().GetOutput(); len(out) > 0 {
+		if dims, _ := graph.Dims(out[0]); len(dims) == 2 && dims[1] > 0 {
+			classes = dims[1]
+		}
+	}
 	for i := range labels {
 		labels[i] = rng.Int64N(classes)
 	}
