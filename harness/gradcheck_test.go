@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/critlab/critlab/models/zoo"
+
 	"github.com/critlab/critlab/harness"
 	"github.com/critlab/critlab/models/compiler"
 	"github.com/critlab/critlab/models/graph"
@@ -172,6 +174,8 @@ type tol struct {
 var (
 	smooth = tol{h: 1e-2, rel: 2e-3, abs: 1e-4, rich: true}
 	kinked = tol{h: 1e-3, rel: 5e-3, abs: 5e-4}
+	// deep suits whole deep nets, whose curvature needs a smaller step.
+	deep = tol{h: 2e-3, rel: 5e-3, abs: 1e-4, rich: true}
 )
 
 // checkGrad compares analytic and finite-difference directional
@@ -640,5 +644,42 @@ func TestGradRules(t *testing.T) {
 				checkGrad(t, rt, m, compiler.Options{WeightGrad: wg}, images, 3, c.tl)
 			})
 		}
+	}
+}
+
+// TestGradZoo checks the whole compiled gradient of each zoo model at tiny
+// width against finite differences, BatchNorm in training form. ReLU's kinks
+// make finite differences of a deep net unreliable in float32, so each Relu
+// becomes a Softplus (which has its own rule check): every other op, stride,
+// residual Add and shape of the real graph stays as built.
+func TestGradZoo(t *testing.T) {
+	rt := openRuntime(t)
+	for _, tc := range []struct {
+		name  string
+		width float64
+		tol   tol
+	}{{"allcnn", 0.04, deep}, {"resnet18", 0.05, deep}, {"small", 0.1, smooth}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := zoo.Build(tc.name, zoo.Options{Width: tc.width, Seed: 5, Classes: 4, ImageSize: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			relus := 0
+			for _, n := range m.Graph.Node {
+				if n.GetOpType() == "Relu" {
+					softplus := "Softplus"
+					n.OpType = &softplus
+					relus++
+				}
+			}
+			if relus == 0 {
+				t.Fatal("no Relu to smooth: the zoo model changed")
+			}
+			// 16×16 images and batch 8 keep at least 8 values in every
+			// BatchNorm's statistics (resnet18 ends at 2×2), so the loss stays
+			// smooth on the finite-difference scale.
+			images := randTensor(rand.New(rand.NewPCG(3, 4)), 1, 8, 3, 16, 16)
+			checkGrad(t, rt, m, compiler.Options{}, images, 4, tc.tol)
+		})
 	}
 }
