@@ -191,7 +191,7 @@ func (b *ortBackend) Open(ctx context.Context, cfg Config) (Trainer, Data, error
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, err := harness.Open(harness.RuntimeOptions{Library: b.o.Library, Device: cfg.Device, Threads: cfg.Threads, MemArena: b.o.MemArena})
+	rt, err := harness.Open(harness.RuntimeOptions{Library: b.o.Library, Device: cfg.Device, Threads: cfg.Threads, MemArena: b.o.MemArena, CUDA: cfg.CUDA})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/critlab/critlab/harness"
 	"gopkg.in/yaml.v3"
 )
 
@@ -68,6 +69,10 @@ type Config struct {
 	Seed int64 `yaml:"seed"`
 	// Device is cpu (the zero value "") or cuda / cuda:N.
 	Device string `yaml:"device"`
+	// CUDA pins the CUDA provider's settings that change speed and
+	// reproducibility (cuDNN algorithm search, TF32, memory limit,
+	// deterministic compute); ignored on the CPU.
+	CUDA harness.CUDAOptions `yaml:"cuda,omitempty"`
 	// Threads is ONNX Runtime's intra-op thread count; 0 means one per
 	// core. Not part of the config hash.
 	Threads int `yaml:"threads"`
@@ -291,7 +296,7 @@ func (c Config) Validate() error {
 	default:
 		return bad("lr_schedule %q: want one of %s", c.LRSchedule, strings.Join(schedules, ", "))
 	}
-	if err := validDevice(c.Device); err != nil {
+	if _, err := harness.ParseDevice(c.Device); err != nil {
 		return bad("%v", err)
 	}
 	if err := c.validateWindows(); err != nil {
@@ -351,19 +356,6 @@ func (c Config) validateWindows() error {
 		}
 	}
 	return nil
-}
-
-// validDevice accepts "", cpu, cuda and cuda:N.
-func validDevice(d string) error {
-	switch {
-	case d == "" || d == "cpu" || d == "cuda":
-		return nil
-	case strings.HasPrefix(d, "cuda:"):
-		if n, err := strconv.Atoi(d[len("cuda:"):]); err == nil && n >= 0 {
-			return nil
-		}
-	}
-	return fmt.Errorf("device %q: want cpu, cuda or cuda:N", d)
 }
 
 // ActiveWindow returns the deficit window containing epoch, if any.
