@@ -9,9 +9,8 @@ batch size, in float32, and reports images per second:
         --batch 128 --json /tmp/torch_cuda.json
     python3 tools/torch_bench.py --device cpu --batch 8 --warmup 1 --steps 2  # smoke test
 
-Models (the same architectures as tools/export_torch.py, defined here again so
-that this script needs only torch; --check-models compares parameter counts
-with export_torch.py when it can be imported):
+Models (from tools/torch_models.py, shared with export_torch.py; it needs
+only torch and torchvision):
 
   allcnn    All-CNN-C with BatchNorm: nine convolutions with
             96,96,192,192,192,192,192,192,10 channels, strides
@@ -53,77 +52,20 @@ import time
 import torch
 import torch.nn as nn
 
+from torch_models import build_model
+
 MODELS = ("allcnn", "resnet18")
 
 
 # ---------------------------------------------------------------- models
 
 
-class AllCNN(nn.Module):
-    """All-CNN-C with BatchNorm and ReLU after every convolution."""
-
-    CHANNELS = (96, 96, 192, 192, 192, 192, 192, 192)
-    STRIDES = (1, 1, 2, 1, 1, 2, 1, 1, 1)
-    KERNELS = (3, 3, 3, 3, 3, 3, 3, 1, 1)
-
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        cin = 3
-        for cout, stride, k in zip(list(self.CHANNELS) + [num_classes], self.STRIDES, self.KERNELS):
-            layers += [
-                nn.Conv2d(cin, cout, kernel_size=k, stride=stride, padding=k // 2, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True),
-            ]
-            cin = cout
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.flatten(self.pool(self.features(x)))
-
-
-def cifar_resnet18(num_classes: int = 10) -> nn.Module:
-    """torchvision's ResNet-18 with a 3x3 stride-1 stem and no max pool."""
-    from torchvision.models.resnet import BasicBlock, ResNet
-
-    model = ResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
-    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()
-    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
-    return model
-
-
 def build(name: str, classes: int) -> nn.Module:
-    if name == "allcnn":
-        return AllCNN(classes)
-    if name == "resnet18":
-        return cifar_resnet18(classes)
-    raise SystemExit(f"torch_bench: unknown model {name!r} (known: {', '.join(MODELS)})")
+    return build_model(name, classes)
 
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def check_models(classes: int) -> None:
-    """Compare parameter counts with tools/export_torch.py's builders."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    try:
-        from export_torch import build_model  # needs onnx as well as torch
-    except ImportError as e:
-        print(f"torch_bench: --check-models skipped: cannot import export_torch ({e})", file=sys.stderr)
-        return
-    for name in MODELS:
-        ours, theirs = n_params(build(name, classes)), n_params(build_model(name, classes))
-        if ours != theirs:
-            raise SystemExit(f"torch_bench: {name} has {ours} parameters here, {theirs} in export_torch.py")
-        print(f"torch_bench: {name}: {ours} parameters, same as export_torch.py", file=sys.stderr)
-
-
-# ---------------------------------------------------------------- timing
 
 
 def set_precision(tf32: bool) -> None:
@@ -225,8 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results here")
-    p.add_argument("--check-models", action="store_true",
-                   help="compare parameter counts with tools/export_torch.py first")
     args = p.parse_args(argv)
 
     names = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -243,8 +183,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    if args.check_models:
-        check_models(args.classes)
     set_precision(args.tf32)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
 
