@@ -2,6 +2,7 @@ package harness_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/critlab/critlab/harness"
@@ -22,31 +23,47 @@ func openRuntime(t testing.TB) *harness.Runtime {
 	return rt
 }
 
+// TestSessionRun doubles a tensor through a one-node model, including a
+// rank-0 one (the train graph's lr, loss and correct are scalars).
 func TestSessionRun(t *testing.T) {
 	rt := openRuntime(t)
-	b := graph.NewBuilder("add")
-	x := b.Input("x", graph.Float, -1, 3)
-	y := b.Op("Mul", []string{x, b.ConstFloat(2)})
-	b.NodeNamed("Identity", []string{y}, []string{"y"})
-	b.Output("y", graph.Float, -1, 3)
-	data, err := graph.Marshal(b.Model())
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name  string
+		dims  []int64 // graph dims; -1 is the symbolic batch
+		shape []int64
+		in    []float32
+	}{
+		{"matrix", []int64{-1, 3}, []int64{2, 3}, []float32{1, 2, 3, 4, 5, 6}},
+		{"scalar", nil, []int64{}, []float32{2}},
 	}
-	s, err := rt.NewSession(data, []string{"x"}, []string{"y"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	out, err := s.Run([]harness.Tensor{{Shape: []int64{2, 3}, F32: []float32{1, 2, 3, 4, 5, 6}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []float32{2, 4, 6, 8, 10, 12}
-	for i, v := range out[0].F32 {
-		if v != want[i] {
-			t.Fatalf("y = %v, want %v", out[0].F32, want)
-		}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := graph.NewBuilder(tc.name)
+			x := b.Input("x", graph.Float, tc.dims...)
+			b.NodeNamed("Mul", []string{x, b.ConstFloat(2)}, []string{"y"})
+			b.Output("y", graph.Float, tc.dims...)
+			data, err := graph.Marshal(b.Model())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := rt.NewSession(data, []string{"x"}, []string{"y"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			out, err := s.Run([]harness.Tensor{{Shape: tc.shape, F32: tc.in}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(out[0].Shape, tc.shape) || len(out[0].F32) != len(tc.in) {
+				t.Fatalf("y = %+v, want shape %v", out[0], tc.shape)
+			}
+			for i, v := range out[0].F32 {
+				if v != 2*tc.in[i] {
+					t.Fatalf("y = %v, want twice %v", out[0].F32, tc.in)
+				}
+			}
+		})
 	}
 }
 
@@ -81,31 +98,5 @@ func TestParseDevice(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && d.String() != tc.want) {
 			t.Errorf("ParseDevice(%q) = %v, %v; want %q ok=%v", tc.in, d, err, tc.want, tc.ok)
 		}
-	}
-}
-
-// TestSessionScalars feeds and reads rank-0 tensors (the train graph's lr,
-// loss and correct are scalars).
-func TestSessionScalars(t *testing.T) {
-	rt := openRuntime(t)
-	b := graph.NewBuilder("scalar")
-	x := b.Input("x", graph.Float)
-	b.NodeNamed("Mul", []string{x, b.ConstFloat(3)}, []string{"y"})
-	b.Output("y", graph.Float)
-	data, err := graph.Marshal(b.Model())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := rt.NewSession(data, []string{"x"}, []string{"y"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	out, err := s.Run([]harness.Tensor{{Shape: []int64{}, F32: []float32{2}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out[0].Shape) != 0 || len(out[0].F32) != 1 || out[0].F32[0] != 6 {
-		t.Fatalf("y = %+v, want scalar 6", out[0])
 	}
 }

@@ -253,15 +253,7 @@ func prepare(forward *pb.ModelProto) (*prepared, error) {
 
 // forEachName rewrites every value name in g through f.
 func forEachName(g *pb.GraphProto, f func(string) string) {
-	for _, v := range g.Input {
-		n := f(v.GetName())
-		v.Name = &n
-	}
-	for _, v := range g.Output {
-		n := f(v.GetName())
-		v.Name = &n
-	}
-	for _, v := range g.ValueInfo {
+	for _, v := range slices.Concat(g.Input, g.Output, g.ValueInfo) {
 		n := f(v.GetName())
 		v.Name = &n
 	}
