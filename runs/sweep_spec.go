@@ -46,8 +46,9 @@ type RemovalSpec struct {
 	Total int `yaml:"total"`
 	// Branch trains the deficit once per seed (a "trunk" run of
 	// max(Points) deficit epochs that keeps checkpoints at every point)
-	// and starts each point from the trunk's checkpoint at T instead of
-	// repeating the deficit epochs. Results are identical either way.
+	// and starts each point, and the lr-restart control, from the trunk's
+	// checkpoint at T instead of repeating the deficit epochs. Results are
+	// identical either way.
 	Branch bool `yaml:"branch"`
 	// Controls adds runs at the latest point.
 	Controls Controls `yaml:"controls"`
@@ -71,6 +72,10 @@ type WindowSpec struct {
 	Onsets  []int  `yaml:"onsets"`
 	// Total is every run's length; 0 means base.epochs.
 	Total int `yaml:"total"`
+	// Branch starts each window from the baseline's checkpoint at its
+	// onset instead of repeating the sharp epochs before it (the baseline
+	// keeps checkpoints at every onset). Results are identical either way.
+	Branch bool `yaml:"branch"`
 }
 
 // FinetuneSpec: pretrain on the deficit for P epochs, then fine-tune on
@@ -208,7 +213,7 @@ func (s SweepSpec) Plan(dir string) (Plan, error) {
 			}
 		}
 		if w := s.Window; w != nil {
-			if err := w.plan(p, b, sfx); err != nil {
+			if err := w.plan(p, b, dir, sfx); err != nil {
 				return Plan{}, err
 			}
 		}
@@ -223,20 +228,26 @@ func (s SweepSpec) Plan(dir string) (Plan, error) {
 
 type planner struct {
 	plan  Plan
-	index map[string]int // config hash -> run
+	index map[string]int // hash of the config without kept checkpoints -> run
 }
 
-// add plans a run, or adds the label to an identical run already planned,
-// and returns the id of the run that will train it.
+// add plans a run, or adds the label (and the checkpoints to keep) to an
+// identical run already planned, and returns the id of the run that will
+// train it.
 func (p *planner) add(id string, cfg Config, l Label, after ...string) string {
-	if i, ok := p.index[cfg.Hash()]; ok {
+	key := cfg
+	key.KeepCheckpoints = nil
+	if i, ok := p.index[key.Hash()]; ok {
 		r := &p.plan.Runs[i]
 		if !slices.Contains(r.Labels, l) {
 			r.Labels = append(r.Labels, l)
 		}
+		keep := append(slices.Clone(r.Config.KeepCheckpoints), cfg.KeepCheckpoints...)
+		slices.Sort(keep)
+		r.Config.KeepCheckpoints = slices.Compact(keep)
 		return r.ID
 	}
-	p.index[cfg.Hash()] = len(p.plan.Runs)
+	p.index[key.Hash()] = len(p.plan.Runs)
 	p.plan.Runs = append(p.plan.Runs, PlannedRun{ID: id, Config: cfg, Labels: []Label{l}, After: after})
 	return id
 }
@@ -309,12 +320,17 @@ func (r *RemovalSpec) plan(p *planner, b Config, dir, sfx string) error {
 	if r.Controls.LRRestart && last > 0 {
 		c := run(last)
 		c.RestartAtDeficitEnd = true
-		p.add(fmt.Sprintf("control-lr-restart-T%03d%s", last, sfx), c, Label{VariantLRRestart, last})
+		var after []string
+		if trunkID != "" {
+			c.BranchFrom, c.BranchEpoch = filepath.Join(dir, trunkID), last
+			after = []string{trunkID}
+		}
+		p.add(fmt.Sprintf("control-lr-restart-T%03d%s", last, sfx), c, Label{VariantLRRestart, last}, after...)
 	}
 	return nil
 }
 
-func (w *WindowSpec) plan(p *planner, b Config, sfx string) error {
+func (w *WindowSpec) plan(p *planner, b Config, dir, sfx string) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: sweep window: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
@@ -324,16 +340,34 @@ func (w *WindowSpec) plan(p *planner, b Config, sfx string) error {
 	if w.Total > 0 {
 		b.Epochs = w.Total
 	}
-	p.add("baseline"+sfx, b, Label{VariantBaseline, -1})
 	onsets := slices.Clone(w.Onsets)
 	sort.Ints(onsets)
+	window := func(s int) Config {
+		c := b
+		c.Deficits = []Window{{Deficit: w.Deficit, Start: s, End: s + w.Length}}
+		return c
+	}
+	baseline := b
 	for _, s := range onsets {
 		if s < 0 || s+w.Length > b.Epochs {
 			return bad("window %d:%d does not fit in %d epochs", s, s+w.Length, b.Epochs)
 		}
-		c := b
-		c.Deficits = []Window{{Deficit: w.Deficit, Start: s, End: s + w.Length}}
-		p.add(fmt.Sprintf("window-S%03d%s", s, sfx), c, Label{VariantWindow, s})
+		if w.Branch && s > 0 {
+			if err := BranchCompatible(b, window(s), s); err != nil {
+				return bad("branch: onset %d cannot start from the baseline: %v (use branch: false)", s, err)
+			}
+			baseline.KeepCheckpoints = append(baseline.KeepCheckpoints, s)
+		}
+	}
+	baseID := p.add("baseline"+sfx, baseline, Label{VariantBaseline, -1})
+	for _, s := range onsets {
+		c := window(s)
+		var after []string
+		if w.Branch && s > 0 {
+			c.BranchFrom, c.BranchEpoch = filepath.Join(dir, baseID), s
+			after = []string{baseID}
+		}
+		p.add(fmt.Sprintf("window-S%03d%s", s, sfx), c, Label{VariantWindow, s}, after...)
 	}
 	return nil
 }

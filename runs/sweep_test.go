@@ -3,6 +3,7 @@ package runs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -50,6 +51,15 @@ func TestSweepPlan(t *testing.T) {
 			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, Total: 6}
 			s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0, 3}, Total: 6}
 		}, []string{"removal-T000-s0", "removal-T002-s0", "window-S003-s0"}, ""},
+		{"window branch shares removal's baseline", func(s *runs.SweepSpec) {
+			s.Seeds = nil
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, Total: 6}
+			s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0, 3}, Total: 6, Branch: true}
+		}, []string{"removal-T000-s0", "removal-T002-s0", "window-S003-s0"}, ""},
+		{"window branch with cosine", func(s *runs.SweepSpec) {
+			s.Base.LRSchedule = "cosine"
+			s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{3}, Total: 6, Branch: true}
+		}, []string{"baseline-s0", "window-S003-s0", "baseline-s1", "window-S003-s1"}, ""},
 		{"finetune", func(s *runs.SweepSpec) {
 			s.Seeds = nil
 			s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{2}, Epochs: 3}
@@ -101,7 +111,7 @@ func TestSweepPlanDetails(t *testing.T) {
 	s.Seeds = nil
 	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 3, Branch: true,
 		Controls: runs.Controls{VFlip: true, LRRestart: true}}
-	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{1}, Total: 3}
+	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{1}, Total: 3, Branch: true}
 	p, err := s.Plan("sw")
 	if err != nil {
 		t.Fatal(err)
@@ -120,13 +130,16 @@ func TestSweepPlanDetails(t *testing.T) {
 	}
 	r0 := byID["removal-T000-s0"]
 	want := []runs.Label{{Variant: "removal", Point: 0}, {Variant: "baseline", Point: -1}}
-	if r0.Config.BranchFrom != "" || r0.Config.Epochs != 3 || !reflect.DeepEqual(r0.Labels, want) {
+	if r0.Config.BranchFrom != "" || r0.Config.Epochs != 3 || !reflect.DeepEqual(r0.Labels, want) || !reflect.DeepEqual(r0.Config.KeepCheckpoints, []int{1}) {
 		t.Errorf("removal T0 %+v", r0)
+	}
+	if w1 := byID["window-S001-s0"]; w1.Config.BranchFrom != filepath.Join("sw", "removal-T000-s0") || w1.Config.BranchEpoch != 1 || !reflect.DeepEqual(w1.After, []string{"removal-T000-s0"}) {
+		t.Errorf("window S1 %+v", w1)
 	}
 	if c := byID["control-vflip-T004-s0"].Config; c.DeficitWindows() != "vflip:0-4" || c.Epochs != 7 {
 		t.Errorf("vflip control %+v", c)
 	}
-	if c := byID["control-lr-restart-T004-s0"].Config; !c.RestartAtDeficitEnd || c.LearningRate(4) != c.LR {
+	if c := byID["control-lr-restart-T004-s0"].Config; !c.RestartAtDeficitEnd || c.LearningRate(4) != c.LR || c.BranchFrom != filepath.Join("sw", "trunk-s0") || c.BranchEpoch != 4 {
 		t.Errorf("lr-restart control %+v", c)
 	}
 	if !strings.Contains(p.Describe(), "removal@0 baseline@-1") {
@@ -183,19 +196,26 @@ func TestRunSweep(t *testing.T) {
 	}
 }
 
-// Branching from a trunk gives the metrics of repeating the deficit epochs.
+// Branching (removal points and the lr-restart control from the trunk,
+// windows from the baseline) gives the metrics of training every run
+// from scratch, in fewer steps.
 func TestRunSweepBranchMatchesStraight(t *testing.T) {
 	root := t.TempDir()
 	read := func(branch bool) map[string][]runs.MetricsRow {
 		s := tinySweep()
 		s.Seeds = []int64{2}
-		s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2, Branch: branch}
+		s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2, Branch: branch,
+			Controls: runs.Controls{LRRestart: true}}
+		s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0, 2, 3}, Total: 6, Branch: branch}
 		dir := filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch])
 		b := &runstest.Backend{}
 		if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
 			t.Fatal(err)
 		}
-		if want := map[bool]int64{false: (2 + 4 + 6) * 8, true: (4 + 3*2) * 8}[branch]; b.Steps.Load() != want {
+		// Epochs trained: removal 2+4+6, lr restart 6, baseline and windows
+		// 4×6 straight; trunk 4, removal 3×2, lr restart 2, baseline 6,
+		// windows 6+4+3 branched.
+		if want := map[bool]int64{false: 42 * 8, true: 31 * 8}[branch]; b.Steps.Load() != want {
 			t.Errorf("branch %v: %d steps, want %d", branch, b.Steps.Load(), want)
 		}
 		rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
@@ -204,16 +224,17 @@ func TestRunSweepBranchMatchesStraight(t *testing.T) {
 		}
 		out := map[string][]runs.MetricsRow{}
 		for _, r := range rows {
-			if r.Variant == runs.VariantRemoval {
+			if r.Variant != runs.VariantTrunk {
 				m := r.Metrics()
 				m.EpochSeconds, m.ImagesPerSec, m.ConfigHash = 0, 0, ""
-				out[r.RunID] = append(out[r.RunID], m)
+				key := fmt.Sprintf("%s@%d", r.Variant, r.Point)
+				out[key] = append(out[key], m)
 			}
 		}
 		return out
 	}
 	straight, branched := read(false), read(true)
-	if len(straight) != 3 || !reflect.DeepEqual(straight, branched) {
+	if len(straight) != 8 || !reflect.DeepEqual(straight, branched) {
 		t.Fatalf("branched sweep differs from straight one\n got %+v\nwant %+v", branched, straight)
 	}
 }
