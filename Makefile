@@ -5,7 +5,7 @@ ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 export CRITLAB_ORT_LIB ?= $(ORT_LIB)
 export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
 
-.PHONY: setup setup-cuda device-prepare build test test-long run bench proto vet clean
+.PHONY: setup setup-cuda device-prepare build test test-long run results bench proto vet clean
 
 setup: .deps/.setup-done
 .deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
@@ -31,6 +31,13 @@ test-long: setup
 DATA ?=
 run: setup build
 	./$(BIN) sweep --config demo $(if $(DATA),--data $(DATA)) --out runs-out/demo$(if $(DATA),-$(notdir $(basename $(basename $(DATA)))))
+
+# The CPU-scale CIFAR-10 protocol of docs/results.md (configs/cifar-cpu.yaml,
+# about 90 minutes on 2 cores; resumes where it stopped). The preset reads
+# ../shared/data/cifar-10-binary.tar.gz; DATA=cifar10 (the copy `critlab
+# data fetch` downloads) or DATA=PATH uses another copy.
+results: setup build
+	./$(BIN) sweep --config cifar-cpu -q $(if $(DATA),--data $(DATA))
 
 # Throughput table (and bench.json): train step, eval, Conv ceiling, pipeline.
 bench: setup build

@@ -37,7 +37,7 @@ func configFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "YAML run config (keys as in config.yaml of a run dir)"},
 		&cli.StringFlag{Name: "model", Usage: "zoo model (allcnn, resnet18, small) or .onnx file (default allcnn)"},
-		&cli.Float64Flag{Name: "width", Usage: "width multiplier of a zoo model"},
+		&cli.Float64Flag{Name: "width", Usage: "width multiplier of a zoo model (default 1)"},
 		&cli.StringFlag{Name: "data", Usage: "data set: cifar10[:PATH], synthetic[:train=N,...], archive:PATH, ... (default cifar10)"},
 		&cli.IntFlag{Name: "subset", Usage: "train on N training images (class-balanced, drawn from the seed); 0: all"},
 		&cli.IntFlag{Name: "epochs", Usage: "epochs to train (default 160)"},
@@ -53,7 +53,7 @@ func configFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-decay-bias-norm", Usage: "no weight decay on biases and BatchNorm parameters"},
 		&cli.Float64Flag{Name: "label-smoothing", Usage: "label smoothing in [0, 1)"},
 		&cli.Int64Flag{Name: "seed", Usage: "seed of initialisation, data order, augmentation and deficits"},
-		&cli.IntFlag{Name: "workers", Usage: "data-loader goroutines per run"},
+		&cli.IntFlag{Name: "workers", Usage: "data-loader goroutines per run (default 1; batches are identical for any value)"},
 		&cli.GenericFlag{Name: "deficit", Value: &multiFlag{}, Usage: "deficit of a window: blur[:size=8], gauss, vflip, labelperm, noise, ... (repeatable, paired with --deficit-epochs)"},
 		&cli.GenericFlag{Name: "deficit-epochs", Value: &multiFlag{}, Usage: "epochs START:END (end exclusive) of the matching --deficit (repeatable)"},
 		&cli.StringFlag{Name: "init-from", Usage: "start from the weights of a run dir, checkpoint or .onnx model (fine-tuning)"},

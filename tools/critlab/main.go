@@ -25,6 +25,20 @@ func main() {
 	}
 }
 
+// Flag zero values mean "not set" here (the config file and the defaults
+// fill them), so cli's own "(default: 0)" would contradict a usage text
+// that states the real default: drop it there.
+func init() {
+	stringify := cli.FlagStringer
+	cli.FlagStringer = func(f cli.Flag) string {
+		s := stringify(f)
+		if i := strings.LastIndex(s, " (default: "); i >= 0 && strings.Contains(s[:i], "default") {
+			return s[:i]
+		}
+		return s
+	}
+}
+
 // run builds the app and executes args; tests call it with their own writers.
 func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	app := newApp()
@@ -122,7 +136,7 @@ func newApp() *cli.App {
 func runtimeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or cuda:N"},
-		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime library (default: $CRITLAB_ORT_LIB, then .deps/onnxruntime from `make setup`)"},
+		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime library (default: $CRITLAB_ORT_LIB, then .deps/onnxruntime from make setup)"},
 		&cli.IntFlag{Name: "threads", Usage: "intra-op threads (default: one per core)"},
 		&cli.BoolFlag{Name: "mem-arena", Usage: "ONNX Runtime's CPU memory arena: ~15% faster steps, ~1.6× the peak memory"},
 	}
