@@ -293,6 +293,20 @@ func (st *shapeState) in(n *pb.NodeProto, i int) (ValueType, error) {
 	return vt, nil
 }
 
+// ins returns the types of the first k inputs, all required. The error names
+// the first missing or undefined one, as in does.
+func (st *shapeState) ins(n *pb.NodeProto, k int) ([]ValueType, error) {
+	vts := make([]ValueType, k)
+	for i := range vts {
+		vt, err := st.in(n, i)
+		if err != nil {
+			return nil, err
+		}
+		vts[i] = vt
+	}
+	return vts, nil
+}
+
 // optIn returns the type of optional input i and whether it is present.
 func (st *shapeState) optIn(n *pb.NodeProto, i int) (ValueType, bool, error) {
 	if i >= len(n.Input) || n.Input[i] == "" {
@@ -411,14 +425,11 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 		return nil
 	case "Add", "Sub", "Mul", "Div", "Pow", "Mod", "PRelu", "BitShift",
 		"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor":
-		a, err := st.in(n, 0)
+		in, err := st.ins(n, 2)
 		if err != nil {
 			return err
 		}
-		b, err := st.in(n, 1)
-		if err != nil {
-			return err
-		}
+		a, b := in[0], in[1]
 		dims, err := broadcast(a.Dims, b.Dims)
 		if err != nil {
 			return err
@@ -456,18 +467,11 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 		}
 		return nil
 	case "Where":
-		c, err := st.in(n, 0)
+		in, err := st.ins(n, 3)
 		if err != nil {
 			return err
 		}
-		x, err := st.in(n, 1)
-		if err != nil {
-			return err
-		}
-		y, err := st.in(n, 2)
-		if err != nil {
-			return err
-		}
+		c, x, y := in[0], in[1], in[2]
 		dims, err := broadcast(c.Dims, x.Dims)
 		if err == nil {
 			dims, err = broadcast(dims, y.Dims)
@@ -492,14 +496,11 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 		st.castValues(n, elem)
 		return nil
 	case "CastLike":
-		x, err := st.in(n, 0)
+		in, err := st.ins(n, 2)
 		if err != nil {
 			return err
 		}
-		t, err := st.in(n, 1)
-		if err != nil {
-			return err
-		}
+		x, t := in[0], in[1]
 		st.set(n, 0, t.Elem, x.Dims)
 		st.castValues(n, t.Elem)
 		return nil
@@ -543,14 +544,11 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 	case "Gemm":
 		return st.inferGemm(n)
 	case "MatMul":
-		a, err := st.in(n, 0)
+		in, err := st.ins(n, 2)
 		if err != nil {
 			return err
 		}
-		b, err := st.in(n, 1)
-		if err != nil {
-			return err
-		}
+		a, b := in[0], in[1]
 		dims, err := matmulDims(a.Dims, b.Dims)
 		if err != nil {
 			return err
@@ -712,14 +710,11 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 	case "Gather":
 		return st.inferGather(n)
 	case "GatherElements":
-		x, err := st.in(n, 0)
+		in, err := st.ins(n, 2)
 		if err != nil {
 			return err
 		}
-		idx, err := st.in(n, 1)
-		if err != nil {
-			return err
-		}
+		x, idx := in[0], in[1]
 		if len(idx.Dims) != len(x.Dims) {
 			return fmt.Errorf("indices rank %d differs from data rank %d", len(idx.Dims), len(x.Dims))
 		}
@@ -729,16 +724,11 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 		st.set(n, 0, x.Elem, idx.Dims)
 		return nil
 	case "ScatterElements", "ScatterND", "Scatter":
-		x, err := st.in(n, 0)
+		in, err := st.ins(n, 3)
 		if err != nil {
 			return err
 		}
-		if _, err := st.in(n, 1); err != nil {
-			return err
-		}
-		if _, err := st.in(n, 2); err != nil {
-			return err
-		}
+		x := in[0]
 		st.set(n, 0, x.Elem, x.Dims)
 		return nil
 	case "Unsqueeze":
@@ -750,14 +740,11 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 	case "ConstantOfShape":
 		return st.inferConstantOfShape(n)
 	case "Expand":
-		x, err := st.in(n, 0)
+		in, err := st.ins(n, 2)
 		if err != nil {
 			return err
 		}
-		s, err := st.in(n, 1)
-		if err != nil {
-			return err
-		}
+		x, s := in[0], in[1]
 		if len(s.Dims) != 1 {
 			return fmt.Errorf("shape input %q must be 1-D, has dims %v", n.Input[1], publicType(s).Dims)
 		}
@@ -769,13 +756,11 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 		st.set(n, 0, x.Elem, dims)
 		return nil
 	case "Tile":
-		x, err := st.in(n, 0)
+		in, err := st.ins(n, 2)
 		if err != nil {
 			return err
 		}
-		if _, err := st.in(n, 1); err != nil {
-			return err
-		}
+		x := in[0]
 		dims := make([]int64, len(x.Dims))
 		rep, ok := st.intInput(n, 1)
 		if ok && len(rep) != len(x.Dims) {
@@ -802,14 +787,11 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 	case "Einsum":
 		return st.inferEinsum(n)
 	case "SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss":
-		x, err := st.in(n, 0)
+		in, err := st.ins(n, 2)
 		if err != nil {
 			return err
 		}
-		lbl, err := st.in(n, 1)
-		if err != nil {
-			return err
-		}
+		x, lbl := in[0], in[1]
 		if AttrString(n, "reduction", "mean") == "none" {
 			st.set(n, 0, x.Elem, lbl.Dims)
 		} else {
@@ -1070,14 +1052,11 @@ func (w windowParams) outDim(i int, in int64, k int, ceil bool) (int64, error) {
 }
 
 func (st *shapeState) inferConv(n *pb.NodeProto) error {
-	x, err := st.in(n, 0)
+	in, err := st.ins(n, 2)
 	if err != nil {
 		return err
 	}
-	w, err := st.in(n, 1)
-	if err != nil {
-		return err
-	}
+	x, w := in[0], in[1]
 	if len(x.Dims) < 3 {
 		return fmt.Errorf("input %q has rank %d, want N×C×spatial", n.Input[0], len(x.Dims))
 	}
@@ -1130,14 +1109,11 @@ func (st *shapeState) inferConv(n *pb.NodeProto) error {
 }
 
 func (st *shapeState) inferConvTranspose(n *pb.NodeProto) error {
-	x, err := st.in(n, 0)
+	in, err := st.ins(n, 2)
 	if err != nil {
 		return err
 	}
-	w, err := st.in(n, 1)
-	if err != nil {
-		return err
-	}
+	x, w := in[0], in[1]
 	if len(x.Dims) < 3 || len(w.Dims) != len(x.Dims) {
 		return fmt.Errorf("input rank %d and weight rank %d: want equal ranks >= 3", len(x.Dims), len(w.Dims))
 	}
@@ -1219,14 +1195,11 @@ func (st *shapeState) setDims(n *pb.NodeProto, elem pb.TensorProto_DataType, dim
 }
 
 func (st *shapeState) inferGemm(n *pb.NodeProto) error {
-	a, err := st.in(n, 0)
+	in, err := st.ins(n, 2)
 	if err != nil {
 		return err
 	}
-	b, err := st.in(n, 1)
-	if err != nil {
-		return err
-	}
+	a, b := in[0], in[1]
 	if len(a.Dims) != 2 || len(b.Dims) != 2 {
 		return fmt.Errorf("inputs must be 2-D, have dims %v and %v (insert a Flatten before Gemm)", publicType(a).Dims, publicType(b).Dims)
 	}
@@ -1873,14 +1846,11 @@ func (st *shapeState) inferReduce(n *pb.NodeProto) error {
 }
 
 func (st *shapeState) inferGather(n *pb.NodeProto) error {
-	x, err := st.in(n, 0)
+	in, err := st.ins(n, 2)
 	if err != nil {
 		return err
 	}
-	idx, err := st.in(n, 1)
-	if err != nil {
-		return err
-	}
+	x, idx := in[0], in[1]
 	if len(x.Dims) == 0 {
 		return fmt.Errorf("data %q is a scalar", n.Input[0])
 	}
@@ -2129,17 +2099,11 @@ func (st *shapeState) dimsFromValues(n *pb.NodeProto, i int, s ValueType) []int6
 }
 
 func (st *shapeState) inferOneHot(n *pb.NodeProto) error {
-	idx, err := st.in(n, 0)
+	in, err := st.ins(n, 3)
 	if err != nil {
 		return err
 	}
-	if _, err := st.in(n, 1); err != nil {
-		return err
-	}
-	vals, err := st.in(n, 2)
-	if err != nil {
-		return err
-	}
+	idx, vals := in[0], in[2]
 	r := len(idx.Dims) + 1
 	axis, err := normAxis(AttrInt(n, "axis", -1), r)
 	if err != nil {
@@ -2159,15 +2123,11 @@ func (st *shapeState) inferOneHot(n *pb.NodeProto) error {
 }
 
 func (st *shapeState) inferRange(n *pb.NodeProto) error {
-	start, err := st.in(n, 0)
+	in, err := st.ins(n, 3)
 	if err != nil {
 		return err
 	}
-	for i := 1; i < 3; i++ {
-		if _, err := st.in(n, i); err != nil {
-			return err
-		}
-	}
+	start := in[0]
 	scalar := func(i int) (float64, bool) {
 		if v, ok := st.intInput(n, i); ok && len(v) == 1 {
 			return float64(v[0]), true

@@ -438,6 +438,18 @@ func shapeCases() []shapeCase {
 			err:   `node "r" (Relu): input 0 "nowhere" is not defined before this node`,
 		},
 		{
+			name:  "missing second input",
+			build: func(t tb) { t.node("Add", []string{t.in("x", N, 3)}, []string{"y"}) },
+			err:   `node "y" (Add): input 1 is required`,
+		},
+		{
+			name: "first bad input reported",
+			build: func(t tb) {
+				t.node("Where", []string{t.in("c", N, 3), "nowhere", ""}, []string{"y"})
+			},
+			err: `node "y" (Where): input 1 "nowhere" is not defined before this node`,
+		},
+		{
 			name:  "unsupported op",
 			build: func(t tb) { t.node("LSTM", []string{t.in("x", N, 3)}, []string{"lstm"}) },
 			err:   `node "lstm" (LSTM): unsupported op "LSTM"`,
