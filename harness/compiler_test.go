@@ -417,56 +417,9 @@ func TestFisherPerExample(t *testing.T) {
 	}
 	got := runGraph(t, rt, fg.Model, fg.InputNames(), ins, fg.OutputNames())
 
-	data, err := graph.Marshal(eg.Model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := rt.NewSession(data, eg.InputNames(), []string{compiler.Logits})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	logp := func() []float64 {
-		var in []harness.Tensor
-		for _, name := range eg.InputNames() {
-			x := ins[name]
-			if v, ok := vals[name]; ok {
-				x.F32 = v
-			}
-			in = append(in, x)
-		}
-		out, err := s.Run(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lp := make([]float64, n)
-		for i := range n {
-			z := make([]float64, 3)
-			for j := range z {
-				z[j] = float64(out[0].F32[i*3+j])
-			}
-			lp[i] = -crossEntropy(z, labels[i], 0)
-		}
-		return lp
-	}
-	const h = 1e-3
+	fd := fdSquaredGrads(t, rt, m, vals, images, labels)
 	for _, p := range fg.Params {
-		want := make([]float64, n)
-		orig := vals[p.Name]
-		for k := range orig {
-			pert := slices.Clone(orig)
-			vals[p.Name] = pert
-			pert[k] = orig[k] + h
-			up := logp()
-			pert[k] = orig[k] - h
-			down := logp()
-			for i := range n {
-				d := (up[i] - down[i]) / (2 * h)
-				want[i] += d * d
-			}
-		}
-		vals[p.Name] = orig
-		g := got[p.Next].F32
+		want, g := fd[p.Name], got[p.Next].F32
 		if len(g) != n {
 			t.Fatalf("%s: %d values, want %d", p.Next, len(g), n)
 		}

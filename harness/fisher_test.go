@@ -175,13 +175,11 @@ func tinyCNN(seed uint64) *pb.ModelProto {
 // norms of ∇ log p(y|x) for fixed labels with central differences of
 // log p computed from the eval graph's logits (BatchNorm on the running
 // statistics), for both forms of the Fisher graph.
-func TestFisherTinyCNN(t *testing.T) {
-	rt := openRuntime(t)
-	const n, per = 4, 50
-	m := tinyCNN(9)
-	images := randImages(6, n, per)
-	labels := []int64{3, 0, 2, 1}
-
+// fdSquaredGrads is the oracle of the Fisher tests: for each trainable
+// parameter of m, per example i, Σ_k (∂ log p(labels[i] | images[i]) / ∂θ_k)²
+// by central differences through the eval graph run in ORT.
+func fdSquaredGrads(t *testing.T, rt *harness.Runtime, m *pb.ModelProto, vals map[string][]float32, images harness.Tensor, labels []int64) map[string][]float64 {
+	t.Helper()
 	eg, err := compiler.CompileEval(m)
 	if err != nil {
 		t.Fatal(err)
@@ -195,35 +193,32 @@ func TestFisherTinyCNN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	vals := modelValues(t, m)
+	n := len(labels)
 	logp := func() []float64 {
 		var in []harness.Tensor
 		for _, c := range eg.Inputs {
 			in = append(in, harness.Tensor{Shape: c.Dims, F32: vals[c.Name]})
 		}
-		in = append(in, harness.Tensor{Shape: []int64{n, 2, 5, 5}, F32: images}, harness.Tensor{Shape: []int64{n}, I64: labels})
+		in = append(in, images, harness.Tensor{Shape: []int64{int64(n)}, I64: labels})
 		out, err := s.Run(in)
 		if err != nil {
 			t.Fatal(err)
 		}
+		classes := len(out[0].F32) / n
 		lp := make([]float64, n)
 		for i := range n {
-			z := make([]float64, 4)
+			z := make([]float64, classes)
 			for j := range z {
-				z[j] = float64(out[0].F32[i*4+j])
+				z[j] = float64(out[0].F32[i*classes+j])
 			}
 			lp[i] = -crossEntropy(z, labels[i], 0)
 		}
 		return lp
 	}
-	layers := []string{"conv1", "bn1", "fc"}
-	want := make([]float64, len(layers)*n)
 	const h = 1e-3
+	out := map[string][]float64{}
 	for _, c := range eg.Params {
-		l := slices.Index(layers, harness.LayerOf(c.Name))
-		if l < 0 {
-			t.Fatalf("parameter %s: unexpected layer %q", c.Name, harness.LayerOf(c.Name))
-		}
+		sq := make([]float64, n)
 		orig := vals[c.Name]
 		for k := range orig {
 			pert := slices.Clone(orig)
@@ -234,10 +229,33 @@ func TestFisherTinyCNN(t *testing.T) {
 			down := logp()
 			for i := range n {
 				g := (up[i] - down[i]) / (2 * h)
-				want[l*n+i] += g * g
+				sq[i] += g * g
 			}
 		}
 		vals[c.Name] = orig
+		out[c.Name] = sq
+	}
+	return out
+}
+
+func TestFisherTinyCNN(t *testing.T) {
+	rt := openRuntime(t)
+	const n, per = 4, 50
+	m := tinyCNN(9)
+	images := randImages(6, n, per)
+	labels := []int64{3, 0, 2, 1}
+
+	layers := []string{"conv1", "bn1", "fc"}
+	fd := fdSquaredGrads(t, rt, m, modelValues(t, m), harness.Tensor{Shape: []int64{n, 2, 5, 5}, F32: images}, labels)
+	want := make([]float64, len(layers)*n)
+	for name, sq := range fd {
+		l := slices.Index(layers, harness.LayerOf(name))
+		if l < 0 {
+			t.Fatalf("parameter %s: unexpected layer %q", name, harness.LayerOf(name))
+		}
+		for i, v := range sq {
+			want[l*n+i] += v
+		}
 	}
 
 	var perExample []float64
