@@ -217,7 +217,17 @@ func (r *Report) windowPlot() (string, *plot.Plot, error) {
 	if err := addSeries(p, VariantWindow, e, 0, true); err != nil {
 		return name, nil, err
 	}
-	if x0, x1 := e.XYs[0].X, e.XYs[len(e.XYs)-1].X; x1 > x0 {
+	x0, x1 := e.XYs[0].X, e.XYs[len(e.XYs)-1].X
+	for i, c := range []string{VariantWindowVFlip, VariantWindowLRRestart} {
+		ce := r.pointsOf(c, func(ps PointSummary) float64 { return 100 * ps.Change })
+		for j := range ce.XYs {
+			ce.XYs[j].X += float64(i+1) * 0.012 * (x1 - x0) // side by side with the window's point
+		}
+		if err := addSeries(p, c, ce, i+1, false); err != nil {
+			return name, nil, err
+		}
+	}
+	if x1 > x0 {
 		if err := addHLine(p, "baseline", 0, x0, x1); err != nil {
 			return name, nil, err
 		}

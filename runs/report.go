@@ -92,7 +92,8 @@ type Report struct {
 
 var variantOrder = map[string]int{
 	VariantBaseline: 0, VariantRemoval: 1, VariantWindow: 2, VariantVFlip: 3, VariantLRRestart: 4,
-	VariantPretrain: 5, VariantFinetune: 6, VariantScratch: 7, VariantTrunk: 8,
+	VariantWindowVFlip: 5, VariantWindowLRRestart: 6,
+	VariantPretrain: 7, VariantFinetune: 8, VariantScratch: 9, VariantTrunk: 10,
 }
 
 // LoadReport reads a sweep directory (sweep.parquet, else every

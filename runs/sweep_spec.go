@@ -76,6 +76,11 @@ type WindowSpec struct {
 	// onset instead of repeating the sharp epochs before it (the baseline
 	// keeps checkpoints at every onset). Results are identical either way.
 	Branch bool `yaml:"branch"`
+	// Controls adds runs at the earliest onset: the window with vertical
+	// flips instead of the deficit (variant window-control-vflip), and
+	// the window with the lr schedule restarted at its end (variant
+	// window-control-lr-restart).
+	Controls Controls `yaml:"controls"`
 }
 
 // FinetuneSpec: pretrain on the deficit for P epochs, then fine-tune on
@@ -98,6 +103,9 @@ const (
 	VariantScratch   = "scratch"
 	VariantVFlip     = "control-vflip"
 	VariantLRRestart = "control-lr-restart"
+
+	VariantWindowVFlip     = "window-control-vflip"
+	VariantWindowLRRestart = "window-control-lr-restart"
 )
 
 // Label places a run in a sweep: a variant and a point (removal epoch,
@@ -360,14 +368,26 @@ func (w *WindowSpec) plan(p *planner, b Config, dir, sfx string) error {
 		}
 	}
 	baseID := p.add("baseline"+sfx, baseline, Label{VariantBaseline, -1})
-	for _, s := range onsets {
-		c := window(s)
+	add := func(id string, c Config, l Label) {
 		var after []string
-		if w.Branch && s > 0 {
+		if s := l.Point; w.Branch && s > 0 {
 			c.BranchFrom, c.BranchEpoch = filepath.Join(dir, baseID), s
 			after = []string{baseID}
 		}
-		p.add(fmt.Sprintf("window-S%03d%s", s, sfx), c, Label{VariantWindow, s}, after...)
+		p.add(fmt.Sprintf("%s-S%03d%s", id, l.Point, sfx), c, l, after...)
+	}
+	for _, s := range onsets {
+		add("window", window(s), Label{VariantWindow, s})
+	}
+	if first := onsets[0]; w.Controls.VFlip {
+		c := window(first)
+		c.Deficits[0].Deficit = "vflip"
+		add(VariantWindowVFlip, c, Label{VariantWindowVFlip, first})
+	}
+	if first := onsets[0]; w.Controls.LRRestart {
+		c := window(first)
+		c.RestartAtDeficitEnd = true
+		add(VariantWindowLRRestart, c, Label{VariantWindowLRRestart, first})
 	}
 	return nil
 }

@@ -111,7 +111,8 @@ func TestSweepPlanDetails(t *testing.T) {
 	s.Seeds = nil
 	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 3, Branch: true,
 		Controls: runs.Controls{VFlip: true, LRRestart: true}}
-	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{1}, Total: 3, Branch: true}
+	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{1}, Total: 3, Branch: true,
+		Controls: runs.Controls{VFlip: true, LRRestart: true}}
 	p, err := s.Plan("sw")
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +139,14 @@ func TestSweepPlanDetails(t *testing.T) {
 	}
 	if c := byID["control-vflip-T004-s0"].Config; c.DeficitWindows() != "vflip:0-4" || c.Epochs != 7 {
 		t.Errorf("vflip control %+v", c)
+	}
+	wv := byID["window-control-vflip-S001-s0"]
+	if c := wv.Config; c.DeficitWindows() != "vflip:1-3" || c.BranchFrom != filepath.Join("sw", "removal-T000-s0") || c.BranchEpoch != 1 ||
+		!reflect.DeepEqual(wv.Labels, []runs.Label{{Variant: runs.VariantWindowVFlip, Point: 1}}) {
+		t.Errorf("window vflip control %+v", wv)
+	}
+	if c := byID["window-control-lr-restart-S001-s0"].Config; !c.RestartAtDeficitEnd || c.LearningRate(3) != c.LR || c.DeficitWindows() != "blur:1-3" {
+		t.Errorf("window lr-restart control %+v", c)
 	}
 	if c := byID["control-lr-restart-T004-s0"].Config; !c.RestartAtDeficitEnd || c.LearningRate(4) != c.LR || c.BranchFrom != filepath.Join("sw", "trunk-s0") || c.BranchEpoch != 4 {
 		t.Errorf("lr-restart control %+v", c)
