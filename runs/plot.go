@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/critlab/critlab/internal/atomicfile"
 	"gonum.org/v1/plot"
@@ -179,18 +180,12 @@ func (r *Report) pointPlot(name, title, xlabel, variant string, controls []strin
 		}
 	}
 	x0, x1 := main.XYs[0].X, main.XYs[len(main.XYs)-1].X
-	ref, refName := r.Baseline, "baseline"
-	if variant == VariantFinetune {
-		ref, refName = math.NaN(), VariantScratch
-		if ps, ok := r.Point(VariantScratch, 0); ok {
-			ref = ps.FinalMean
-		}
-	}
-	if _, ok := r.Point(VariantBaseline, -1); ok || variant == VariantFinetune {
-		if !math.IsNaN(ref) && x1 > x0 {
-			if err := addHLine(p, refName, 100*ref, x0, x1); err != nil {
-				return name, nil, err
-			}
+	// The reference as a dashed line, unless it is one of the plotted
+	// points (removal point 0).
+	ref, refName := r.Reference(variant)
+	if !math.IsNaN(ref) && !strings.HasPrefix(refName, variant+"@") && x1 > x0 {
+		if err := addHLine(p, refName, 100*ref, x0, x1); err != nil {
+			return name, nil, err
 		}
 	}
 	return name, p, nil

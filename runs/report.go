@@ -69,8 +69,12 @@ type PointSummary struct {
 	Seeds   []int64
 	// Means and sample standard deviations (NaN for one seed) over seeds.
 	FinalMean, FinalStd, BestMean, BestStd float64
-	// Change is FinalMean minus the baseline's; NaN without a baseline.
+	// Change is FinalMean minus the reference's (see Report.Reference);
+	// NaN without one.
 	Change float64
+	// Reference names the point Change is relative to: removal@0,
+	// baseline or scratch; empty without one.
+	Reference string
 }
 
 // Report summarises a run or sweep directory.
@@ -81,8 +85,9 @@ type Report struct {
 	// Points are sorted by variant (baseline, removal, window, controls,
 	// pretrain, finetune, scratch) then point.
 	Points []PointSummary
-	// Baseline is the mean final accuracy that Change is relative to: the
-	// baseline variant's, else removal point 0's; NaN without either.
+	// Baseline is the no-deficit reference of windows: the baseline
+	// variant's mean final accuracy, else removal point 0's; NaN without
+	// either.
 	Baseline float64
 	// Fisher holds each run's fisher.parquet rows, by run id.
 	Fisher map[string][]FisherRow
@@ -234,16 +239,37 @@ func Summarize(name string, rows []SweepRow) *Report {
 		rep.Points = append(rep.Points, ps)
 		i = j
 	}
-	for _, want := range []Label{{VariantBaseline, -1}, {VariantRemoval, 0}} {
-		if ps, ok := rep.Point(want.Variant, want.Point); ok {
-			rep.Baseline = ps.FinalMean
-			break
-		}
-	}
+	rep.Baseline, _ = rep.Reference(VariantWindow)
 	for i := range rep.Points {
-		rep.Points[i].Change = rep.Points[i].FinalMean - rep.Baseline
+		p := &rep.Points[i]
+		ref, name := rep.Reference(p.Variant)
+		p.Change, p.Reference = p.FinalMean-ref, name
 	}
 	return rep
+}
+
+// Reference is the mean final accuracy a variant's change is measured
+// against, and its name. Removal points and their controls compare with
+// removal point 0, which has the same number of sharp epochs after the
+// deficit; windows and the rest with the baseline, which has their length;
+// each falls back to the other. Fine-tuning compares with scratch.
+func (r *Report) Reference(variant string) (float64, string) {
+	order := []Label{{VariantBaseline, -1}, {VariantRemoval, 0}}
+	switch variant {
+	case VariantRemoval, VariantVFlip, VariantLRRestart:
+		order = []Label{{VariantRemoval, 0}, {VariantBaseline, -1}}
+	case VariantFinetune, VariantScratch:
+		order = []Label{{VariantScratch, 0}}
+	}
+	for _, l := range order {
+		if ps, ok := r.Point(l.Variant, l.Point); ok {
+			if l.Variant == VariantBaseline {
+				return ps.FinalMean, VariantBaseline
+			}
+			return ps.FinalMean, fmt.Sprintf("%s@%d", l.Variant, l.Point)
+		}
+	}
+	return math.NaN(), ""
 }
 
 func lessVariant(a, b string) bool {
@@ -307,17 +333,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 	var b bytes.Buffer
 	n := countRuns(r.Runs)
 	fmt.Fprintf(&b, "%s: %d run%s; final = mean test accuracy of the last %d epochs; mean ± std over seeds\n", r.Name, n, plural(n), FinalEpochs)
-	head := []string{"variant", "point", "seeds", "final acc %", "best acc %", "change %"}
+	head := []string{"variant", "point", "seeds", "final acc %", "best acc %", "change %", "vs"}
 	table := [][]string{head}
 	for _, p := range r.Points {
 		if p.Variant == VariantTrunk {
 			continue
 		}
-		change := "-"
+		change, ref := "-", "-"
 		if !math.IsNaN(p.Change) {
-			change = fmt.Sprintf("%+.2f", 100*p.Change)
+			change, ref = fmt.Sprintf("%+.2f", 100*p.Change), p.Reference
 		}
-		table = append(table, []string{p.Variant, strconv.Itoa(p.Point), strconv.Itoa(p.N), pm(p.FinalMean, p.FinalStd), pm(p.BestMean, p.BestStd), change})
+		table = append(table, []string{p.Variant, strconv.Itoa(p.Point), strconv.Itoa(p.N), pm(p.FinalMean, p.FinalStd), pm(p.BestMean, p.BestStd), change, ref})
 	}
 	writeAligned(&b, table)
 	_, err := w.Write(b.Bytes())
@@ -374,14 +400,14 @@ func plural(n int) string {
 func (r *Report) PointsCSV() []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	w.Write([]string{"sweep", "variant", "point", "n", "seeds", "final_acc_mean", "final_acc_std", "best_acc_mean", "best_acc_std", "change"})
+	w.Write([]string{"sweep", "variant", "point", "n", "seeds", "final_acc_mean", "final_acc_std", "best_acc_mean", "best_acc_std", "change", "reference"})
 	for _, p := range r.Points {
 		seeds := make([]string, len(p.Seeds))
 		for i, s := range p.Seeds {
 			seeds[i] = strconv.FormatInt(s, 10)
 		}
 		w.Write([]string{r.Name, p.Variant, strconv.Itoa(p.Point), strconv.Itoa(p.N), strings.Join(seeds, " "),
-			csvFloat(p.FinalMean), csvFloat(p.FinalStd), csvFloat(p.BestMean), csvFloat(p.BestStd), csvFloat(p.Change)})
+			csvFloat(p.FinalMean), csvFloat(p.FinalStd), csvFloat(p.BestMean), csvFloat(p.BestStd), csvFloat(p.Change), p.Reference})
 	}
 	w.Flush()
 	return b.Bytes()

@@ -138,3 +138,39 @@ func TestReportRunDirAndFolderOfRuns(t *testing.T) {
 		t.Fatalf("empty dir: %v", err)
 	}
 }
+
+// Each family's change is measured against its own no-deficit point:
+// removal points against removal point 0 (same sharp epochs after the
+// deficit), windows against the baseline (same length), fine-tuning
+// against scratch; removal point 0 and the baseline stand in for each
+// other.
+func TestReportReference(t *testing.T) {
+	pts := func(ps ...runs.PointSummary) *runs.Report { return &runs.Report{Points: ps} }
+	base := runs.PointSummary{Variant: runs.VariantBaseline, Point: -1, FinalMean: 0.6}
+	rem0 := runs.PointSummary{Variant: runs.VariantRemoval, Point: 0, FinalMean: 0.5}
+	scratch := runs.PointSummary{Variant: runs.VariantScratch, Point: 0, FinalMean: 0.4}
+	tests := []struct {
+		rep     *runs.Report
+		variant string
+		want    float64
+		name    string
+	}{
+		{pts(base, rem0, scratch), runs.VariantRemoval, 0.5, "removal@0"},
+		{pts(base, rem0), runs.VariantLRRestart, 0.5, "removal@0"},
+		{pts(base, rem0), runs.VariantVFlip, 0.5, "removal@0"},
+		{pts(base, rem0), runs.VariantWindow, 0.6, "baseline"},
+		{pts(base, rem0), runs.VariantWindowVFlip, 0.6, "baseline"},
+		{pts(base), runs.VariantRemoval, 0.6, "baseline"},
+		{pts(rem0), runs.VariantWindow, 0.5, "removal@0"},
+		{pts(base, scratch), runs.VariantFinetune, 0.4, "scratch@0"},
+	}
+	for _, tc := range tests {
+		got, name := tc.rep.Reference(tc.variant)
+		if got != tc.want || name != tc.name {
+			t.Errorf("%s over %d points: %v %q, want %v %q", tc.variant, len(tc.rep.Points), got, name, tc.want, tc.name)
+		}
+	}
+	if got, name := pts(base).Reference(runs.VariantFinetune); !math.IsNaN(got) || name != "" {
+		t.Errorf("finetune without scratch: %v %q, want NaN", got, name)
+	}
+}

@@ -16,8 +16,12 @@ Per run, the final test accuracy is the mean ``test_acc`` of its last 5
 epochs (fewer if it has fewer). Per (sweep, model, dataset, variant,
 point) the table gives the number of runs (seeds), the mean and the
 sample standard deviation (ddof 1) of the final accuracy over them, and
-the change of the mean from the sweep's baseline (the mean final accuracy
-of its ``baseline`` runs, or of its runs without deficit).
+the change of the mean from its reference, as ``critlab report`` computes
+it: removal points and their controls (``control-vflip``,
+``control-lr-restart``) against removal point 0, which has as many sharp
+epochs after the deficit; ``finetune`` and ``scratch`` against
+``scratch``; everything else against the ``baseline`` runs; removal point
+0 and the baseline stand in for each other when one is missing.
 
 The numbers are computed with polars and again with pandas; the script
 stops with an error if the two disagree (by more than 1e-12).
@@ -45,6 +49,8 @@ GROUP = ["sweep", "model", "dataset", "variant", "point"]
 RUN = ["sweep", "run_id"]
 BASE = ["sweep", "model", "dataset"]
 TABLE_COLUMNS = GROUP + ["n", "seeds", "acc_mean", "acc_std", "baseline", "delta"]
+REMOVAL_FAMILY = ["removal", "control-vflip", "control-lr-restart"]
+FINETUNE_FAMILY = ["finetune", "scratch"]
 REQUIRED = ["run_id", "model", "dataset", "seed", "epoch", "deficit_start", "deficit_end",
             "deficit_windows", "test_acc"]
 
@@ -123,16 +129,20 @@ def table_polars(df: pl.DataFrame, last: int = LAST_EPOCHS) -> pl.DataFrame:
               .group_by(RUN, maintain_order=True).tail(last)
               .group_by(RUN + ["model", "dataset", "variant", "point", "seed", "deficit_windows"], maintain_order=True)
               .agg(pl.col("test_acc").mean().alias("final_acc")))
-    base = runs.filter(pl.col("variant") == "baseline")
-    if base.height == 0:
-        base = runs.filter(pl.col("deficit_windows") == "none")
-    base = base.group_by(BASE).agg(pl.col("final_acc").mean().alias("baseline"))
+    def ref(cond: pl.Expr, name: str) -> pl.DataFrame:
+        return runs.filter(cond).group_by(BASE).agg(pl.col("final_acc").mean().alias(name))
+    variant = pl.col("variant")
     tab = (runs.group_by(GROUP)
                .agg(pl.len().cast(pl.Int64).alias("n"),
                     pl.col("seed").sort().cast(pl.String).str.join(",").alias("seeds"),
                     pl.col("final_acc").mean().alias("acc_mean"),
                     pl.col("final_acc").std(ddof=1).alias("acc_std"))
-               .join(base, on=BASE, how="left")
+               .join(ref(variant == "baseline", "_base"), on=BASE, how="left")
+               .join(ref((variant == "removal") & (pl.col("point") == 0), "_rem0"), on=BASE, how="left")
+               .join(ref(variant == "scratch", "_scratch"), on=BASE, how="left")
+               .with_columns(pl.when(variant.is_in(REMOVAL_FAMILY)).then(pl.coalesce("_rem0", "_base"))
+                               .when(variant.is_in(FINETUNE_FAMILY)).then(pl.col("_scratch"))
+                               .otherwise(pl.coalesce("_base", "_rem0")).alias("baseline"))
                .with_columns((pl.col("acc_mean") - pl.col("baseline")).alias("delta"))
                .sort(GROUP))
     return tab.select(TABLE_COLUMNS).with_columns(pl.col(["acc_std", "baseline", "delta"]).fill_null(float("nan")))
@@ -143,10 +153,8 @@ def table_pandas(df: pd.DataFrame, last: int = LAST_EPOCHS) -> pd.DataFrame:
     tail = df.groupby(RUN, sort=False).tail(last)
     runs = (tail.groupby(RUN + ["model", "dataset", "variant", "point", "seed", "deficit_windows"], sort=False)["test_acc"]
                 .mean().rename("final_acc").reset_index())
-    base = runs[runs["variant"] == "baseline"]
-    if base.empty:
-        base = runs[runs["deficit_windows"] == "none"]
-    base = base.groupby(BASE)["final_acc"].mean().rename("baseline").reset_index()
+    def ref(mask: pd.Series, name: str) -> pd.DataFrame:
+        return runs[mask].groupby(BASE)["final_acc"].mean().rename(name).reset_index()
     g = runs.groupby(GROUP)
     tab = pd.DataFrame({
         "n": g.size().astype("int64"),
@@ -154,7 +162,13 @@ def table_pandas(df: pd.DataFrame, last: int = LAST_EPOCHS) -> pd.DataFrame:
         "acc_mean": g["final_acc"].mean(),
         "acc_std": g["final_acc"].std(ddof=1),
     }).reset_index()
-    tab = tab.merge(base, on=BASE, how="left")
+    for mask, name in [(runs["variant"] == "baseline", "_base"),
+                       ((runs["variant"] == "removal") & (runs["point"] == 0), "_rem0"),
+                       (runs["variant"] == "scratch", "_scratch")]:
+        tab = tab.merge(ref(mask, name), on=BASE, how="left")
+    removal, finetune = tab["variant"].isin(REMOVAL_FAMILY), tab["variant"].isin(FINETUNE_FAMILY)
+    tab["baseline"] = np.where(removal, tab["_rem0"].fillna(tab["_base"]),
+                               np.where(finetune, tab["_scratch"], tab["_base"].fillna(tab["_rem0"])))
     tab["delta"] = tab["acc_mean"] - tab["baseline"]
     return tab.sort_values(GROUP, kind="stable").reset_index(drop=True)[TABLE_COLUMNS]
 
