@@ -33,7 +33,7 @@ run: setup build
 	./$(BIN) sweep --config demo $(if $(DATA),--data $(DATA)) --out runs-out/demo$(if $(DATA),-$(notdir $(basename $(basename $(DATA)))))
 
 # The CPU-scale CIFAR-10 protocol of docs/results.md (configs/cifar-cpu.yaml,
-# about 90 minutes on 2 cores; resumes where it stopped). The preset reads
+# about 100 minutes on 2 cores; resumes where it stopped). The preset reads
 # ../shared/data/cifar-10-binary.tar.gz; DATA=cifar10 (the copy `critlab
 # data fetch` downloads) or DATA=PATH uses another copy.
 results: setup build

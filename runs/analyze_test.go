@@ -17,12 +17,14 @@ import (
 
 // TestAnalyzeScriptMatchesReport runs tools/analyze.py (pandas and polars)
 // on a tiny sweep and checks that its table gives the same final accuracy
-// per variant and point as critlab report.
+// and change per variant and point as critlab report. The window baseline
+// is longer than removal point 0, so the two references differ.
 func TestAnalyzeScriptMatchesReport(t *testing.T) {
 	py := pyenv.Require(t, "pyarrow", "pandas", "polars")
 	dir := filepath.Join(t.TempDir(), "sw")
 	s := tinySweep()
 	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 3}, After: 3, Controls: runs.Controls{VFlip: true}}
+	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{1}, Total: 5}
 	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -59,9 +61,13 @@ func TestAnalyzeScriptMatchesReport(t *testing.T) {
 		if err != nil || math.Abs(got-want.FinalMean) > 1e-9 {
 			t.Errorf("%s %d: analyze.py %v (%v), report %v", r[col["variant"]], point, got, err, want.FinalMean)
 		}
+		delta, err := strconv.ParseFloat(r[col["delta"]], 64)
+		if err != nil || math.Abs(delta-want.Change) > 1e-9 {
+			t.Errorf("%s %d: analyze.py change %v (%v), report %v (vs %s)", r[col["variant"]], point, delta, err, want.Change, want.Reference)
+		}
 		checked++
 	}
-	if checked != 3 {
-		t.Fatalf("compared %d points, want 3 (removal 0, 3 and control-vflip 3)", checked)
+	if checked != 5 {
+		t.Fatalf("compared %d points, want 5 (baseline, removal 0 and 3, window 1, control-vflip 3)", checked)
 	}
 }

@@ -166,6 +166,9 @@ func (r *Report) pointPlot(name, title, xlabel, variant string, controls []strin
 		return name, nil, nil
 	}
 	p := newPlot(title, xlabel, fmt.Sprintf("final test accuracy %% (mean of last %d epochs)", FinalEpochs))
+	// Accuracy falls with the point, and the controls sit at the last,
+	// top right; bottom left is free.
+	p.Legend.Top, p.Legend.Left = false, true
 	if err := addSeries(p, variant, main, 0, true); err != nil {
 		return name, nil, err
 	}
