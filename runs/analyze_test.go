@@ -3,11 +3,13 @@ package runs_test
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/critlab/critlab/internal/pyenv"
@@ -69,5 +71,31 @@ func TestAnalyzeScriptMatchesReport(t *testing.T) {
 	}
 	if checked != 5 {
 		t.Fatalf("compared %d points, want 5 (baseline, removal 0 and 3, window 1, control-vflip 3)", checked)
+	}
+}
+
+// TestCompareMetricsScript: tools/compare_metrics.py finds a rerun of a
+// run identical and a run of another seed different.
+func TestCompareMetricsScript(t *testing.T) {
+	py := pyenv.Require(t, "pyarrow", "pandas")
+	root := t.TempDir()
+	train := func(name string, seed int64) string {
+		cfg := tinyConfig()
+		cfg.Seed = seed
+		dir := filepath.Join(root, name)
+		if _, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: &runstest.Backend{}}); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(dir, runs.MetricsFile)
+	}
+	a, again, other := train("a", 1), train("again", 1), train("other", 2)
+	script := filepath.Join("..", "tools", "compare_metrics.py")
+	if out, err := exec.Command(py, script, a, again).CombinedOutput(); err != nil || !strings.Contains(string(out), "identical") {
+		t.Errorf("same config: %v\n%s", err, out)
+	}
+	out, err := exec.Command(py, script, a, other).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "different") {
+		t.Errorf("other seed: %v\n%s", err, out)
 	}
 }
