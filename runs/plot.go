@@ -172,17 +172,10 @@ func (r *Report) pointPlot(name, title, xlabel, variant string, controls []strin
 	if err := addSeries(p, variant, main, 0, true); err != nil {
 		return name, nil, err
 	}
-	span := main.XYs[len(main.XYs)-1].X - main.XYs[0].X
-	for i, c := range controls {
-		e := r.pointsOf(c, finalPct)
-		for j := range e.XYs {
-			e.XYs[j].X += float64(i+1) * 0.012 * span // side by side with the main point
-		}
-		if err := addSeries(p, c, e, i+1, false); err != nil {
-			return name, nil, err
-		}
-	}
 	x0, x1 := main.XYs[0].X, main.XYs[len(main.XYs)-1].X
+	if err := r.addControls(p, controls, finalPct, x1-x0); err != nil {
+		return name, nil, err
+	}
 	// The reference as a dashed line, unless it is one of the plotted
 	// points (removal point 0).
 	ref, refName := r.Reference(variant)
@@ -194,13 +187,30 @@ func (r *Report) pointPlot(name, title, xlabel, variant string, controls []strin
 	return name, p, nil
 }
 
+// addControls adds the control variants' points (y from each point's
+// summary), shifted right by a little of the x span so that they stand
+// beside the main series' point instead of over it.
+func (r *Report) addControls(p *plot.Plot, controls []string, y func(PointSummary) float64, span float64) error {
+	for i, c := range controls {
+		e := r.pointsOf(c, y)
+		for j := range e.XYs {
+			e.XYs[j].X += float64(i+1) * 0.012 * span
+		}
+		if err := addSeries(p, c, e, i+1, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // windowPlot is the accuracy change vs window onset.
 func (r *Report) windowPlot() (string, *plot.Plot, error) {
 	const name = "window"
 	if math.IsNaN(r.Baseline) {
 		return name, nil, nil
 	}
-	e := r.pointsOf(VariantWindow, func(ps PointSummary) float64 { return 100 * ps.Change })
+	change := func(ps PointSummary) float64 { return 100 * ps.Change }
+	e := r.pointsOf(VariantWindow, change)
 	if len(e.XYs) == 0 {
 		return name, nil, nil
 	}
@@ -216,14 +226,8 @@ func (r *Report) windowPlot() (string, *plot.Plot, error) {
 		return name, nil, err
 	}
 	x0, x1 := e.XYs[0].X, e.XYs[len(e.XYs)-1].X
-	for i, c := range []string{VariantWindowVFlip, VariantWindowLRRestart} {
-		ce := r.pointsOf(c, func(ps PointSummary) float64 { return 100 * ps.Change })
-		for j := range ce.XYs {
-			ce.XYs[j].X += float64(i+1) * 0.012 * (x1 - x0) // side by side with the window's point
-		}
-		if err := addSeries(p, c, ce, i+1, false); err != nil {
-			return name, nil, err
-		}
+	if err := r.addControls(p, []string{VariantWindowVFlip, VariantWindowLRRestart}, change, x1-x0); err != nil {
+		return name, nil, err
 	}
 	if x1 > x0 {
 		if err := addHLine(p, "baseline", 0, x0, x1); err != nil {

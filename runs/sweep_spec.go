@@ -260,6 +260,17 @@ func (p *planner) add(id string, cfg Config, l Label, after ...string) string {
 	return id
 }
 
+// addFrom plans a run that starts from the checkpoint at epoch of the
+// planned run parent, in dir (see Config.BranchFrom), or from scratch when
+// parent is "" or epoch is 0.
+func (p *planner) addFrom(parent, dir string, epoch int, id string, cfg Config, l Label) string {
+	if parent == "" || epoch == 0 {
+		return p.add(id, cfg, l)
+	}
+	cfg.BranchFrom, cfg.BranchEpoch = filepath.Join(dir, parent), epoch
+	return p.add(id, cfg, l, parent)
+}
+
 func (r *RemovalSpec) plan(p *planner, b Config, dir, sfx string) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: sweep removal: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
@@ -312,13 +323,7 @@ func (r *RemovalSpec) plan(p *planner, b Config, dir, sfx string) error {
 		}
 	}
 	for _, t := range points {
-		c := run(t)
-		var after []string
-		if trunkID != "" && t > 0 {
-			c.BranchFrom, c.BranchEpoch = filepath.Join(dir, trunkID), t
-			after = []string{trunkID}
-		}
-		p.add(fmt.Sprintf("removal-T%03d%s", t, sfx), c, Label{VariantRemoval, t}, after...)
+		p.addFrom(trunkID, dir, t, fmt.Sprintf("removal-T%03d%s", t, sfx), run(t), Label{VariantRemoval, t})
 	}
 	if r.Controls.VFlip && last > 0 {
 		c := run(last)
@@ -328,12 +333,7 @@ func (r *RemovalSpec) plan(p *planner, b Config, dir, sfx string) error {
 	if r.Controls.LRRestart && last > 0 {
 		c := run(last)
 		c.RestartAtDeficitEnd = true
-		var after []string
-		if trunkID != "" {
-			c.BranchFrom, c.BranchEpoch = filepath.Join(dir, trunkID), last
-			after = []string{trunkID}
-		}
-		p.add(fmt.Sprintf("control-lr-restart-T%03d%s", last, sfx), c, Label{VariantLRRestart, last}, after...)
+		p.addFrom(trunkID, dir, last, fmt.Sprintf("control-lr-restart-T%03d%s", last, sfx), c, Label{VariantLRRestart, last})
 	}
 	return nil
 }
@@ -368,13 +368,12 @@ func (w *WindowSpec) plan(p *planner, b Config, dir, sfx string) error {
 		}
 	}
 	baseID := p.add("baseline"+sfx, baseline, Label{VariantBaseline, -1})
+	parent := ""
+	if w.Branch {
+		parent = baseID
+	}
 	add := func(id string, c Config, l Label) {
-		var after []string
-		if s := l.Point; w.Branch && s > 0 {
-			c.BranchFrom, c.BranchEpoch = filepath.Join(dir, baseID), s
-			after = []string{baseID}
-		}
-		p.add(fmt.Sprintf("%s-S%03d%s", id, l.Point, sfx), c, l, after...)
+		p.addFrom(parent, dir, l.Point, fmt.Sprintf("%s-S%03d%s", id, l.Point, sfx), c, l)
 	}
 	for _, s := range onsets {
 		add("window", window(s), Label{VariantWindow, s})
