@@ -206,7 +206,7 @@ func (r *Report) addControls(p *plot.Plot, controls []string, y func(PointSummar
 // windowPlot is the accuracy change vs window onset.
 func (r *Report) windowPlot() (string, *plot.Plot, error) {
 	const name = "window"
-	if math.IsNaN(r.Baseline) {
+	if ref, _ := r.Reference(VariantWindow); math.IsNaN(ref) {
 		return name, nil, nil
 	}
 	change := func(ps PointSummary) float64 { return 100 * ps.Change }

@@ -85,10 +85,6 @@ type Report struct {
 	// Points are sorted by variant (baseline, removal, window, controls,
 	// pretrain, finetune, scratch) then point.
 	Points []PointSummary
-	// Baseline is the no-deficit reference of windows: the baseline
-	// variant's mean final accuracy, else removal point 0's; NaN without
-	// either.
-	Baseline float64
 	// Fisher holds each run's fisher.parquet rows, by run id.
 	Fisher map[string][]FisherRow
 	// Files are the files WriteFiles wrote.
@@ -205,7 +201,7 @@ func Summarize(name string, rows []SweepRow) *Report {
 		}
 		byRun[k] = append(byRun[k], r.Metrics())
 	}
-	rep := &Report{Name: name, Baseline: math.NaN()}
+	rep := &Report{Name: name}
 	for _, k := range order {
 		ms := byRun[k]
 		sort.Slice(ms, func(i, j int) bool { return ms[i].Epoch < ms[j].Epoch })
@@ -239,7 +235,6 @@ func Summarize(name string, rows []SweepRow) *Report {
 		rep.Points = append(rep.Points, ps)
 		i = j
 	}
-	rep.Baseline, _ = rep.Reference(VariantWindow)
 	for i := range rep.Points {
 		p := &rep.Points[i]
 		ref, name := rep.Reference(p.Variant)

@@ -79,8 +79,8 @@ func TestReportSweep(t *testing.T) {
 	golden(t, "report_sweep_summary_csv", rep.PointsCSV())
 
 	base, ok := rep.Point(runs.VariantBaseline, -1)
-	if !ok || base.N != 2 || math.Abs(rep.Baseline-base.FinalMean) > 0 {
-		t.Fatalf("baseline %+v %v", base, rep.Baseline)
+	if ref, name := rep.Reference(runs.VariantWindow); !ok || base.N != 2 || math.Abs(ref-base.FinalMean) > 0 || name != runs.VariantBaseline {
+		t.Fatalf("baseline %+v, window reference %v %q", base, ref, name)
 	}
 	if len(rep.Fisher) == 0 {
 		t.Fatal("no fisher rows")
