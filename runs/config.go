@@ -106,6 +106,12 @@ type Config struct {
 	// Every is 0.
 	Fisher FisherConfig `yaml:"fisher"`
 
+	// EvalEvery evaluates on the test set at the end of every EvalEvery-th
+	// epoch and of the last one; the other epochs log no test metrics
+	// (null). 0 means every epoch. Test evaluation changes no training
+	// state, so it changes no other metric.
+	EvalEvery int `yaml:"eval_every,omitempty"`
+
 	// BranchFrom, with BranchEpoch E > 0, starts this run from the parent
 	// run directory's checkpoint at epoch E (full state, optimizer
 	// included) and its metrics for epochs < E, instead of training those
@@ -241,6 +247,12 @@ func (c Config) YAML() []byte {
 	return out
 }
 
+// EvalDue reports whether the run evaluates on the test set at the end of
+// epoch (see EvalEvery).
+func (c Config) EvalDue(epoch int) bool {
+	return c.EvalEvery <= 1 || (epoch+1)%c.EvalEvery == 0 || epoch == c.Epochs-1
+}
+
 // Hash is the first 16 hex digits of the SHA-256 of the config's YAML with
 // the fields that do not change results (Threads, Workers) cleared.
 func (c Config) Hash() string {
@@ -315,6 +327,9 @@ func (c Config) Validate() error {
 			return bad("keep_checkpoints: epoch %d is outside [0, %d]", e, c.Epochs)
 		}
 	}
+	if c.EvalEvery < 0 {
+		return bad("eval_every %d is negative (0 means every epoch)", c.EvalEvery)
+	}
 	f := c.Fisher
 	if f.Every < 0 || f.Images < 0 || f.Samples < 0 {
 		return bad("fisher: images, samples and every must be >= 0")
@@ -330,8 +345,8 @@ func (c Config) Validate() error {
 	if (c.BranchFrom == "") != (c.BranchEpoch == 0) {
 		return bad("branch_from and branch_epoch go together (branch_from %q, branch_epoch %d)", c.BranchFrom, c.BranchEpoch)
 	}
-	if c.BranchFrom != "" && (c.BranchEpoch < 1 || c.BranchEpoch >= c.Epochs) {
-		return bad("branch_epoch %d must be in [1, %d)", c.BranchEpoch, c.Epochs)
+	if c.BranchFrom != "" && (c.BranchEpoch < 1 || c.BranchEpoch > c.Epochs) {
+		return bad("branch_epoch %d must be in [1, %d]", c.BranchEpoch, c.Epochs)
 	}
 	if c.BranchFrom != "" && c.InitFrom != "" {
 		return bad("branch_from and init_from exclude each other")

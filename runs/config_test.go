@@ -49,7 +49,7 @@ func TestValidate(t *testing.T) {
 		{"keep", func(c *Config) { c.KeepCheckpoints = []int{11} }, "keep_checkpoints: epoch 11"},
 		{"fisher", func(c *Config) { c.Fisher.Every = 2 }, "fisher.every 2 needs"},
 		{"branch half", func(c *Config) { c.BranchFrom = "x" }, "branch_from and branch_epoch go together"},
-		{"branch epoch", func(c *Config) { c.BranchFrom, c.BranchEpoch = "x", 10 }, "branch_epoch 10 must be in [1, 10)"},
+		{"branch epoch", func(c *Config) { c.BranchFrom, c.BranchEpoch = "x", 11 }, "branch_epoch 11 must be in [1, 10]"},
 		{"model", func(c *Config) { c.Model = " " }, "model is empty"},
 	}
 	for _, tc := range tests {

@@ -70,7 +70,7 @@ func TestE2ESweepParquetReport(t *testing.T) {
 	perRun := map[string]int{}
 	for _, r := range rows {
 		perRun[r.RunID]++
-		if r.TestAcc < 0 || r.TestAcc > 1 || r.TrainLoss <= 0 || r.ImagesPerSec <= 0 || r.Sweep != "e2e" || r.ConfigHash == "" {
+		if r.TestAcc == nil || *r.TestAcc < 0 || *r.TestAcc > 1 || r.TrainLoss <= 0 || r.ImagesPerSec <= 0 || r.Sweep != "e2e" || r.ConfigHash == "" {
 			t.Errorf("row %+v", r)
 		}
 	}

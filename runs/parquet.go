@@ -16,6 +16,9 @@ import (
 const ConfigMetadataKey = "critlab.config"
 
 // MetricsRow is one finished epoch of metrics.parquet (see docs/design.md).
+// TestLoss and TestAcc are nil for epochs the run did not evaluate
+// (Config.EvalEvery); files written before they were optional read as
+// set.
 type MetricsRow struct {
 	RunID          string   `parquet:"run_id" json:"run_id"`
 	Model          string   `parquet:"model" json:"model"`
@@ -29,8 +32,8 @@ type MetricsRow struct {
 	LR             float64  `parquet:"lr" json:"lr"`
 	TrainLoss      float64  `parquet:"train_loss" json:"train_loss"`
 	TrainAcc       float64  `parquet:"train_acc" json:"train_acc"`
-	TestLoss       float64  `parquet:"test_loss" json:"test_loss"`
-	TestAcc        float64  `parquet:"test_acc" json:"test_acc"`
+	TestLoss       *float64 `parquet:"test_loss,optional" json:"test_loss"`
+	TestAcc        *float64 `parquet:"test_acc,optional" json:"test_acc"`
 	EpochSeconds   float64  `parquet:"epoch_seconds" json:"epoch_seconds"`
 	ImagesPerSec   float64  `parquet:"images_per_sec" json:"images_per_sec"`
 	FisherTrace    *float64 `parquet:"fisher_trace,optional" json:"fisher_trace,omitempty"`
@@ -67,8 +70,8 @@ type SweepRow struct {
 	LR             float64  `parquet:"lr"`
 	TrainLoss      float64  `parquet:"train_loss"`
 	TrainAcc       float64  `parquet:"train_acc"`
-	TestLoss       float64  `parquet:"test_loss"`
-	TestAcc        float64  `parquet:"test_acc"`
+	TestLoss       *float64 `parquet:"test_loss,optional"`
+	TestAcc        *float64 `parquet:"test_acc,optional"`
 	EpochSeconds   float64  `parquet:"epoch_seconds"`
 	ImagesPerSec   float64  `parquet:"images_per_sec"`
 	FisherTrace    *float64 `parquet:"fisher_trace,optional"`

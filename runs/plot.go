@@ -256,9 +256,11 @@ func (r *Report) curvesPlot() (string, *plot.Plot, error) {
 			ci = len(colors)
 			colors[l] = ci
 		}
-		xys := make(plotter.XYs, len(rs.Rows))
-		for i, m := range rs.Rows {
-			xys[i] = plotter.XY{X: float64(m.Epoch), Y: 100 * m.TestAcc}
+		var xys plotter.XYs
+		for _, m := range rs.Rows {
+			if m.TestAcc != nil {
+				xys = append(xys, plotter.XY{X: float64(m.Epoch), Y: 100 * *m.TestAcc})
+			}
 		}
 		line, err := plotter.NewLine(xys)
 		if err != nil {

@@ -116,8 +116,17 @@ func epochLine(r MetricsRow, epochs int) string {
 	if epochs > 0 {
 		of = fmt.Sprintf("/%d", epochs)
 	}
-	return fmt.Sprintf("%s epoch %d%s [%s] lr %.4g | train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1fs %.0f img/s",
-		r.RunID, r.Epoch, of, r.Deficit, r.LR, r.TrainLoss, r.TrainAcc, r.TestLoss, r.TestAcc, r.EpochSeconds, r.ImagesPerSec)
+	return fmt.Sprintf("%s epoch %d%s [%s] lr %.4g | train loss %.4f acc %.4f | %s | %.1fs %.0f img/s",
+		r.RunID, r.Epoch, of, r.Deficit, r.LR, r.TrainLoss, r.TrainAcc, testColumns(r), r.EpochSeconds, r.ImagesPerSec)
+}
+
+// testColumns formats an epoch's test metrics, absent when the epoch was
+// not evaluated (Config.EvalEvery).
+func testColumns(r MetricsRow) string {
+	if r.TestLoss == nil || r.TestAcc == nil {
+		return "test not evaluated"
+	}
+	return fmt.Sprintf("test loss %.4f acc %.4f", *r.TestLoss, *r.TestAcc)
 }
 
 func bar(done, total, width int) string {

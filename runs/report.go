@@ -24,25 +24,30 @@ const FinalEpochs = 5
 // files go to.
 const ReportDir = "report"
 
-// FinalAccuracy is the mean test accuracy of the last FinalEpochs rows
-// (fewer when the run is shorter); 0 without rows.
+// FinalAccuracy is the mean test accuracy of the last FinalEpochs
+// evaluated rows (fewer when the run has fewer); 0 without any.
 func FinalAccuracy(rows []MetricsRow) float64 {
-	n := min(FinalEpochs, len(rows))
+	var s float64
+	n := 0
+	for i := len(rows) - 1; i >= 0 && n < FinalEpochs; i-- {
+		if a := rows[i].TestAcc; a != nil {
+			s += *a
+			n++
+		}
+	}
 	if n == 0 {
 		return 0
-	}
-	var s float64
-	for _, r := range rows[len(rows)-n:] {
-		s += r.TestAcc
 	}
 	return s / float64(n)
 }
 
-// BestAccuracy is the highest test accuracy of the rows.
+// BestAccuracy is the highest test accuracy of the evaluated rows.
 func BestAccuracy(rows []MetricsRow) float64 {
 	var b float64
 	for _, r := range rows {
-		b = max(b, r.TestAcc)
+		if r.TestAcc != nil {
+			b = max(b, *r.TestAcc)
+		}
 	}
 	return b
 }

@@ -184,9 +184,19 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 		if err := l.checkpoint(epoch + 1); err != nil {
 			return nil, err
 		}
-		l.log.Printf("epoch %d/%d deficit %s lr %.6g train loss %.4f acc %.4f test loss %.4f acc %.4f %.1fs %.0f img/s",
-			epoch, cfg.Epochs, row.Deficit, row.LR, row.TrainLoss, row.TrainAcc, row.TestLoss, row.TestAcc, row.EpochSeconds, row.ImagesPerSec)
+		l.log.Printf("epoch %d/%d deficit %s lr %.6g train loss %.4f acc %.4f %s %.1fs %.0f img/s",
+			epoch, cfg.Epochs, row.Deficit, row.LR, row.TrainLoss, row.TrainAcc, testColumns(row), row.EpochSeconds, row.ImagesPerSec)
 		if err := l.log.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	// A branch that trains no epoch of its own (its parent's checkpoint is
+	// its final state) ends on a row its parent may not have evaluated.
+	if last := &l.rows[len(l.rows)-1]; last.TestAcc == nil {
+		if err := l.evaluate(ctx, last); err != nil {
+			return nil, err
+		}
+		if err := WriteMetrics(filepath.Join(l.dir, MetricsFile), l.rows, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -194,7 +204,7 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	last := l.rows[len(l.rows)-1]
-	l.logf("%s: finished %d epochs, test acc %.4f (mean of last 5: %.4f)", l.runID, cfg.Epochs, last.TestAcc, FinalAccuracy(l.rows))
+	l.logf("%s: finished %d epochs, test acc %.4f (mean of last 5: %.4f)", l.runID, cfg.Epochs, *last.TestAcc, FinalAccuracy(l.rows))
 	return &Result{Dir: l.dir, RunID: l.runID, Status: status, Rows: l.rows}, nil
 }
 
@@ -291,7 +301,11 @@ func (l *loop) loadRows(dir string, epoch int, relabel bool) error {
 // and window columns.
 func (l *loop) relabel(r MetricsRow) MetricsRow {
 	t := l.template(int(r.Epoch))
-	t.TrainLoss, t.TrainAcc, t.TestLoss, t.TestAcc = r.TrainLoss, r.TrainAcc, r.TestLoss, r.TestAcc
+	t.TrainLoss, t.TrainAcc = r.TrainLoss, r.TrainAcc
+	// The parent evaluated its own last epoch; this run would not have.
+	if l.cfg.EvalDue(int(r.Epoch)) {
+		t.TestLoss, t.TestAcc = r.TestLoss, r.TestAcc
+	}
 	t.EpochSeconds, t.ImagesPerSec, t.FisherTrace = r.EpochSeconds, r.ImagesPerSec, r.FisherTrace
 	return t
 }
@@ -444,22 +458,32 @@ func (l *loop) epoch(ctx context.Context, epoch int) (MetricsRow, error) {
 	}
 	trainSecs := time.Since(tTrain).Seconds()
 	stop()
-	test, stopTest, err := l.data.Test()
-	if err != nil {
-		return row, fmt.Errorf("epoch %d: test data: %w", epoch, err)
-	}
-	defer stopTest()
-	ev, err := l.tr.Evaluate(cancellable(ctx, test))
-	if err != nil {
-		return row, fmt.Errorf("epoch %d: evaluate: %w", epoch, err)
+	if l.cfg.EvalDue(epoch) {
+		if err := l.evaluate(ctx, &row); err != nil {
+			return row, err
+		}
 	}
 	row.TrainLoss = lossSum / float64(images)
 	row.TrainAcc = float64(correct) / float64(images)
-	row.TestLoss, row.TestAcc = ev.Loss, ev.Accuracy
 	row.EpochSeconds = time.Since(t0).Seconds()
 	row.ImagesPerSec = float64(images) / math.Max(trainSecs, 1e-9)
 	l.prog.EpochEnd(l.runID, row)
 	return row, nil
+}
+
+// evaluate fills row's test metrics from the trainer's current state.
+func (l *loop) evaluate(ctx context.Context, row *MetricsRow) error {
+	test, stop, err := l.data.Test()
+	if err != nil {
+		return fmt.Errorf("epoch %d: test data: %w", row.Epoch, err)
+	}
+	defer stop()
+	ev, err := l.tr.Evaluate(cancellable(ctx, test))
+	if err != nil {
+		return fmt.Errorf("epoch %d: evaluate: %w", row.Epoch, err)
+	}
+	row.TestLoss, row.TestAcc = &ev.Loss, &ev.Accuracy
+	return nil
 }
 
 // estimateFisher runs the Fisher hook when the epoch is due.

@@ -67,7 +67,7 @@ func TestRunWritesRunDir(t *testing.T) {
 			r.DeficitWindows != "blur:0-3" || r.ConfigHash != cfg.Hash() || r.Model != "small" || r.Dataset != "synthetic" {
 			t.Errorf("row %d: %+v", i, r)
 		}
-		if r.TestAcc < 0 || r.TestAcc > 1 || r.TrainAcc < 0 || r.TrainAcc > 1 || r.ImagesPerSec <= 0 {
+		if r.TestAcc == nil || *r.TestAcc < 0 || *r.TestAcc > 1 || r.TrainAcc < 0 || r.TrainAcc > 1 || r.ImagesPerSec <= 0 {
 			t.Errorf("row %d: accuracies or throughput out of range: %+v", i, r)
 		}
 	}
@@ -237,7 +237,7 @@ func TestRunFisherAndInitFrom(t *testing.T) {
 	ft.InitFrom = filepath.Join(root, "a")
 	ft.Freeze = []string{"layer0"}
 	res2 := mustRun(t, ft, filepath.Join(root, "b"), &runstest.Backend{})
-	if res2.Rows[0].TestLoss == res.Rows[0].TestLoss {
+	if *res2.Rows[0].TestLoss == *res.Rows[0].TestLoss {
 		t.Error("fine-tuned run starts like the scratch run")
 	}
 }
@@ -248,5 +248,34 @@ func TestRunDiverges(t *testing.T) {
 	_, err := runs.Run(context.Background(), cfg, t.TempDir(), runs.Options{Backend: &runstest.Backend{}})
 	if !errors.Is(err, runs.ErrDiverged) || !strings.Contains(err.Error(), "step") {
 		t.Fatalf("err = %v, want ErrDiverged naming the step", err)
+	}
+}
+
+// A branch that trains no epoch of its own still evaluates its last epoch,
+// which its parent skipped (eval_every), as a straight run does.
+func TestRunBranchAtLastEpochEvaluates(t *testing.T) {
+	root := t.TempDir()
+	parent := tinyConfig()
+	parent.Deficits, parent.EvalEvery, parent.KeepCheckpoints = nil, 4, []int{5}
+	mustRun(t, parent, filepath.Join(root, "parent"), &runstest.Backend{})
+
+	child := parent
+	child.Epochs, child.KeepCheckpoints = 5, nil
+	straight := mustRun(t, child, filepath.Join(root, "straight"), &runstest.Backend{})
+	child.BranchFrom, child.BranchEpoch = filepath.Join(root, "parent"), 5
+	branched := mustRun(t, child, filepath.Join(root, "branched"), &runstest.Backend{})
+
+	strip := func(rows []runs.MetricsRow) []runs.MetricsRow {
+		out := comparable(rows)
+		for i := range out {
+			out[i].ConfigHash, out[i].RunID = "", ""
+		}
+		return out
+	}
+	if got, want := strip(branched.Rows), strip(straight.Rows); !reflect.DeepEqual(got, want) {
+		t.Fatalf("branch at its last epoch:\n got %+v\nwant %+v", got, want)
+	}
+	if last := branched.Rows[4]; last.TestAcc == nil {
+		t.Fatal("last epoch not evaluated")
 	}
 }

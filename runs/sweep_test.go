@@ -207,44 +207,58 @@ func TestRunSweep(t *testing.T) {
 
 // Branching (removal points and the lr-restart control from the trunk,
 // windows from the baseline) gives the metrics of training every run
-// from scratch, in fewer steps.
+// from scratch, in fewer steps, also when only some epochs are evaluated
+// (a branch must not keep the evaluation of its parent's last epoch).
 func TestRunSweepBranchMatchesStraight(t *testing.T) {
-	root := t.TempDir()
-	read := func(branch bool) map[string][]runs.MetricsRow {
-		s := tinySweep()
-		s.Seeds = []int64{2}
-		s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2, Branch: branch,
-			Controls: runs.Controls{LRRestart: true}}
-		s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0, 2, 3}, Total: 6, Branch: branch}
-		dir := filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch])
-		b := &runstest.Backend{}
-		if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
-			t.Fatal(err)
-		}
-		// Epochs trained: removal 2+4+6, lr restart 6, baseline and windows
-		// 4×6 straight; trunk 4, removal 3×2, lr restart 2, baseline 6,
-		// windows 6+4+3 branched.
-		if want := map[bool]int64{false: 42 * 8, true: 31 * 8}[branch]; b.Steps.Load() != want {
-			t.Errorf("branch %v: %d steps, want %d", branch, b.Steps.Load(), want)
-		}
-		rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string][]runs.MetricsRow{}
-		for _, r := range rows {
-			if r.Variant != runs.VariantTrunk {
-				m := r.Metrics()
-				m.EpochSeconds, m.ImagesPerSec, m.ConfigHash = 0, 0, ""
-				key := fmt.Sprintf("%s@%d", r.Variant, r.Point)
-				out[key] = append(out[key], m)
+	for _, every := range []int{0, 3} {
+		t.Run(fmt.Sprintf("eval_every=%d", every), func(t *testing.T) {
+			root := t.TempDir()
+			read := func(branch bool) map[string][]runs.MetricsRow {
+				s := tinySweep()
+				s.Seeds = []int64{2}
+				s.Base.EvalEvery = every
+				s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2, Branch: branch,
+					Controls: runs.Controls{LRRestart: true}}
+				s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0, 2, 3}, Total: 6, Branch: branch}
+				dir := filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch])
+				b := &runstest.Backend{}
+				if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
+					t.Fatal(err)
+				}
+				// Epochs trained: removal 2+4+6, lr restart 6, baseline and
+				// windows 4×6 straight; trunk 4, removal 3×2, lr restart 2,
+				// baseline 6, windows 6+4+3 branched.
+				if want := map[bool]int64{false: 42 * 8, true: 31 * 8}[branch]; b.Steps.Load() != want {
+					t.Errorf("branch %v: %d steps, want %d", branch, b.Steps.Load(), want)
+				}
+				rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := map[string][]runs.MetricsRow{}
+				for _, r := range rows {
+					if r.Variant != runs.VariantTrunk {
+						m := r.Metrics()
+						m.EpochSeconds, m.ImagesPerSec, m.ConfigHash = 0, 0, ""
+						key := fmt.Sprintf("%s@%d", r.Variant, r.Point)
+						out[key] = append(out[key], m)
+					}
+				}
+				return out
 			}
-		}
-		return out
-	}
-	straight, branched := read(false), read(true)
-	if len(straight) != 8 || !reflect.DeepEqual(straight, branched) {
-		t.Fatalf("branched sweep differs from straight one\n got %+v\nwant %+v", branched, straight)
+			straight, branched := read(false), read(true)
+			if len(straight) != 8 || !reflect.DeepEqual(straight, branched) {
+				t.Fatalf("branched sweep differs from straight one\n got %+v\nwant %+v", branched, straight)
+			}
+			for key, rows := range straight {
+				for _, r := range rows {
+					due := every == 0 || (r.Epoch+1)%int32(every) == 0 || int(r.Epoch) == len(rows)-1
+					if (r.TestAcc != nil) != due || (r.TestLoss != nil) != due {
+						t.Errorf("%s epoch %d of %d: evaluated %v, want %v", key, r.Epoch, len(rows), r.TestAcc != nil, due)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -63,6 +63,7 @@ func configFlags() []cli.Flag {
 		&cli.IntSliceFlag{Name: "keep-checkpoints", Usage: "epochs whose checkpoint to keep beside the latest, e.g. 40,80"},
 		&cli.IntFlag{Name: "fisher-images", Aliases: []string{"fisher"}, Usage: "N fixed clean training images for the Fisher-trace estimate (0: off)"},
 		&cli.IntFlag{Name: "fisher-samples", Usage: "label samples per image of the Fisher-trace estimate (default 1 with --fisher)"},
+		&cli.IntFlag{Name: "eval-every", Usage: "evaluate on the test set every K epochs and the last (default every epoch)"},
 		&cli.IntFlag{Name: "fisher-every", Usage: "estimate the Fisher trace every K epochs (default 1 with --fisher; 0: never)"},
 	}
 }
@@ -123,6 +124,7 @@ func applyFlags(c *cli.Context, cfg *runs.Config) error {
 	})
 	set("fisher-samples", func() { cfg.Fisher.Samples = c.Int("fisher-samples") })
 	set("fisher-every", func() { cfg.Fisher.Every = c.Int("fisher-every") })
+	set("eval-every", func() { cfg.EvalEvery = c.Int("eval-every") })
 
 	kinds, epochs := multi(c, "deficit"), multi(c, "deficit-epochs")
 	if len(kinds) != len(epochs) {
