@@ -3,7 +3,6 @@ package compiler
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/critlab/critlab/models/graph"
 	pb "github.com/critlab/critlab/models/onnxpb"
@@ -181,25 +180,16 @@ func prepare(forward *pb.ModelProto) (*prepared, error) {
 	g.Input = []*pb.ValueInfoProto{graph.ValueInfo(Images, graph.Float, p.imageDims...)}
 	p.logits = g.Output[0].GetName()
 	g.Output = g.Output[:1]
+	if err := graph.Normalize(g, opset, map[string][]int64{Images: p.imageDims}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
 	p.init = map[string]*pb.TensorProto{}
 	for _, t := range g.Initializer {
 		p.init[t.GetName()] = t
 	}
-	if err := normalizeOps(g, opset, p.init); err != nil {
-		return nil, err
-	}
 	info, err := shapesOf(g, map[string][]int64{Images: p.imageDims})
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
-	}
-	changed, err := explicitPads(g, info)
-	if err != nil {
-		return nil, err
-	}
-	if changed {
-		if info, err = shapesOf(g, map[string][]int64{Images: p.imageDims}); err != nil {
-			return nil, fmt.Errorf("compile: %w", err)
-		}
 	}
 	p.info = info
 	if v := info[p.logits]; v == nil || len(v.dims) != 2 {
@@ -513,188 +503,6 @@ func Parameters(forward *pb.ModelProto) ([]string, error) {
 	}
 	return p.params, nil
 }
-
-// normalizeOps rewrites nodes from opsets 18 to 20 into their opset-17
-// spelling (reduce axes as attributes, Split without num_outputs), the opset
-// compiled graphs declare.
-func normalizeOps(g *pb.GraphProto, opset int64, init map[string]*pb.TensorProto) error {
-	if opset <= 17 {
-		return nil
-	}
-	consts := map[string][]int64{}
-	for name, t := range init {
-		if pb.TensorProto_DataType(t.GetDataType()) == graph.Int64 {
-			if v, err := graph.Int64s(t); err == nil {
-				consts[name] = v
-			}
-		}
-	}
-	for _, n := range g.Node {
-		if n.GetOpType() == "Constant" && len(n.Output) == 1 {
-			if a := graph.Attr(n, "value"); a != nil && a.T != nil && pb.TensorProto_DataType(a.T.GetDataType()) == graph.Int64 {
-				if v, err := graph.Int64s(a.T); err == nil {
-					consts[n.Output[0]] = v
-				}
-			}
-		}
-		op := n.GetOpType()
-		switch {
-		case strings.HasPrefix(op, "Reduce") && op != "ReduceSum":
-			if len(n.Input) > 1 && n.Input[1] != "" {
-				axes, ok := consts[n.Input[1]]
-				if !ok {
-					return fmt.Errorf("%w: node %q (%s): axes must be a constant", ErrUnsupported, n.GetName(), op)
-				}
-				n.Input = n.Input[:1]
-				n.Attribute = append(n.Attribute, graph.Ints("axes", axes...))
-			}
-		case op == "Split":
-			if a := graph.Attr(n, "num_outputs"); a != nil {
-				var attrs []*pb.AttributeProto
-				for _, x := range n.Attribute {
-					if x.GetName() != "num_outputs" {
-						attrs = append(attrs, x)
-					}
-				}
-				n.Attribute = attrs
-				if len(n.Input) > 1 && n.Input[1] != "" {
-					continue
-				}
-				// opset 13-17 splits evenly when sizes divide; the uneven
-				// last chunk of opset 18 is resolved by shape inference.
-				split, err := splitSizes(g, n, init)
-				if err != nil {
-					return err
-				}
-				if split != "" {
-					n.Input = append(n.Input[:1], split)
-				}
-			}
-		case op == "Pad" && len(n.Input) > 3 && n.Input[3] != "":
-			// Pad with axes: shape inference expands them; keep as is
-			// only if the axes cover every dim in order.
-			return fmt.Errorf("%w: node %q (Pad) uses the opset-18 axes input", ErrUnsupported, n.GetName())
-		}
-	}
-	return nil
-}
-
-func splitSizes(g *pb.GraphProto, n *pb.NodeProto, init map[string]*pb.TensorProto) (string, error) {
-	info, err := inferShapes(&pb.GraphProto{Node: g.Node, Initializer: g.Initializer, Input: g.Input}, nil)
-	if err != nil {
-		return "", err
-	}
-	x := info[n.Input[0]]
-	if x == nil {
-		return "", fmt.Errorf("%w: node %q (Split): input shape unknown", ErrShape, n.GetName())
-	}
-	axis := normAxis(graph.AttrInt(n, "axis", 0), len(x.dims))
-	d := x.dims[axis]
-	k := int64(len(n.Output))
-	if d < 0 {
-		return "", fmt.Errorf("%w: node %q (Split): split dimension unknown", ErrShape, n.GetName())
-	}
-	c := (d + k - 1) / k
-	var sizes []int64
-	for i := range k {
-		sizes = append(sizes, max(0, min(c, d-i*c)))
-	}
-	name := n.GetName() + "_split_sizes"
-	g.Initializer = append(g.Initializer, graph.Int64Tensor(name, []int64{k}, sizes))
-	init[name] = g.Initializer[len(g.Initializer)-1]
-	return name, nil
-}
-
-// explicitPads rewrites auto_pad of Conv, ConvTranspose and pooling nodes
-// into explicit pads, and asymmetric Conv pads into a Pad node before a
-// symmetrically padded Conv, so compiled graphs carry explicit symmetric
-// pads (some providers reject the other forms).
-func explicitPads(g *pb.GraphProto, info map[string]*vinfo) (bool, error) {
-	b := graph.Wrap(g)
-	var nodes []*pb.NodeProto
-	changed := false
-	for _, n := range g.Node {
-		op := n.GetOpType()
-		if op != "Conv" && op != "ConvTranspose" && op != "MaxPool" && op != "AveragePool" {
-			nodes = append(nodes, n)
-			continue
-		}
-		x := info[n.Input[0]]
-		if x == nil || len(x.dims) < 3 {
-			nodes = append(nodes, n)
-			continue
-		}
-		sp := x.dims[2:]
-		r := len(sp)
-		var kernel []int64
-		if op == "Conv" || op == "ConvTranspose" {
-			w := info[n.Input[1]]
-			if w == nil || len(w.dims) != r+2 {
-				nodes = append(nodes, n)
-				continue
-			}
-			kernel = graph.AttrInts(n, "kernel_shape", w.dims[2:])
-		} else {
-			kernel = graph.AttrInts(n, "kernel_shape", nil)
-		}
-		var pb0, pe0 []int64
-		if op == "ConvTranspose" {
-			if graph.AttrString(n, "auto_pad", "NOTSET") == "NOTSET" && graph.Attr(n, "output_shape") == nil {
-				nodes = append(nodes, n)
-				continue
-			}
-			t, err := convTransposeGeom(n, sp, kernel)
-			if err != nil {
-				return false, fmt.Errorf("compile: node %q (%s): %w", n.GetName(), op, err)
-			}
-			pb0, pe0 = t.pb, t.pe
-		} else {
-			w, err := windowOf(n, sp, kernel)
-			if err != nil {
-				return false, fmt.Errorf("compile: node %q (%s): %w", n.GetName(), op, err)
-			}
-			pb0, pe0 = w.pb, w.pe
-		}
-		asym := false
-		for i := range r {
-			asym = asym || pb0[i] != pe0[i]
-		}
-		auto := graph.AttrString(n, "auto_pad", "NOTSET") != "NOTSET" || graph.Attr(n, "output_shape") != nil
-		if !auto && !(asym && op == "Conv") {
-			nodes = append(nodes, n)
-			continue
-		}
-		changed = true
-		var attrs []*pb.AttributeProto
-		for _, a := range n.Attribute {
-			switch a.GetName() {
-			case "auto_pad", "pads", "output_shape":
-			default:
-				attrs = append(attrs, a)
-			}
-		}
-		if asym && op == "Conv" {
-			pads := make([]int64, 2*(r+2))
-			sym := make([]int64, 2*r)
-			for i := range r {
-				m := min(pb0[i], pe0[i])
-				pads[i+2], pads[i+2+r+2] = pb0[i]-m, pe0[i]-m
-				sym[i], sym[i+r] = m, m
-			}
-			padded := b.Fresh(n.GetName() + "_padded")
-			pname := b.Fresh(n.GetName() + "_pad")
-			nodes = append(nodes, &pb.NodeProto{OpType: ptr("Pad"), Name: &pname, Input: []string{n.Input[0], b.ConstInt64s(pads...)}, Output: []string{padded}})
-			n.Input[0] = padded
-			pb0, pe0 = sym[:r], sym[r:]
-		}
-		n.Attribute = append(attrs, graph.Ints("pads", append(append([]int64{}, pb0...), pe0...)...))
-		nodes = append(nodes, n)
-	}
-	g.Node = nodes
-	return changed, nil
-}
-
-func ptr[T any](v T) *T { return &v }
 
 func recoverInternal(err *error) {
 	if r := recover(); r != nil {

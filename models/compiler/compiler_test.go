@@ -324,3 +324,5 @@ func TestMalformedModels(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

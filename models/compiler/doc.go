@@ -21,10 +21,10 @@
 //
 // # How a graph is compiled
 //
-//  1. prepare: clone, check the opset (13 to 20; 18+ reduce axes and Split
-//     num_outputs are rewritten to their opset-17 form), rename the input to
-//     "images", infer static shapes (graph.InferShapes merged with a private
-//     pass that also tracks small int64 constants), classify initializers.
+//  1. prepare: clone, check the opset (13 to 20), rename the input to
+//     "images", normalise (graph.Normalize: opset-17 spelling, explicit
+//     symmetric pads), infer static shapes and small integer constants
+//     (graph.InferValues), classify initializers.
 //  2. activity: a value needs a gradient if it depends differentiably on a
 //     trained parameter and the logits depend on it. Integer values, the
 //     images and frozen parameters never do; nodes that do not lie on such

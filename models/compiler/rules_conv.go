@@ -14,7 +14,7 @@ func init() {
 
 // convGeom is a Conv node resolved against static shapes.
 type convGeom struct {
-	*window
+	*graph.Window
 	group    int64
 	x, w, y  []int64 // dims of input, weight, output
 	spatial  int     // number of spatial dims
@@ -43,11 +43,11 @@ func convGeomOf(c *bctx, x, w, y string) (*convGeom, error) {
 		}
 	}
 	k := graph.AttrInts(c.n, "kernel_shape", wi.dims[2:])
-	win, err := windowOf(c.n, xi.dims[2:], k)
+	win, err := graph.ResolveWindow(c.n, xi.dims[2:], k)
 	if err != nil {
 		return nil, err
 	}
-	g := &convGeom{window: win, group: graph.AttrInt(c.n, "group", 1), x: xi.dims, w: wi.dims, y: yi.dims, spatial: len(xi.dims) - 2, kernelSp: k}
+	g := &convGeom{Window: win, group: graph.AttrInt(c.n, "group", 1), x: xi.dims, w: wi.dims, y: yi.dims, spatial: len(xi.dims) - 2, kernelSp: k}
 	if g.group < 1 || g.x[1]%g.group != 0 || g.w[0]%g.group != 0 || g.x[1]/g.group != g.w[1] {
 		return nil, fmt.Errorf("%w: conv group %d with input channels %d and weight %v", ErrUnsupported, g.group, g.x[1], g.w)
 	}
@@ -107,16 +107,16 @@ func convInputGrad(e *emitter, dy, w string, g *convGeom) string {
 	unit := true
 	padB, padE := make([]int64, r), make([]int64, r)
 	for i := range r {
-		dk := g.d[i]*(g.k[i]-1) + 1
-		padB[i], padE[i] = dk-1-g.pb[i], dk-1-g.pe[i]
-		if g.s[i] != 1 || padB[i] < 0 || padE[i] < 0 {
+		dk := g.Dilations[i]*(g.Kernel[i]-1) + 1
+		padB[i], padE[i] = dk-1-g.PadBegin[i], dk-1-g.PadEnd[i]
+		if g.Strides[i] != 1 || padB[i] < 0 || padE[i] < 0 {
 			unit = false
 		}
 	}
 	if unit {
-		return e.conv(dy, flipKernel(e, w, g), "", ones(r), g.d, padB, padE, g.group)
+		return e.conv(dy, flipKernel(e, w, g), "", ones(r), g.Dilations, padB, padE, g.group)
 	}
-	return e.convT(dy, w, g.s, g.d, g.pb, g.pe, g.k, g.y[2:], g.x[2:], g.group)
+	return e.convT(dy, w, g.Strides, g.Dilations, g.PadBegin, g.PadEnd, g.Kernel, g.y[2:], g.x[2:], g.group)
 }
 
 // flipKernel turns a Conv weight [Co, Ci/g, k...] into the weight of the
@@ -132,12 +132,12 @@ func flipKernel(e *emitter, w string, g *convGeom) string {
 	case cig == 1 && cog == 1:
 		wt = w // depthwise: [C, 1, k...] is its own transpose
 	default:
-		shp := append([]int64{g.group, cog, cig}, g.k...)
+		shp := append([]int64{g.group, cog, cig}, g.Kernel...)
 		perm := []int64{0, 2, 1}
 		for i := range r {
 			perm = append(perm, int64(i+3))
 		}
-		wt = e.reshape(e.transpose(e.reshape(w, e.i64(shp...)), perm...), e.i64(append([]int64{g.x[1], cog}, g.k...)...))
+		wt = e.reshape(e.transpose(e.reshape(w, e.i64(shp...)), perm...), e.i64(append([]int64{g.x[1], cog}, g.Kernel...)...))
 	}
 	starts, ends, steps := make([]int64, r), make([]int64, r), make([]int64, r)
 	for i := range r {
@@ -232,7 +232,7 @@ func convWeightGrad(e *emitter, x, dy string, g *convGeom) string {
 			// im2col's single Gemm wins when its column buffer is small
 			// (deep, low-resolution layers); per-offset Gemms keep memory
 			// flat on large activations. See doc.go for the measurements.
-			if 4*g.x[1]*mulDims(g.k)*mulDims(g.y[2:]) <= im2colMaxBytesPerExample {
+			if 4*g.x[1]*mulDims(g.Kernel)*mulDims(g.y[2:]) <= im2colMaxBytesPerExample {
 				return weightGradIm2col(e, x, dy, g)
 			}
 			return weightGradOffsets(e, x, dy, g)
@@ -247,13 +247,13 @@ func weightGradConv(e *emitter, x, dy string, g *convGeom) string {
 	r := g.spatial
 	xt := e.transpose(x, swap01(r)...)
 	dyt := e.transpose(dy, swap01(r)...)
-	res := e.conv(xt, dyt, "", g.d, g.s, g.pb, g.pe, 1) // [Ci, Co, k'...]
+	res := e.conv(xt, dyt, "", g.Dilations, g.Strides, g.PadBegin, g.PadEnd, 1) // [Ci, Co, k'...]
 	crop := false
 	ends := make([]int64, r)
 	for i := range r {
-		kk := (g.x[i+2]+g.pb[i]+g.pe[i]-g.s[i]*(g.y[i+2]-1)-1)/g.d[i] + 1
-		ends[i] = g.k[i]
-		if kk != g.k[i] {
+		kk := (g.x[i+2]+g.PadBegin[i]+g.PadEnd[i]-g.Strides[i]*(g.y[i+2]-1)-1)/g.Dilations[i] + 1
+		ends[i] = g.Kernel[i]
+		if kk != g.Kernel[i] {
 			crop = true
 		}
 	}
@@ -266,7 +266,7 @@ func weightGradConv(e *emitter, x, dy string, g *convGeom) string {
 	// Grouped: the Conv computed every (ci, co) pair; keep the diagonal
 	// blocks (ci and co in the same group).
 	cig, cog := g.w[1], g.w[0]/g.group
-	shp := append([]int64{g.group, cig, g.group, cog}, g.k...)
+	shp := append([]int64{g.group, cig, g.group, cog}, g.Kernel...)
 	mask := make([]float32, g.group*g.group)
 	for i := range g.group {
 		mask[i*g.group+i] = 1
@@ -291,8 +291,8 @@ func im2colSlices(e *emitter, xt string, g *convGeom, use func(string) string) [
 	pads := make([]int64, 2*(r+2))
 	padded := false
 	for i := range r {
-		pads[i+2], pads[i+2+r+2] = g.pb[i], g.pe[i]
-		padded = padded || g.pb[i] != 0 || g.pe[i] != 0
+		pads[i+2], pads[i+2+r+2] = g.PadBegin[i], g.PadEnd[i]
+		padded = padded || g.PadBegin[i] != 0 || g.PadEnd[i] != 0
 	}
 	if padded {
 		xt = e.op("Pad", []string{xt, e.i64(pads...)})
@@ -304,16 +304,16 @@ func im2colSlices(e *emitter, xt string, g *convGeom, use func(string) string) [
 		if dim == r {
 			starts, ends := make([]int64, r), make([]int64, r)
 			for i := range r {
-				starts[i] = offs[i] * g.d[i]
-				ends[i] = starts[i] + (g.y[i+2]-1)*g.s[i] + 1
+				starts[i] = offs[i] * g.Dilations[i]
+				ends[i] = starts[i] + (g.y[i+2]-1)*g.Strides[i] + 1
 			}
 			whole := true
 			for i := range r {
-				whole = whole && starts[i] == 0 && ends[i] == g.x[i+2]+g.pb[i]+g.pe[i] && g.s[i] == 1
+				whole = whole && starts[i] == 0 && ends[i] == g.x[i+2]+g.PadBegin[i]+g.PadEnd[i] && g.Strides[i] == 1
 			}
 			sl := xt // 1×1 kernel, unit stride: the window is all of xt
 			if !whole {
-				sl = e.op("Slice", []string{xt, e.i64(starts...), e.i64(ends...), e.i64(spatialAxes(r)...), e.i64(g.s...)})
+				sl = e.op("Slice", []string{xt, e.i64(starts...), e.i64(ends...), e.i64(spatialAxes(r)...), e.i64(g.Strides...)})
 			}
 			if use != nil {
 				sl = use(sl)
@@ -321,7 +321,7 @@ func im2colSlices(e *emitter, xt string, g *convGeom, use func(string) string) [
 			outs = append(outs, sl)
 			return
 		}
-		for o := range g.k[dim] {
+		for o := range g.Kernel[dim] {
 			offs[dim] = o
 			rec(dim + 1)
 		}
@@ -337,7 +337,7 @@ func weightGradIm2col(e *emitter, x, dy string, g *convGeom) string {
 	xt := e.transpose(x, swap01(r)...)
 	slices := im2colSlices(e, xt, g, func(s string) string { return e.op("Unsqueeze", []string{s, e.i64(1)}) })
 	cols := e.op("Concat", slices, graph.Int("axis", 1)) // [Ci, K, N, Ho, Wo]
-	kk := mulDims(g.k)
+	kk := mulDims(g.Kernel)
 	cols = e.reshape(cols, e.i64(g.x[1]*kk, -1))
 	dyt := e.reshape(e.transpose(dy, swap01(r)...), e.i64(g.w[0], -1))
 	dw := e.op("Gemm", []string{dyt, cols}, graph.Int("transB", 1)) // [Co, Ci·K]
@@ -379,7 +379,7 @@ func convTransposeBwd(c *bctx) error {
 	}
 	r := len(xi.dims) - 2
 	k := graph.AttrInts(c.n, "kernel_shape", wi.dims[2:])
-	t, err := convTransposeGeom(c.n, xi.dims[2:], k)
+	t, err := graph.ResolveConvTranspose(c.n, xi.dims[2:], k)
 	if err != nil {
 		return err
 	}
@@ -388,10 +388,10 @@ func convTransposeBwd(c *bctx) error {
 		c.dx[2] = c.reduceSum(dy, append([]int64{0}, spatialAxes(r)...), false)
 	}
 	// The equivalent Conv: input Y-shaped, weight W [Ci, Co/g, k], output X.
-	g := &convGeom{window: &window{k: k, s: t.s, d: t.d, pb: t.pb, pe: t.pe}, group: group,
+	g := &convGeom{Window: &t.Window, group: group,
 		x: yi.dims, w: wi.dims, y: xi.dims, spatial: r, kernelSp: k}
 	if c.need[0] {
-		c.dx[0] = c.conv(dy, c.in(1), "", t.s, t.d, t.pb, t.pe, group)
+		c.dx[0] = c.conv(dy, c.in(1), "", t.Strides, t.Dilations, t.PadBegin, t.PadEnd, group)
 	}
 	if c.need[1] {
 		c.dx[1] = convWeightGrad(c.emitter, dy, c.in(0), g)

@@ -76,17 +76,17 @@ func avgPoolBwd(c *bctx) error {
 	}
 	r := len(xi.dims) - 2
 	sp := xi.dims[2:]
-	win, err := windowOf(c.n, sp, graph.AttrInts(c.n, "kernel_shape", nil))
+	win, err := graph.ResolveWindow(c.n, sp, graph.AttrInts(c.n, "kernel_shape", nil))
 	if err != nil {
 		return err
 	}
 	osp := yi.dims[2:]
 	ch := xi.dims[1]
-	kk := mulDims(win.k)
+	kk := mulDims(win.Kernel)
 	padded := false
 	for i := range r {
-		padded = padded || win.pb[i] != 0 || win.pe[i] != 0
-		if win.ceil && (osp[i]-1)*win.s[i]+win.k[i] > sp[i]+win.pb[i]+win.pe[i] {
+		padded = padded || win.PadBegin[i] != 0 || win.PadEnd[i] != 0
+		if win.Ceil && (osp[i]-1)*win.Strides[i]+win.Kernel[i] > sp[i]+win.PadBegin[i]+win.PadEnd[i] {
 			return fmt.Errorf("%w: AveragePool with ceil_mode windows past the padding", ErrNoRule)
 		}
 	}
@@ -104,8 +104,8 @@ func avgPoolBwd(c *bctx) error {
 				rem /= osp[i]
 			}
 			for i := range r {
-				lo := idx[i]*win.s[i] - win.pb[i]
-				hi := lo + win.k[i]
+				lo := idx[i]*win.Strides[i] - win.PadBegin[i]
+				hi := lo + win.Kernel[i]
 				cnt *= max(0, min(hi, sp[i])-max(lo, 0))
 			}
 			div[flatI] = 1 / float32(max(cnt, 1))
@@ -115,14 +115,14 @@ func avgPoolBwd(c *bctx) error {
 		dy = c.mul(dy, name)
 		wval = 1
 	}
-	wdims := append([]int64{ch, 1}, win.k...)
+	wdims := append([]int64{ch, 1}, win.Kernel...)
 	wdata := make([]float32, mulDims(wdims))
 	for i := range wdata {
 		wdata[i] = wval
 	}
 	wname := c.b.Fresh("avgpool_kernel")
 	c.b.G.Initializer = append(c.b.G.Initializer, graph.FloatTensor(wname, wdims, wdata))
-	c.dx[0] = c.convT(dy, wname, win.s, ones(r), win.pb, win.pe, win.k, osp, sp, ch)
+	c.dx[0] = c.convT(dy, wname, win.Strides, ones(r), win.PadBegin, win.PadEnd, win.Kernel, osp, sp, ch)
 	return nil
 }
 

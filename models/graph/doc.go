@@ -1,7 +1,10 @@
 // Package graph is critlab's ONNX toolkit: it loads, builds, edits and saves
 // ModelProto values, converts tensors between Go slices and TensorProto,
-// infers static shapes (InferShapes), folds shape-only constant subgraphs
-// (FoldConstants), validates graphs with errors that name the offending node
+// infers static shapes and small integer constants (InferShapes,
+// InferValues: the one shape engine of the project; a new op's shape rule
+// goes in shape.go), resolves sliding windows (ResolveWindow), rewrites
+// graphs into the forms compiled graphs use (Normalize), folds shape-only
+// constant subgraphs (FoldConstants), validates graphs with errors that name the offending node
 // (Validate) and summarises models: parameters, BatchNorm buffers, FLOPs per
 // image and the op histogram (Stats).
 //

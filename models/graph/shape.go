@@ -67,6 +67,30 @@ func InferShapes(g *pb.GraphProto, inputs map[string][]int64) (map[string]ValueT
 	return out, nil
 }
 
+// InferValues is InferShapes that also returns the contents of the int64
+// and int32 tensors whose every entry is known statically (initializers,
+// Constant nodes and the shape arithmetic on them, up to maxTracked
+// entries): the reduce axes, pads, slice bounds and reshape targets that
+// the training-graph compiler reads.
+func InferValues(g *pb.GraphProto, inputs map[string][]int64) (map[string]ValueType, map[string][]int64, error) {
+	st, err := inferGraph(g, inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	types := make(map[string]ValueType, len(st.types))
+	ints := map[string][]int64{}
+	for name, vt := range st.types {
+		types[name] = publicType(vt)
+		if vt.Elem != pb.TensorProto_INT64 && vt.Elem != pb.TensorProto_INT32 {
+			continue
+		}
+		if v, ok := st.knownInts(name); ok {
+			ints[name] = v
+		}
+	}
+	return types, ints, nil
+}
+
 // InferModelShapes is InferShapes on a model's graph with declared inputs.
 func InferModelShapes(m *pb.ModelProto) (map[string]ValueType, error) {
 	if m.GetGraph() == nil {
@@ -322,7 +346,12 @@ func (st *shapeState) intInput(n *pb.NodeProto, i int) ([]int64, bool) {
 	if i >= len(n.Input) || n.Input[i] == "" {
 		return nil, false
 	}
-	v, ok := st.vals[n.Input[i]]
+	return st.knownInts(n.Input[i])
+}
+
+// knownInts returns the values of name when every entry is known.
+func (st *shapeState) knownInts(name string) ([]int64, bool) {
+	v, ok := st.vals[name]
 	if !ok {
 		return nil, false
 	}
