@@ -74,7 +74,9 @@ type Config struct {
 	// deterministic compute); ignored on the CPU.
 	CUDA harness.CUDAOptions `yaml:"cuda,omitempty"`
 	// Threads is ONNX Runtime's intra-op thread count; 0 means one per
-	// core. Not part of the config hash.
+	// core. Not part of the config hash, but part of the arithmetic (CPU
+	// kernels split sums by thread): config.yaml records the count a run
+	// started with, and a resume keeps it (see Run).
 	Threads int `yaml:"threads"`
 	// Workers is the number of data-loader goroutines; 0 means 1. Batches
 	// are identical for any value. Not part of the config hash.
@@ -88,7 +90,9 @@ type Config struct {
 	// InitFrom starts training from the parameters and BatchNorm
 	// statistics (not the optimizer state) of a run directory (its
 	// model.onnx, else its latest checkpoint), a checkpoint file or an
-	// .onnx model; empty means random initialisation.
+	// .onnx model; empty means random initialisation. A relative path is
+	// relative to Options.Root (a sweep's runs name their parents relative
+	// to the sweep directory).
 	InitFrom string `yaml:"init_from"`
 	// Freeze lists parameter-name patterns (path.Match globs such as
 	// "conv1.*" or "fc.bias") whose parameters are not trained.
@@ -116,7 +120,8 @@ type Config struct {
 	// run directory's checkpoint at epoch E (full state, optimizer
 	// included) and its metrics for epochs < E, instead of training those
 	// epochs again. The parent must have trained epochs < E exactly as
-	// this config would (same data, deficits, schedule). Sweeps set it.
+	// this config would (same data, deficits, schedule). Sweeps set it,
+	// relative to the sweep directory (see InitFrom).
 	BranchFrom  string `yaml:"branch_from"`
 	BranchEpoch int    `yaml:"branch_epoch"`
 }

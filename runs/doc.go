@@ -17,8 +17,10 @@
 // Every random choice is a function of (seed, epoch), and the checkpoint
 // holds the whole training state and the epoch, so a run killed at any
 // step and started again resumes to the same metrics as an uninterrupted
-// run. A finished run is skipped unless Options.Force; a directory that
-// holds another config is refused (ErrConfigChanged).
+// run. A run holds an exclusive lock on its directory (internal/dirlock)
+// while it works. A finished run is skipped unless Options.Force; a
+// directory that holds another config is refused (ErrConfigChanged), unless
+// it finished no epoch.
 //
 //	cfg := runs.Default()
 //	cfg.Model, cfg.Data, cfg.Epochs = "small", "synthetic", 30

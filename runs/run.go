@@ -8,10 +8,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/critlab/critlab/internal/atomicfile"
+	"github.com/critlab/critlab/internal/dirlock"
 )
 
 // Checkpoint meta keys the loop stores beside the trainer's state.
@@ -35,6 +37,15 @@ type Options struct {
 	Force bool
 	// RunID names the run in the metrics; empty means the directory's name.
 	RunID string
+	// Root is the directory that relative branch_from and init_from paths
+	// name runs in; empty means the working directory. RunSweep sets it to
+	// the sweep directory, so a sweep's run configs do not depend on where
+	// the sweep lives.
+	Root string
+	// Threads is the intra-op thread count of a run that starts now when
+	// cfg.Threads is 0; 0 means one per core. A resumed run keeps the count
+	// it started with (see Run).
+	Threads int
 }
 
 // Status says what Run did.
@@ -81,14 +92,33 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 	if runID == "" {
 		runID = filepath.Base(filepath.Clean(dir))
 	}
-	if err := Check(cfg, backend); err != nil {
+	checked := cfg
+	checked.InitFrom = resolve(opts.Root, cfg.InitFrom)
+	if err := Check(checked, backend); err != nil {
 		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
 	hash := cfg.Hash()
 
+	// The lock comes before anything is read or written, so two processes
+	// never interleave in one directory.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	lock, err := dirlock.Acquire(dir)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	defer lock.Release()
+
 	state, old, err := Inspect(dir)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	// diskHash is the identity the directory's files carry: hash, or the
+	// hash of a run written before parents were named relative to Root.
+	diskHash := hash
+	if state != StateEmpty {
+		diskHash = old.Hash()
 	}
 	switch {
 	case state == StateEmpty:
@@ -96,27 +126,40 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 		if err := clearRun(dir); err != nil {
 			return nil, err
 		}
-	case old.Hash() != hash:
-		return nil, fmt.Errorf("%w: %s holds a %s run of config %s, this is %s\n---> HINT: pass --force to start over, or choose another directory",
-			ErrConfigChanged, dir, state, old.Hash(), hash)
+		state, diskHash = StateEmpty, hash
+	case state == StateUnfinished && !exists(filepath.Join(dir, MetricsFile)):
+		// No epoch finished (a typo in the command, say): nothing to keep.
+		if err := clearRun(dir); err != nil {
+			return nil, err
+		}
+		state, diskHash = StateEmpty, hash
+	case diskHash != hash && !sameRun(old, cfg, opts.Root):
+		return nil, fmt.Errorf("%w: %s holds a %s run of config %s, this is %s (differs in %s)\n---> HINT: pass --force to start over, or choose another directory",
+			ErrConfigChanged, dir, state, diskHash, hash, orDefault(diffConfigs(old, cfg), "nothing but the hash"))
 	case state == StateFinished:
 		rows, err := ReadMetrics(filepath.Join(dir, MetricsFile))
 		if err != nil {
 			return nil, fmt.Errorf("run %s: %w", runID, err)
 		}
+		for i := range rows {
+			rows[i].ConfigHash = hash
+		}
 		prog.Logf(runID, "%s: finished already, skipped (--force to train again)", runID)
 		return &Result{Dir: dir, RunID: runID, Status: Skipped, Rows: rows}, nil
+	}
+	if cfg.Threads, err = runThreads(cfg, old, state, opts.Threads); err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, CheckpointDir), 0o755); err != nil {
 		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
-	if state == StateEmpty || opts.Force {
+	if state == StateEmpty {
 		if err := atomicfile.Write(filepath.Join(dir, ConfigFile), cfg.YAML()); err != nil {
 			return nil, fmt.Errorf("run %s: %w", runID, err)
 		}
 	}
 
-	l := &loop{cfg: cfg, dir: dir, runID: runID, hash: hash, prog: prog,
+	l := &loop{cfg: cfg, dir: dir, root: opts.Root, runID: runID, hash: hash, diskHash: diskHash, prog: prog,
 		log: openRunLog(filepath.Join(dir, LogFile))}
 	defer l.log.Flush()
 	res, err := l.run(ctx, backend)
@@ -127,18 +170,62 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 	return res, nil
 }
 
+// sameRun reports whether a directory's config old is cfg written before
+// sweeps named parents relative to their directory: branch_from and
+// init_from held the parent's path as typed (say runs-out/demo/trunk-s0)
+// where cfg holds its name relative to root (trunk-s0).
+func sameRun(old, cfg Config, root string) bool {
+	if root == "" {
+		return false
+	}
+	legacy := func(was, now string) bool {
+		return now != "" && !filepath.IsAbs(now) && was != now && filepath.Base(filepath.Clean(was)) == filepath.Base(now)
+	}
+	if legacy(old.BranchFrom, cfg.BranchFrom) {
+		old.BranchFrom = cfg.BranchFrom
+	}
+	if legacy(old.InitFrom, cfg.InitFrom) {
+		old.InitFrom = cfg.InitFrom
+	}
+	return old.Hash() == cfg.Hash()
+}
+
+// runThreads returns the intra-op thread count of a run. ONNX Runtime's
+// CPU kernels split sums differently for different counts, so the count is
+// part of a run's arithmetic: a run that started keeps its count (recorded
+// in config.yaml), and a config asking for another one is refused.
+func runThreads(cfg, old Config, state RunState, def int) (int, error) {
+	if state != StateEmpty && old.Threads > 0 {
+		if cfg.Threads != 0 && cfg.Threads != old.Threads {
+			return 0, fmt.Errorf("%w: the run started with %d threads, this asks for %d; results depend on the thread count\n---> HINT: resume with --threads %d, or pass --force to start over",
+				ErrConfigChanged, old.Threads, cfg.Threads, old.Threads)
+		}
+		return old.Threads, nil
+	}
+	switch {
+	case cfg.Threads > 0:
+		return cfg.Threads, nil
+	case def > 0:
+		return def, nil
+	}
+	return runtime.NumCPU(), nil
+}
+
 // loop is one attempt at a run.
 type loop struct {
-	cfg    Config
-	dir    string
-	runID  string
-	hash   string
-	prog   Progress
-	log    *runLog
-	tr     Trainer
-	data   Data
-	rows   []MetricsRow
-	fisher []FisherRow
+	cfg   Config
+	dir   string
+	root  string
+	runID string
+	hash  string
+	// diskHash is the config hash the directory's checkpoints carry.
+	diskHash string
+	prog     Progress
+	log      *runLog
+	tr       Trainer
+	data     Data
+	rows     []MetricsRow
+	fisher   []FisherRow
 }
 
 func (l *loop) logf(format string, args ...any) {
@@ -208,13 +295,21 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 	return &Result{Dir: l.dir, RunID: l.runID, Status: status, Rows: l.rows}, nil
 }
 
+// resolve names a branch_from or init_from path p relative to root.
+func resolve(root, p string) string {
+	if root == "" || p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(root, p)
+}
+
 // restore continues from the latest checkpoint, branches from a parent
 // run, or initialises from cfg.InitFrom, and returns the first epoch to
 // train.
 func (l *loop) restore() (int, Status, error) {
 	latest := LatestCheckpointPath(l.dir)
 	if _, err := os.Stat(latest); err == nil {
-		epoch, err := l.load(latest, l.hash)
+		epoch, err := l.load(latest, l.diskHash)
 		if err != nil {
 			return 0, "", err
 		}
@@ -232,7 +327,7 @@ func (l *loop) restore() (int, Status, error) {
 		}
 		return l.cfg.BranchEpoch, Trained, nil
 	case l.cfg.InitFrom != "":
-		path, err := InitPath(l.cfg.InitFrom)
+		path, err := InitPath(resolve(l.root, l.cfg.InitFrom))
 		if err != nil {
 			return 0, "", err
 		}
@@ -281,6 +376,7 @@ func (l *loop) loadRows(dir string, epoch int, relabel bool) error {
 			if relabel {
 				r = l.relabel(r)
 			}
+			r.ConfigHash = l.hash // a moved legacy run's rows take the new identity
 			l.rows = append(l.rows, r)
 		}
 	}
@@ -312,7 +408,7 @@ func (l *loop) relabel(r MetricsRow) MetricsRow {
 
 // branch starts from a parent run's checkpoint (see Config.BranchFrom).
 func (l *loop) branch() error {
-	parentDir, epoch := l.cfg.BranchFrom, l.cfg.BranchEpoch
+	parentDir, epoch := resolve(l.root, l.cfg.BranchFrom), l.cfg.BranchEpoch
 	parent, err := LoadConfig(filepath.Join(parentDir, ConfigFile), Config{})
 	if err != nil {
 		return fmt.Errorf("branch: %w", err)

@@ -17,6 +17,7 @@ func tinyConfig() runs.Config {
 	c := runs.Default()
 	c.Model, c.Data = "small", "synthetic"
 	c.Epochs, c.BatchSize, c.LR = 6, 8, 0.05
+	c.Threads = 1 // what config.yaml records
 	c.Deficits = []runs.Window{{Deficit: "blur", Start: 0, End: 3}}
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Files of a run directory.
@@ -16,7 +17,9 @@ const (
 	ModelFile   = "model.onnx"
 	LogFile     = "log.txt"
 	// SweepFile is the combined metrics of a sweep directory.
-	SweepFile        = "sweep.parquet"
+	SweepFile = "sweep.parquet"
+	// SweepSpecFile is the resolved spec of a sweep directory.
+	SweepSpecFile    = "sweep.yaml"
 	CheckpointDir    = "checkpoints"
 	latestCheckpoint = "latest.ckpt"
 )
@@ -66,12 +69,30 @@ func Inspect(dir string) (RunState, Config, error) {
 	return StateUnfinished, cfg, nil
 }
 
-// clearRun removes what a run writes into dir, leaving other files alone.
+// clearRun removes what a run writes into dir, leaving other files (and
+// the lock) alone.
 func clearRun(dir string) error {
-	for _, name := range []string{ModelFile, MetricsFile, FisherFile, LogFile, CheckpointDir, ConfigFile} {
-		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+	ckpts, err := filepath.Glob(filepath.Join(dir, CheckpointDir, "*.ckpt"))
+	if err != nil {
+		return fmt.Errorf("clear run %s: %w", dir, err)
+	}
+	temps, _ := filepath.Glob(filepath.Join(dir, CheckpointDir, ".*.ckpt.tmp*"))
+	paths := append(ckpts, temps...)
+	for _, name := range []string{ModelFile, MetricsFile, FisherFile, LogFile, ConfigFile} {
+		paths = append(paths, filepath.Join(dir, name))
+	}
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("clear run %s: %w", dir, err)
 		}
 	}
+	// The checkpoint folder goes only when nothing else is in it.
+	if err := os.Remove(filepath.Join(dir, CheckpointDir)); err != nil && !errors.Is(err, fs.ErrNotExist) && !isNotEmpty(err) {
+		return fmt.Errorf("clear run %s: %w", dir, err)
+	}
 	return nil
+}
+
+func isNotEmpty(err error) bool {
+	return errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST)
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 
 	"github.com/critlab/critlab/internal/atomicfile"
+	"github.com/critlab/critlab/internal/dirlock"
 )
 
 // SweepOptions are the knobs of RunSweep that are not part of the
@@ -36,12 +37,13 @@ type SweepResult struct {
 	Workers, Threads int
 }
 
-// RunSweep trains the plan of spec in dir: it validates every run before
-// any trains, then runs them under a worker limit (threads per run =
-// cores / workers), skipping finished runs and resuming unfinished ones,
-// and writes the combined sweep.parquet. A failed run does not stop the
-// others; RunSweep then returns the failures joined, after writing
-// sweep.parquet with the runs that finished.
+// RunSweep trains the plan of spec in dir: it locks dir, validates every
+// run before any trains, then runs them under a worker limit (threads per
+// run pinned, see SweepSpec.Workers), skipping finished runs and resuming
+// unfinished ones, and writes the combined sweep.parquet, merged with the
+// one already there. Runs name their parents relative to dir, so dir can
+// be moved. A failed run does not stop the others; RunSweep then returns
+// the failures joined, after writing sweep.parquet.
 func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions) (*SweepResult, error) {
 	plan, err := spec.Plan(dir)
 	if err != nil {
@@ -69,11 +71,26 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 		}
 	}
 	workers = max(1, min(workers, len(plan.Runs)))
-	threads := max(1, cores/workers)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sweep %s: %w", plan.Name, err)
 	}
-	if err := atomicfile.Write(filepath.Join(dir, "sweep.yaml"), spec.YAML()); err != nil {
+	lock, err := dirlock.Acquire(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sweep %s: %w", plan.Name, err)
+	}
+	defer lock.Release()
+	// Threads are part of a run's arithmetic (see runThreads): the sweep
+	// pins them in sweep.yaml when it first starts, so runs started on
+	// another machine or with another -j compute the same.
+	threads := spec.Base.Threads
+	if threads <= 0 {
+		threads = pinnedThreads(dir)
+	}
+	if threads <= 0 {
+		threads = max(1, cores/workers)
+	}
+	spec.Base.Threads = threads
+	if err := atomicfile.Write(filepath.Join(dir, SweepSpecFile), spec.YAML()); err != nil {
 		return nil, err
 	}
 
@@ -128,11 +145,7 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 			}
 			running++
 			go func(r PlannedRun) {
-				cfg := r.Config
-				if cfg.Threads == 0 {
-					cfg.Threads = threads
-				}
-				rr, err := Run(ctx, cfg, filepath.Join(dir, r.ID), Options{Backend: backend, Progress: prog, Force: opts.Force, RunID: r.ID})
+				rr, err := Run(ctx, r.Config, filepath.Join(dir, r.ID), Options{Backend: backend, Progress: prog, Force: opts.Force, RunID: r.ID, Root: dir, Threads: threads})
 				out <- done{r.ID, rr, err}
 			}(r)
 		}
@@ -166,12 +179,56 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 	}
 
 	res.Rows = sweepRows(plan, res.Results)
-	if len(res.Rows) > 0 {
-		if err := WriteSweep(filepath.Join(dir, SweepFile), res.Rows, spec.YAML()); err != nil {
+	path := filepath.Join(dir, SweepFile)
+	if old, err := readParquet[SweepRow](path, true); err != nil {
+		errs = append(errs, fmt.Errorf("%w\n---> HINT: move %s aside; the next resume writes it again from the run directories", err, path))
+	} else if res.Rows = mergeSweepRows(plan, res.Rows, old); len(res.Rows) > 0 {
+		if err := WriteSweep(path, res.Rows, spec.YAML()); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// pinnedThreads is the thread count an earlier start of the sweep in dir
+// recorded in sweep.yaml, or 0.
+func pinnedThreads(dir string) int {
+	old, err := LoadSweep(filepath.Join(dir, SweepSpecFile))
+	if err != nil {
+		return 0
+	}
+	return old.Base.Threads
+}
+
+// mergeSweepRows keeps the rows of an existing sweep.parquet for the runs
+// this attempt did not finish, so a partial resume never shrinks it: rows
+// of planned runs in plan order, each from this attempt when it finished
+// the run, else from old; then old rows of runs no longer planned.
+func mergeSweepRows(plan Plan, rows, old []SweepRow) []SweepRow {
+	byRun := func(rs []SweepRow) map[string][]SweepRow {
+		m := map[string][]SweepRow{}
+		for _, r := range rs {
+			m[r.RunID] = append(m[r.RunID], r)
+		}
+		return m
+	}
+	fresh, kept := byRun(rows), byRun(old)
+	var out []SweepRow
+	planned := map[string]bool{}
+	for _, r := range plan.Runs {
+		planned[r.ID] = true
+		if rs, ok := fresh[r.ID]; ok {
+			out = append(out, rs...)
+		} else {
+			out = append(out, kept[r.ID]...)
+		}
+	}
+	for _, r := range old {
+		if !planned[r.RunID] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // checkPlan validates every run of a plan before any trains. A run that

@@ -24,7 +24,8 @@ type SweepSpec struct {
 	Seeds []int64 `yaml:"seeds"`
 	// Workers is how many runs train at once; 0 means one per core (one
 	// for cuda), capped at the number of runs. Threads per run are
-	// cores / workers.
+	// base.threads, else cores / workers when the sweep first starts,
+	// pinned in sweep.yaml for every later resume.
 	Workers int `yaml:"workers"`
 
 	Removal  *RemovalSpec  `yaml:"removal"`
@@ -261,13 +262,14 @@ func (p *planner) add(id string, cfg Config, l Label, after ...string) string {
 }
 
 // addFrom plans a run that starts from the checkpoint at epoch of the
-// planned run parent, in dir (see Config.BranchFrom), or from scratch when
-// parent is "" or epoch is 0.
-func (p *planner) addFrom(parent, dir string, epoch int, id string, cfg Config, l Label) string {
+// planned run parent (see Config.BranchFrom), or from scratch when parent
+// is "" or epoch is 0. The parent is named relative to the sweep directory
+// (Options.Root), so the sweep can move.
+func (p *planner) addFrom(parent, _ string, epoch int, id string, cfg Config, l Label) string {
 	if parent == "" || epoch == 0 {
 		return p.add(id, cfg, l)
 	}
-	cfg.BranchFrom, cfg.BranchEpoch = filepath.Join(dir, parent), epoch
+	cfg.BranchFrom, cfg.BranchEpoch = parent, epoch
 	return p.add(id, cfg, l, parent)
 }
 
@@ -412,7 +414,7 @@ func (f *FinetuneSpec) plan(p *planner, b Config, dir, sfx string) error {
 		c.Deficits = []Window{{Deficit: f.Deficit, Start: 0, End: n}}
 		preID := p.add(fmt.Sprintf("pretrain-P%03d%s", n, sfx), c, Label{VariantPretrain, n})
 		ft := scratch
-		ft.InitFrom = filepath.Join(dir, preID)
+		ft.InitFrom = preID // relative to the sweep directory, like branch_from
 		p.add(fmt.Sprintf("finetune-P%03d%s", n, sfx), ft, Label{VariantFinetune, n}, preID)
 	}
 	return nil

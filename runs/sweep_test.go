@@ -126,7 +126,7 @@ func TestSweepPlanDetails(t *testing.T) {
 		t.Errorf("trunk %+v", trunk)
 	}
 	r2 := byID["removal-T002-s0"]
-	if r2.Config.Epochs != 5 || r2.Config.BranchFrom != filepath.Join("sw", "trunk-s0") || r2.Config.BranchEpoch != 2 || !reflect.DeepEqual(r2.After, []string{"trunk-s0"}) {
+	if r2.Config.Epochs != 5 || r2.Config.BranchFrom != "trunk-s0" || r2.Config.BranchEpoch != 2 || !reflect.DeepEqual(r2.After, []string{"trunk-s0"}) {
 		t.Errorf("removal T2 %+v", r2)
 	}
 	r0 := byID["removal-T000-s0"]
@@ -134,21 +134,21 @@ func TestSweepPlanDetails(t *testing.T) {
 	if r0.Config.BranchFrom != "" || r0.Config.Epochs != 3 || !reflect.DeepEqual(r0.Labels, want) || !reflect.DeepEqual(r0.Config.KeepCheckpoints, []int{1}) {
 		t.Errorf("removal T0 %+v", r0)
 	}
-	if w1 := byID["window-S001-s0"]; w1.Config.BranchFrom != filepath.Join("sw", "removal-T000-s0") || w1.Config.BranchEpoch != 1 || !reflect.DeepEqual(w1.After, []string{"removal-T000-s0"}) {
+	if w1 := byID["window-S001-s0"]; w1.Config.BranchFrom != "removal-T000-s0" || w1.Config.BranchEpoch != 1 || !reflect.DeepEqual(w1.After, []string{"removal-T000-s0"}) {
 		t.Errorf("window S1 %+v", w1)
 	}
 	if c := byID["control-vflip-T004-s0"].Config; c.DeficitWindows() != "vflip:0-4" || c.Epochs != 7 {
 		t.Errorf("vflip control %+v", c)
 	}
 	wv := byID["window-control-vflip-S001-s0"]
-	if c := wv.Config; c.DeficitWindows() != "vflip:1-3" || c.BranchFrom != filepath.Join("sw", "removal-T000-s0") || c.BranchEpoch != 1 ||
+	if c := wv.Config; c.DeficitWindows() != "vflip:1-3" || c.BranchFrom != "removal-T000-s0" || c.BranchEpoch != 1 ||
 		!reflect.DeepEqual(wv.Labels, []runs.Label{{Variant: runs.VariantWindowVFlip, Point: 1}}) {
 		t.Errorf("window vflip control %+v", wv)
 	}
 	if c := byID["window-control-lr-restart-S001-s0"].Config; !c.RestartAtDeficitEnd || c.LearningRate(3) != c.LR || c.DeficitWindows() != "blur:1-3" {
 		t.Errorf("window lr-restart control %+v", c)
 	}
-	if c := byID["control-lr-restart-T004-s0"].Config; !c.RestartAtDeficitEnd || c.LearningRate(4) != c.LR || c.BranchFrom != filepath.Join("sw", "trunk-s0") || c.BranchEpoch != 4 {
+	if c := byID["control-lr-restart-T004-s0"].Config; !c.RestartAtDeficitEnd || c.LearningRate(4) != c.LR || c.BranchFrom != "trunk-s0" || c.BranchEpoch != 4 {
 		t.Errorf("lr-restart control %+v", c)
 	}
 	if !strings.Contains(p.Describe(), "removal@0 baseline@-1") {

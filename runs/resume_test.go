@@ -1,0 +1,241 @@
+package runs_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/critlab/critlab/internal/dirlock"
+	"github.com/critlab/critlab/runs"
+	"github.com/critlab/critlab/runs/runstest"
+)
+
+// branchedSweep has runs that branch from a trunk (removal) and start from
+// another run's model (finetune).
+func branchedSweep() runs.SweepSpec {
+	s := tinySweep()
+	s.Seeds = []int64{0}
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 3}, After: 2, Branch: true}
+	s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{2}, Epochs: 3}
+	return s
+}
+
+func readSweep(t *testing.T, dir string) []runs.SweepRow {
+	t.Helper()
+	rows, err := runs.ReadSweep(filepath.Join(dir, runs.SweepFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rows {
+		rows[i].EpochSeconds, rows[i].ImagesPerSec = 0, 0
+	}
+	return rows
+}
+
+func TestRunLockedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	l, err := dirlock.Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	_, err = runs.Run(context.Background(), tinyConfig(), dir, runs.Options{Backend: &runstest.Backend{}})
+	if !errors.Is(err, dirlock.ErrLocked) || !strings.Contains(err.Error(), "PID "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("Run in a locked directory: %v, want ErrLocked naming PID %d", err, os.Getpid())
+	}
+	if _, err := os.Stat(filepath.Join(dir, runs.ConfigFile)); err == nil {
+		t.Error("Run wrote config.yaml into a locked directory")
+	}
+	_, err = runs.RunSweep(context.Background(), branchedSweep(), dir, runs.SweepOptions{Backend: &runstest.Backend{}})
+	if !errors.Is(err, dirlock.ErrLocked) {
+		t.Fatalf("RunSweep in a locked directory: %v, want ErrLocked", err)
+	}
+}
+
+// A sweep moved elsewhere (here: renamed, with its old path gone) resumes
+// with nothing retrained, and after deleting some runs retrains only those,
+// to the same sweep.parquet.
+func TestSweepMovedAndPartlyDeleted(t *testing.T) {
+	spec := branchedSweep()
+	b := &runstest.Backend{}
+	first := filepath.Join(t.TempDir(), "first")
+	if _, err := runs.RunSweep(context.Background(), spec, first, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	want := readSweep(t, first)
+	moved := filepath.Join(t.TempDir(), "moved")
+	if err := os.Rename(first, moved); err != nil {
+		t.Fatal(err)
+	}
+	steps := b.Steps.Load()
+	res, err := runs.RunSweep(context.Background(), spec, moved, runs.SweepOptions{Backend: b, Workers: 1})
+	if err != nil {
+		t.Fatalf("resume after the move: %v", err)
+	}
+	if n := b.Steps.Load() - steps; n != 0 {
+		t.Errorf("resume after the move trained %d steps, want 0", n)
+	}
+	for id, r := range res.Results {
+		if r.Status != runs.Skipped {
+			t.Errorf("%s: %s after the move, want skipped", id, r.Status)
+		}
+	}
+	// A branch, its parent's unneeded files and a finetune run go.
+	for _, p := range []string{"removal-T003-s0", "finetune-P002-s0", "trunk-s0/model.onnx"} {
+		if err := os.RemoveAll(filepath.Join(moved, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := runs.RunSweep(context.Background(), spec, moved, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
+		t.Fatalf("resume after deleting runs: %v", err)
+	}
+	if got := readSweep(t, moved); !reflect.DeepEqual(got, want) {
+		t.Errorf("sweep.parquet after move, delete and resume differs from the first:\n%v\nwant\n%v", got, want)
+	}
+}
+
+// A resume that cannot finish every run keeps the rows sweep.parquet had.
+func TestSweepResumeNeverShrinksParquet(t *testing.T) {
+	spec := branchedSweep()
+	dir := filepath.Join(t.TempDir(), "sw")
+	b := &runstest.Backend{}
+	if _, err := runs.RunSweep(context.Background(), spec, dir, runs.SweepOptions{Backend: b}); err != nil {
+		t.Fatal(err)
+	}
+	want := readSweep(t, dir)
+	// The branch loses its run directory and its parent the checkpoint it
+	// needs: the branch fails on resume.
+	for _, p := range []string{"removal-T003-s0", runs.CheckpointPath("trunk-s0", 3)} {
+		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := runs.RunSweep(context.Background(), spec, dir, runs.SweepOptions{Backend: b}); err == nil {
+		t.Fatal("resume without the parent's checkpoint succeeded")
+	}
+	if got := readSweep(t, dir); !reflect.DeepEqual(got, want) {
+		t.Errorf("sweep.parquet changed on a partial resume: %d rows, want %d", len(got), len(want))
+	}
+}
+
+// Run directories written when sweeps stored parents as typed
+// (runs-out/NAME/trunk-s0) resume and are skipped without retraining.
+func TestSweepLegacyParentPaths(t *testing.T) {
+	spec := branchedSweep()
+	old := filepath.Join(t.TempDir(), "old")
+	plan, err := spec.Plan(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &runstest.Backend{}
+	for _, r := range plan.Runs { // as the old RunSweep did
+		cfg := r.Config
+		if cfg.BranchFrom != "" {
+			cfg.BranchFrom = filepath.Join(old, cfg.BranchFrom)
+		}
+		if cfg.InitFrom != "" {
+			cfg.InitFrom = filepath.Join(old, cfg.InitFrom)
+		}
+		if _, err := runs.Run(context.Background(), cfg, filepath.Join(old, r.ID), runs.Options{Backend: b, RunID: r.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One legacy branch is unfinished: it resumes from its own checkpoint.
+	if err := os.Remove(filepath.Join(old, "removal-T003-s0", runs.ModelFile)); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(t.TempDir(), "moved")
+	if err := os.Rename(old, moved); err != nil {
+		t.Fatal(err)
+	}
+	steps := b.Steps.Load()
+	res, err := runs.RunSweep(context.Background(), spec, moved, runs.SweepOptions{Backend: b})
+	if err != nil {
+		t.Fatalf("resume of a legacy sweep: %v", err)
+	}
+	if n := b.Steps.Load() - steps; n != 0 {
+		t.Errorf("legacy resume trained %d steps, want 0", n)
+	}
+	if s := res.Results["removal-T003-s0"].Status; s != runs.Resumed {
+		t.Errorf("unfinished legacy branch: %s, want resumed", s)
+	}
+	for _, r := range res.Rows {
+		if want := plannedHash(t, plan, r.RunID); r.ConfigHash != want {
+			t.Fatalf("%s: config hash %s, want the relocatable %s", r.RunID, r.ConfigHash, want)
+		}
+	}
+}
+
+func plannedHash(t *testing.T, plan runs.Plan, id string) string {
+	for _, r := range plan.Runs {
+		if r.ID == id {
+			return r.Config.Hash()
+		}
+	}
+	t.Fatalf("no planned run %s", id)
+	return ""
+}
+
+// The thread count a run started with is kept on resume; asking for
+// another is refused.
+func TestRunKeepsThreads(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyConfig()
+	cfg.Threads = 3
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &runstest.Backend{OnStep: func(n int64) {
+		if n == 10 {
+			cancel()
+		}
+	}}
+	if _, err := runs.Run(ctx, cfg, dir, runs.Options{Backend: b}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first attempt: %v", err)
+	}
+	cfg.Threads = 2
+	_, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: &runstest.Backend{}})
+	if !errors.Is(err, runs.ErrConfigChanged) || !strings.Contains(err.Error(), "--threads 3") {
+		t.Fatalf("resume with other threads: %v, want ErrConfigChanged with a --threads 3 hint", err)
+	}
+	cfg.Threads = 0
+	res, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: &runstest.Backend{}, Threads: 5})
+	if err != nil || res.Status != runs.Resumed {
+		t.Fatalf("resume with threads unset: %v", err)
+	}
+	if got, _ := runs.LoadConfig(filepath.Join(dir, runs.ConfigFile), runs.Config{}); got.Threads != 3 {
+		t.Errorf("config.yaml threads %d, want 3", got.Threads)
+	}
+}
+
+// A run that finished no epoch does not block a corrected command; --force
+// removes only what critlab wrote.
+func TestRunStartsOverCleanly(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyConfig()
+	typo := cfg
+	typo.LR = 50
+	if err := os.WriteFile(filepath.Join(dir, runs.ConfigFile), typo.YAML(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, cfg, dir, &runstest.Backend{})
+
+	mine := []string{"notes.txt", filepath.Join(runs.CheckpointDir, "mine.ckpt.bak")}
+	for _, p := range mine {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Seed = 7
+	if _, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: &runstest.Backend{}, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range mine {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("--force removed %s, which critlab did not write: %v", p, err)
+		}
+	}
+}
