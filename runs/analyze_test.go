@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -17,19 +18,14 @@ import (
 	"github.com/critlab/critlab/runs/runstest"
 )
 
-// TestAnalyzeScriptMatchesReport runs tools/analyze.py (pandas and polars)
-// on a tiny sweep and checks that its table gives the same final accuracy
-// and change per variant and point as critlab report. The window baseline
-// is longer than removal point 0, so the two references differ.
+// TestAnalyzeScriptMatchesReport runs tools/analyze.py (polars, pandas,
+// scipy) on a tiny sweep of three seeds and checks that its table gives
+// the same final and last-K accuracy, reference, paired difference, t-
+// interval and n per variant and point as critlab report. The window
+// baseline is longer than removal point 0, so the two references differ.
 func TestAnalyzeScriptMatchesReport(t *testing.T) {
-	py := pyenv.Require(t, "pyarrow", "pandas", "polars")
-	dir := filepath.Join(t.TempDir(), "sw")
-	s := tinySweep()
-	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 3}, After: 3, Controls: runs.Controls{VFlip: true}}
-	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{1}, Total: 5}
-	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
-		t.Fatal(err)
-	}
+	py := pyenv.Require(t, "pyarrow", "pandas", "polars", "scipy")
+	dir := analyzeSweep(t)
 	rep, err := runs.LoadReport(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +35,33 @@ func TestAnalyzeScriptMatchesReport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("analyze.py: %v\n%s", err, out)
 	}
-	f, err := os.Open(table)
+	if n := compareTable(t, rep, table); n != 5 {
+		t.Fatalf("compared %d points, want 5 (baseline, removal 0 and 3, window 1, control-vflip 3)", n)
+	}
+}
+
+// analyzeSweep trains a tiny sweep of three seeds (so that intervals are
+// given) with removal, a window and a control, evaluating every other
+// epoch and the last.
+func analyzeSweep(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "sw")
+	s := tinySweep()
+	s.Seeds = []int64{0, 1, 2}
+	s.Base.EvalEvery = 2 // null test metrics on the other epochs
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 3}, After: 3, Controls: runs.Controls{VFlip: true}}
+	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{1}, Total: 5}
+	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// compareTable checks a CSV table of analyze.py's against the report and
+// returns how many points it compared.
+func compareTable(t *testing.T, rep *runs.Report, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,26 +74,46 @@ func TestAnalyzeScriptMatchesReport(t *testing.T) {
 	for i, h := range recs[0] {
 		col[h] = i
 	}
+	num := func(r []string, c string) float64 {
+		if r[col[c]] == "" {
+			return math.NaN()
+		}
+		v, err := strconv.ParseFloat(r[col[c]], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		return v
+	}
+	same := func(a, b float64) bool { return math.IsNaN(a) && math.IsNaN(b) || math.Abs(a-b) <= 1e-9 }
 	checked := 0
 	for _, r := range recs[1:] {
 		point, _ := strconv.Atoi(r[col["point"]])
 		want, ok := rep.Point(r[col["variant"]], point)
-		if !ok {
-			continue // analyze.py also lists the trunk
+		if !ok || want.Variant == runs.VariantTrunk {
+			continue
 		}
-		got, err := strconv.ParseFloat(r[col["acc_mean"]], 64)
-		if err != nil || math.Abs(got-want.FinalMean) > 1e-9 {
-			t.Errorf("%s %d: analyze.py %v (%v), report %v", r[col["variant"]], point, got, err, want.FinalMean)
+		name := fmt.Sprintf("%s %d", want.Variant, point)
+		for _, c := range []struct {
+			col  string
+			want float64
+		}{
+			{"acc_mean", want.FinalMean}, {"lastk_mean", want.LastKMean}, {"diff_mean", want.Diff.Mean},
+			{"diff_low", want.Diff.Low}, {"diff_high", want.Diff.High}, {"diff_n", float64(want.Diff.N)},
+			{"diff_lastk_mean", want.DiffLastK.Mean},
+		} {
+			if got := num(r, c.col); !same(got, c.want) {
+				t.Errorf("%s: analyze.py %s %v, report %v (vs %s)", name, c.col, got, c.want, want.Reference)
+			}
 		}
-		delta, err := strconv.ParseFloat(r[col["delta"]], 64)
-		if err != nil || math.Abs(delta-want.Change) > 1e-9 {
-			t.Errorf("%s %d: analyze.py change %v (%v), report %v (vs %s)", r[col["variant"]], point, delta, err, want.Change, want.Reference)
+		if got := r[col["reference"]]; got != want.Reference {
+			t.Errorf("%s: analyze.py reference %q, report %q", name, got, want.Reference)
+		}
+		if want.Diff.N > 0 && !want.Diff.HasInterval() {
+			t.Errorf("%s: %d pairs, want an interval from 3 seeds", name, want.Diff.N)
 		}
 		checked++
 	}
-	if checked != 5 {
-		t.Fatalf("compared %d points, want 5 (baseline, removal 0 and 3, window 1, control-vflip 3)", checked)
-	}
+	return checked
 }
 
 // TestCompareMetricsScript: tools/compare_metrics.py finds a rerun of a

@@ -38,9 +38,12 @@
 //
 // # Reports
 //
-// LoadReport summarises a run or sweep directory (final accuracy = mean of
-// the last FinalEpochs epochs, mean ± std over seeds per point); WriteTable,
-// PointsCSV and WriteFiles write the table, CSV files and plots (PNG, SVG).
+// LoadReport summarises a run or sweep directory: per run the final
+// accuracy (last evaluated epoch) and the mean of the last FinalEpochs;
+// per point the paired, within-seed differences from its reference with a
+// t-interval (stats.go: PairedDiff, TOST; none below MinIntervalN seeds).
+// WriteTable, PointsCSV and WriteFiles write the table, CSV files and
+// figures (plot.go: PNG at PlotDPI and SVG).
 //
 // The loop reaches ONNX Runtime, the model zoo and the data sets only
 // through the Backend, Trainer and Data interfaces (backend.go); NewBackend

@@ -7,314 +7,526 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/critlab/critlab/internal/atomicfile"
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
-type namedPlot struct {
-	name string
-	p    *plot.Plot
+// PlotDPI is the resolution of the PNG figures.
+const PlotDPI = 200
+
+// figure is one image: panels in a grid, a legend to their right (outside
+// the data) and a caption below.
+type figure struct {
+	name    string
+	panels  []*plot.Plot
+	cols    int
+	legend  []legendItem
+	caption string
+	// w is the width; each row of panels is rowH high.
+	w, rowH vg.Length
 }
 
-// Plot size: a single-column figure.
-const plotW, plotH = 6 * vg.Inch, 4 * vg.Inch
+type legendItem struct {
+	name   string
+	thumbs []plot.Thumbnailer
+}
 
-func savePlot(p *plot.Plot, path, format string) error {
-	wt, err := p.WriterTo(plotW, plotH, format)
-	if err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
+func (f *figure) addLegend(name string, thumbs ...plot.Thumbnailer) {
+	f.legend = append(f.legend, legendItem{name, thumbs})
+}
+
+// textStyle is the caption and legend font.
+func textStyle(size vg.Length) draw.TextStyle {
+	return draw.TextStyle{Color: color.Black, Font: font.From(plot.DefaultFont, size), Handler: plot.DefaultTextHandler}
+}
+
+// draw lays the figure out on c.
+func (f *figure) draw(c draw.Canvas) {
+	const pad = vg.Length(6)
+	sty := textStyle(9)
+	var capH vg.Length
+	if f.caption != "" {
+		capH = sty.Height(f.caption) + 2*pad
+		top := sty
+		top.YAlign = draw.YTop
+		c.FillText(top, vg.Point{X: c.Min.X + pad, Y: c.Min.Y + capH - pad}, f.caption)
 	}
+	var legW vg.Length
+	if len(f.legend) > 0 {
+		l := plot.NewLegend()
+		l.TextStyle = sty
+		l.Top, l.Left = true, true
+		l.ThumbnailWidth = vg.Points(20)
+		for _, it := range f.legend {
+			l.Add(it.name, it.thumbs...)
+			legW = max(legW, sty.Width(it.name))
+		}
+		legW += l.ThumbnailWidth + 3*pad
+		l.Draw(draw.Crop(c, c.Size().X-legW, 0, capH, -pad))
+	}
+	area := draw.Crop(c, 0, -legW, capH, 0)
+	cols := max(1, f.cols)
+	rows := (len(f.panels) + cols - 1) / cols
+	grid := make([][]*plot.Plot, rows)
+	for i := range grid {
+		grid[i] = make([]*plot.Plot, cols)
+	}
+	for i, p := range f.panels {
+		grid[i/cols][i%cols] = p
+	}
+	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: pad, PadY: pad, PadTop: pad, PadLeft: pad, PadRight: pad, PadBottom: pad}
+	canvases := plot.Align(grid, tiles, area)
+	for i, p := range f.panels {
+		p.Draw(canvases[i/cols][i%cols])
+	}
+}
+
+// save writes the figure as PNG (PlotDPI) or SVG.
+func (f *figure) save(path, format string) error {
+	rows := (len(f.panels) + max(1, f.cols) - 1) / max(1, f.cols)
+	h := vg.Length(rows) * f.rowH
+	if f.caption != "" {
+		h += textStyle(9).Height(f.caption) + 12
+	}
+	var c vg.CanvasWriterTo
+	switch format {
+	case "png":
+		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(f.w, h), vgimg.UseDPI(PlotDPI))}
+	case "svg":
+		c = vgsvg.New(f.w, h)
+	default:
+		return fmt.Errorf("plot %s: unknown format %q", path, format)
+	}
+	f.draw(draw.New(c))
 	var b bytes.Buffer
-	if _, err := wt.WriteTo(&b); err != nil {
+	if _, err := c.WriteTo(&b); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
 	return atomicfile.Write(path, b.Bytes())
 }
 
-// plots builds every plot the report's data supports.
-func (r *Report) plots() ([]namedPlot, error) {
-	var out []namedPlot
-	add := func(name string, p *plot.Plot, err error) error {
+// figures builds every figure the report's data supports.
+func (r *Report) figures() ([]*figure, error) {
+	var out []*figure
+	for _, fam := range []struct{ name, title, xlabel, variant, controls string }{
+		{"removal", "Deficit removal", "epoch T the deficit is removed", VariantRemoval, "control-"},
+		{"window", "Deficit window", "window onset (epoch)", VariantWindow, "window-control-"},
+		{"finetune", "Fine-tuning after deficit pretraining", "deficit pretraining epochs", VariantFinetune, ""},
+	} {
+		f, err := r.diffFigure(fam.name, fam.title, fam.xlabel, fam.variant, fam.controls)
 		if err != nil {
-			return fmt.Errorf("plot %s: %w", name, err)
+			return nil, fmt.Errorf("plot %s: %w", fam.name, err)
 		}
-		if p != nil {
-			out = append(out, namedPlot{name, p})
+		if f != nil {
+			out = append(out, f)
 		}
-		return nil
 	}
-	if err := add(r.pointPlot("removal", "Final accuracy vs deficit removal", "epoch the deficit is removed",
-		VariantRemoval, []string{VariantVFlip, VariantLRRestart})); err != nil {
-		return nil, err
+	f, err := r.seriesFigure("curves", "test accuracy %", false, func(rs RunSummary) plotter.XYs {
+		var xys plotter.XYs
+		for _, m := range rs.Rows {
+			if a, ok := testAcc(m); ok {
+				xys = append(xys, plotter.XY{X: float64(m.Epoch + 1), Y: 100 * a})
+			}
+		}
+		return xys
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plot curves: %w", err)
 	}
-	if err := add(r.windowPlot()); err != nil {
-		return nil, err
-	}
-	if err := add(r.pointPlot("finetune", "Fine-tuning after deficit pretraining", "deficit pretraining epochs",
-		VariantFinetune, nil)); err != nil {
-		return nil, err
-	}
-	if err := add(r.curvesPlot()); err != nil {
-		return nil, err
-	}
+	out = append(out, f)
 	if len(r.Fisher) > 0 {
-		if err := add(r.fisherPlot()); err != nil {
-			return nil, err
+		f, err := r.seriesFigure("fisher", "Tr F (log scale)", true, func(rs RunSummary) plotter.XYs {
+			var xys plotter.XYs
+			for _, fr := range r.Fisher[rs.RunID] {
+				if fr.Layer == FisherTotal && fr.Trace > 0 {
+					xys = append(xys, plotter.XY{X: float64(fr.Epoch + 1), Y: fr.Trace})
+				}
+			}
+			return xys
+		})
+		if err != nil {
+			return nil, fmt.Errorf("plot fisher: %w", err)
 		}
+		out = append(out, f)
 		for _, id := range sortedKeys(r.Fisher) {
-			p, err := r.fisherSharesPlot(id)
-			if err := add(filepath.Join("fisher-layers", id), p, err); err != nil {
-				return nil, err
+			if f := r.fisherSharesFigure(id); f != nil {
+				out = append(out, f)
 			}
 		}
 	}
 	return out, nil
 }
 
-// errPoints are points with symmetric y errors.
-type errPoints struct {
+// Colors: the Okabe-Ito palette, distinguishable with colour blindness,
+// one per variant in report order.
+var palette = []color.Color{
+	color.RGBA{0, 114, 178, 255}, color.RGBA{213, 94, 0, 255}, color.RGBA{0, 158, 115, 255},
+	color.RGBA{204, 121, 167, 255}, color.RGBA{230, 159, 0, 255}, color.RGBA{86, 180, 233, 255},
+	color.RGBA{120, 80, 30, 255}, color.RGBA{0, 0, 0, 255},
+}
+
+var shapes = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.PyramidGlyph{}, draw.BoxGlyph{}, draw.CrossGlyph{}, draw.PlusGlyph{}, draw.SquareGlyph{}}
+
+var refColor = color.Gray{Y: 110}
+
+// variantColors gives each variant of the report one colour.
+func (r *Report) variantColors() map[string]color.Color {
+	cs := map[string]color.Color{}
+	for _, p := range r.Points {
+		if _, ok := cs[p.Variant]; !ok && p.Variant != VariantBaseline && p.Variant != VariantTrunk {
+			cs[p.Variant] = palette[len(cs)%(len(palette)-1)]
+		}
+	}
+	cs[VariantBaseline] = palette[len(palette)-1]
+	return cs
+}
+
+// numTicks labels ticks without trailing zeros ("25", not "25.00").
+var numTicks = plot.TickerFunc(func(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+		}
+	}
+	return ts
+})
+
+func newPanel(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.Title.TextStyle.Font.Size = 11
+	p.X.Label.Text, p.Y.Label.Text = x, y
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Label.TextStyle.Font.Size = 10
+		a.Tick.Label.Font.Size = 9
+	}
+	p.X.Tick.Marker, p.Y.Tick.Marker = numTicks, numTicks
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// diffFigure plots the paired difference of final accuracy against each
+// point's reference for a variant and its controls (the variants named
+// with the controls prefix), nil without the variant.
+func (r *Report) diffFigure(name, title, xlabel, variant, controls string) (*figure, error) {
+	series := []string{variant}
+	if controls != "" {
+		for _, p := range r.Points {
+			if strings.HasPrefix(p.Variant, controls) && (len(series) == 1 || series[len(series)-1] != p.Variant) {
+				series = append(series, p.Variant)
+			}
+		}
+	}
+	var xs []float64
+	refs, ns := map[string]bool{}, map[int]bool{}
+	for _, p := range r.Points {
+		if p.Variant == variant && p.Diff.N > 0 {
+			xs = append(xs, float64(p.Point))
+		}
+	}
+	if len(xs) == 0 {
+		return nil, nil
+	}
+	x0, x1 := xs[0], xs[len(xs)-1]
+	span := max(x1-x0, 1)
+	p := newPanel(title, xlabel, "Δ final test accuracy (points)")
+	f := &figure{name: name, panels: []*plot.Plot{p}, cols: 1, w: 7 * vg.Inch, rowH: 4 * vg.Inch}
+	cs := r.variantColors()
+	lo, hi := 0.0, 0.0
+	for si, v := range series {
+		var means, seeds plotter.XYs
+		var bars errBars
+		off := float64(si) * 0.035 * span
+		for _, ps := range r.Points {
+			if ps.Variant != v || ps.Diff.N == 0 {
+				continue
+			}
+			refs[ps.Reference], ns[ps.Diff.N] = true, true
+			x := float64(ps.Point) + off
+			means = append(means, plotter.XY{X: x, Y: 100 * ps.Diff.Mean})
+			for _, d := range ps.Diff.Diffs {
+				seeds = append(seeds, plotter.XY{X: x, Y: 100 * d})
+				lo, hi = min(lo, 100*d), max(hi, 100*d)
+			}
+			if ps.Diff.HasInterval() {
+				bars.XYs = append(bars.XYs, plotter.XY{X: x, Y: 100 * ps.Diff.Mean})
+				bars.YErrors = append(bars.YErrors, struct{ Low, High float64 }{100 * (ps.Diff.Mean - ps.Diff.Low), 100 * (ps.Diff.High - ps.Diff.Mean)})
+				lo, hi = min(lo, 100*ps.Diff.Low), max(hi, 100*ps.Diff.High)
+			}
+		}
+		if len(means) == 0 {
+			continue
+		}
+		c, shape := cs[v], shapes[si%len(shapes)]
+		var thumbs []plot.Thumbnailer
+		if v == variant && len(means) > 1 {
+			l, err := plotter.NewLine(means)
+			if err != nil {
+				return nil, err
+			}
+			l.LineStyle.Color, l.LineStyle.Width = c, vg.Points(1.5)
+			p.Add(l)
+			thumbs = append(thumbs, l)
+		}
+		if len(bars.XYs) > 0 {
+			eb, err := plotter.NewYErrorBars(bars)
+			if err != nil {
+				return nil, err
+			}
+			eb.LineStyle.Color, eb.LineStyle.Width = c, vg.Points(1.2)
+			p.Add(eb)
+		}
+		sc, err := plotter.NewScatter(seeds)
+		if err != nil {
+			return nil, err
+		}
+		sc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(2), Shape: draw.RingGlyph{}}
+		mc, err := plotter.NewScatter(means)
+		if err != nil {
+			return nil, err
+		}
+		mc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: shape}
+		p.Add(sc, mc)
+		f.addLegend(v+" (mean)", append(thumbs, mc)...)
+		if si == len(series)-1 {
+			f.addLegend("single seeds", &plotter.Scatter{GlyphStyle: draw.GlyphStyle{Color: color.Black, Radius: vg.Points(2), Shape: draw.RingGlyph{}}})
+		}
+	}
+	zero, err := plotter.NewLine(plotter.XYs{{X: x0 - 0.08*span, Y: 0}, {X: x1 + 0.12*span, Y: 0}})
+	if err != nil {
+		return nil, err
+	}
+	zero.LineStyle.Color, zero.LineStyle.Dashes = refColor, []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(zero)
+	f.addLegend("reference ("+strings.Join(sortedKeys(refs), ", ")+")", zero)
+	// Explicit ranges so that the shifted controls and the bars stay inside.
+	p.X.Min, p.X.Max = x0-0.08*span, x1+0.12*span
+	pad := 0.08 * max(hi-lo, 1)
+	p.Y.Min, p.Y.Max = lo-pad, hi+pad
+	f.caption = diffCaption(intKeys(ns))
+	return f, nil
+}
+
+// diffCaption says what the markers and bars are and over how many seeds.
+func diffCaption(ns []int) string {
+	few := ns[0] < MinIntervalN
+	s := fmt.Sprintf("Δ = final (last-epoch) test accuracy minus the reference run of the same seed; filled: mean over n = %s seeds; rings: single seeds.", joinInts(ns))
+	if few {
+		return s + fmt.Sprintf("\nNo confidence interval where n < %d. Bars, where drawn: %.0f%% t-interval of the paired mean.", MinIntervalN, 100*Confidence)
+	}
+	return s + fmt.Sprintf("\nBars: %.0f%% t-interval of the paired mean.", 100*Confidence)
+}
+
+// errBars are points with asymmetric y errors.
+type errBars struct {
 	plotter.XYs
 	plotter.YErrors
 }
 
-func newPlot(title, x, y string) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = x
-	p.Y.Label.Text = y
-	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
-	return p
+// band is the mean over seeds of a (variant, point)'s series, with the
+// range over seeds, at the x values every seed has.
+type band struct{ mean, low, high plotter.XYs }
+
+func seedBand(series []plotter.XYs) band {
+	count := map[float64]int{}
+	vals := map[float64][]float64{}
+	for _, s := range series {
+		for _, p := range s {
+			count[p.X]++
+			vals[p.X] = append(vals[p.X], p.Y)
+		}
+	}
+	var xs []float64
+	for x, c := range count {
+		if c == len(series) {
+			xs = append(xs, x)
+		}
+	}
+	sort.Float64s(xs)
+	var b band
+	for _, x := range xs {
+		m, _ := meanStd(vals[x])
+		lo, hi := vals[x][0], vals[x][0]
+		for _, v := range vals[x] {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		b.mean = append(b.mean, plotter.XY{X: x, Y: m})
+		b.low = append(b.low, plotter.XY{X: x, Y: lo})
+		b.high = append(b.high, plotter.XY{X: x, Y: hi})
+	}
+	return b
 }
 
-// pointsOf returns the (point, mean final accuracy %, std %) of a variant.
-func (r *Report) pointsOf(variant string, y func(PointSummary) float64) errPoints {
-	var e errPoints
-	for _, ps := range r.Points {
-		if ps.Variant != variant {
-			continue
+// addBand draws a band's range as a translucent polygon and its mean as
+// a line; the line is returned for the legend.
+func addBand(p *plot.Plot, b band, c color.Color, width vg.Length) (*plotter.Line, error) {
+	if len(b.mean) == 0 {
+		return nil, nil
+	}
+	if len(b.mean) > 1 {
+		poly := append(plotter.XYs{}, b.high...)
+		for i := len(b.low) - 1; i >= 0; i-- {
+			poly = append(poly, b.low[i])
 		}
-		std := ps.FinalStd
-		if math.IsNaN(std) {
-			std = 0
-		}
-		e.XYs = append(e.XYs, plotter.XY{X: float64(ps.Point), Y: y(ps)})
-		e.YErrors = append(e.YErrors, struct{ Low, High float64 }{100 * std, 100 * std})
-	}
-	return e
-}
-
-// addSeries draws a line with points and error bars.
-func addSeries(p *plot.Plot, name string, e errPoints, i int, line bool) error {
-	if len(e.XYs) == 0 {
-		return nil
-	}
-	sc, err := plotter.NewScatter(e.XYs)
-	if err != nil {
-		return err
-	}
-	sc.GlyphStyle.Color = plotutil.Color(i)
-	sc.GlyphStyle.Shape = plotutil.Shape(i)
-	sc.GlyphStyle.Radius = vg.Points(3)
-	bars, err := plotter.NewYErrorBars(e)
-	if err != nil {
-		return err
-	}
-	bars.LineStyle.Color = plotutil.Color(i)
-	p.Add(bars, sc)
-	if line && len(e.XYs) > 1 {
-		l, err := plotter.NewLine(e.XYs)
+		pg, err := plotter.NewPolygon(poly)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		l.LineStyle.Color = plotutil.Color(i)
-		l.LineStyle.Width = vg.Points(1.5)
-		p.Add(l)
-		p.Legend.Add(name, l, sc)
-	} else {
-		p.Legend.Add(name, sc)
+		r, g, bl, _ := c.RGBA()
+		pg.Color = color.NRGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), 60}
+		pg.LineStyle.Width = 0
+		p.Add(pg)
 	}
-	return nil
-}
-
-// addHLine draws a dashed horizontal reference line across xs.
-func addHLine(p *plot.Plot, name string, y, x0, x1 float64) error {
-	l, err := plotter.NewLine(plotter.XYs{{X: x0, Y: y}, {X: x1, Y: y}})
+	l, err := plotter.NewLine(b.mean)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	l.LineStyle.Color = color.Gray{Y: 100}
-	l.LineStyle.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	l.LineStyle.Color, l.LineStyle.Width = c, width
 	p.Add(l)
-	p.Legend.Add(name, l)
-	return nil
+	return l, nil
 }
 
-func finalPct(ps PointSummary) float64 { return 100 * ps.FinalMean }
-
-// pointPlot is final accuracy vs point for a variant, with controls as
-// extra series and the baseline (or scratch) as a dashed line.
-func (r *Report) pointPlot(name, title, xlabel, variant string, controls []string) (string, *plot.Plot, error) {
-	main := r.pointsOf(variant, finalPct)
-	if len(main.XYs) == 0 {
-		return name, nil, nil
-	}
-	p := newPlot(title, xlabel, fmt.Sprintf("final test accuracy %% (mean of last %d epochs)", FinalEpochs))
-	// Accuracy falls with the point, and the controls sit at the last,
-	// top right; bottom left is free.
-	p.Legend.Top, p.Legend.Left = false, true
-	if err := addSeries(p, variant, main, 0, true); err != nil {
-		return name, nil, err
-	}
-	x0, x1 := main.XYs[0].X, main.XYs[len(main.XYs)-1].X
-	if err := r.addControls(p, controls, finalPct, x1-x0); err != nil {
-		return name, nil, err
-	}
-	// The reference as a dashed line, unless it is one of the plotted
-	// points (removal point 0).
-	ref, refName := r.Reference(variant)
-	if !math.IsNaN(ref) && !strings.HasPrefix(refName, variant+"@") && x1 > x0 {
-		if err := addHLine(p, refName, 100*ref, x0, x1); err != nil {
-			return name, nil, err
-		}
-	}
-	return name, p, nil
-}
-
-// addControls adds the control variants' points (y from each point's
-// summary), shifted right by a little of the x span so that they stand
-// beside the main series' point instead of over it.
-func (r *Report) addControls(p *plot.Plot, controls []string, y func(PointSummary) float64, span float64) error {
-	for i, c := range controls {
-		e := r.pointsOf(c, y)
-		for j := range e.XYs {
-			e.XYs[j].X += float64(i+1) * 0.012 * span
-		}
-		if err := addSeries(p, c, e, i+1, false); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// windowPlot is the accuracy change vs window onset.
-func (r *Report) windowPlot() (string, *plot.Plot, error) {
-	const name = "window"
-	if ref, _ := r.Reference(VariantWindow); math.IsNaN(ref) {
-		return name, nil, nil
-	}
-	change := func(ps PointSummary) float64 { return 100 * ps.Change }
-	e := r.pointsOf(VariantWindow, change)
-	if len(e.XYs) == 0 {
-		return name, nil, nil
-	}
-	length := ""
-	for _, rs := range r.Runs {
-		if rs.Variant == VariantWindow && len(rs.Rows) > 0 {
-			length = fmt.Sprintf(" (window of %d epochs)", rs.Rows[0].DeficitEnd-rs.Rows[0].DeficitStart)
-			break
-		}
-	}
-	p := newPlot("Sensitivity to a deficit window"+length, "window onset (epoch)", "final accuracy change vs baseline (points)")
-	if err := addSeries(p, VariantWindow, e, 0, true); err != nil {
-		return name, nil, err
-	}
-	x0, x1 := e.XYs[0].X, e.XYs[len(e.XYs)-1].X
-	if err := r.addControls(p, []string{VariantWindowVFlip, VariantWindowLRRestart}, change, x1-x0); err != nil {
-		return name, nil, err
-	}
-	if x1 > x0 {
-		if err := addHLine(p, "baseline", 0, x0, x1); err != nil {
-			return name, nil, err
-		}
-	}
-	return name, p, nil
-}
-
-// curvesPlot is test accuracy vs epoch for every run; runs of one
-// (variant, point) share a color.
-func (r *Report) curvesPlot() (string, *plot.Plot, error) {
-	const name = "curves"
-	p := newPlot("Learning curves", "epoch", "test accuracy %")
-	p.Legend.Top, p.Legend.Left = false, false
-	colors := map[Label]int{}
-	seen := map[string]bool{}
-	for _, rs := range r.Runs {
-		if rs.Variant == VariantTrunk || seen[rs.RunID] {
+// deficitSpans are the [start, end) epoch spans of a run's deficit epochs.
+func deficitSpans(rows []MetricsRow) [][2]float64 {
+	var spans [][2]float64
+	for _, m := range rows {
+		if m.Deficit == "none" {
 			continue
 		}
-		seen[rs.RunID] = true
-		l := Label{rs.Variant, rs.Point}
-		ci, ok := colors[l]
-		if !ok {
-			ci = len(colors)
-			colors[l] = ci
+		e := float64(m.Epoch)
+		if n := len(spans); n > 0 && spans[n-1][1] == e {
+			spans[n-1][1] = e + 1
+		} else {
+			spans = append(spans, [2]float64{e, e + 1})
 		}
-		var xys plotter.XYs
-		for _, m := range rs.Rows {
-			if m.TestAcc != nil {
-				xys = append(xys, plotter.XY{X: float64(m.Epoch), Y: 100 * *m.TestAcc})
+	}
+	return spans
+}
+
+var deficitShade = color.NRGBA{R: 120, G: 120, B: 120, A: 45}
+
+// seriesFigure draws one panel per (variant, point) but the trunk: the
+// mean over seeds of series(run) with the range over seeds as a band,
+// its reference's likewise in grey, and the deficit epochs shaded.
+func (r *Report) seriesFigure(name, ylabel string, logY bool, series func(RunSummary) plotter.XYs) (*figure, error) {
+	byLabel := map[Label][]RunSummary{}
+	for _, rs := range r.Runs {
+		l := Label{rs.Variant, rs.Point}
+		byLabel[l] = append(byLabel[l], rs)
+	}
+	bandOf := func(l Label) band {
+		var ss []plotter.XYs
+		for _, rs := range byLabel[l] {
+			if s := series(rs); len(s) > 0 {
+				ss = append(ss, s)
 			}
 		}
-		line, err := plotter.NewLine(xys)
-		if err != nil {
-			return name, nil, err
+		return seedBand(ss)
+	}
+	cs := r.variantColors()
+	f := &figure{name: name, w: 10 * vg.Inch, rowH: 2.4 * vg.Inch}
+	var panels []*plot.Plot
+	ylo, yhi := math.Inf(1), math.Inf(-1)
+	ns := map[int]bool{}
+	seenVariant := map[string]bool{}
+	for _, ps := range r.Points {
+		if ps.Variant == VariantTrunk {
+			continue
 		}
-		line.LineStyle.Color = plotutil.Color(ci)
-		line.LineStyle.Dashes = plotutil.Dashes(ci / len(plotutil.DefaultColors))
-		p.Add(line)
-		if !ok && len(colors) <= 12 {
-			p.Legend.Add(labelText(l), line)
+		l := Label{ps.Variant, ps.Point}
+		b := bandOf(l)
+		if len(b.mean) == 0 {
+			continue
+		}
+		p := newPanel(labelText(l), "epochs trained", ylabel)
+		if logY {
+			p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		}
+		for _, s := range deficitSpans(byLabel[l][0].Rows) {
+			p.Add(shade{s[0], s[1]})
+		}
+		ref, hasRef := r.pointNamed(ps.Reference)
+		if hasRef && ref.Variant != ps.Variant || hasRef && ref.Point != ps.Point {
+			rb := bandOf(Label{ref.Variant, ref.Point})
+			if _, err := addBand(p, rb, refColor, vg.Points(1)); err != nil {
+				return nil, err
+			}
+			ylo, yhi = bandRange(rb, ylo, yhi)
+		}
+		line, err := addBand(p, b, cs[ps.Variant], vg.Points(1.5))
+		if err != nil {
+			return nil, err
+		}
+		ylo, yhi = bandRange(b, ylo, yhi)
+		ns[ps.N] = true
+		if !seenVariant[ps.Variant] {
+			seenVariant[ps.Variant] = true
+			f.addLegend(ps.Variant, line)
+		}
+		panels = append(panels, p)
+	}
+	if len(panels) == 0 {
+		return nil, nil
+	}
+	for _, p := range panels {
+		p.X.Min = 0
+		if !logY {
+			p.Y.Min, p.Y.Max = ylo, yhi
 		}
 	}
-	return name, p, nil
+	refLine := &plotter.Line{LineStyle: draw.LineStyle{Color: refColor, Width: vg.Points(1)}}
+	f.addLegend("its reference", refLine)
+	f.addLegend("deficit epochs", &plotter.Polygon{Color: deficitShade})
+	f.panels, f.cols = panels, min(4, len(panels))
+	f.w = vg.Length(min(4, len(panels)))*2.5*vg.Inch + 1.5*vg.Inch
+	f.caption = fmt.Sprintf("Lines: mean over n = %s seeds at the epochs every seed evaluated; bands: range over the seeds.", joinInts(intKeys(ns)))
+	return f, nil
+}
+
+func bandRange(b band, lo, hi float64) (float64, float64) {
+	for i := range b.low {
+		lo, hi = min(lo, b.low[i].Y), max(hi, b.high[i].Y)
+	}
+	return lo, hi
+}
+
+// shade fills the epochs [x0, x1) over the panel's full height; it takes
+// no part in the axis ranges.
+type shade struct{ x0, x1 float64 }
+
+func (s shade) Plot(c draw.Canvas, p *plot.Plot) {
+	tx, _ := p.Transforms(&c)
+	x0, x1 := max(tx(s.x0), c.Min.X), min(tx(s.x1), c.Max.X)
+	if x1 <= x0 {
+		return
+	}
+	c.FillPolygon(deficitShade, []vg.Point{{X: x0, Y: c.Min.Y}, {X: x1, Y: c.Min.Y}, {X: x1, Y: c.Max.Y}, {X: x0, Y: c.Max.Y}})
 }
 
 func labelText(l Label) string {
-	if l.Point < 0 {
+	switch {
+	case l.Point < 0:
 		return l.Variant
+	case l.Variant == VariantRemoval || strings.HasPrefix(l.Variant, "control-"):
+		return fmt.Sprintf("%s at T = %d", l.Variant, l.Point)
+	case strings.HasPrefix(l.Variant, "window"):
+		return fmt.Sprintf("%s at %d", l.Variant, l.Point)
 	}
 	return fmt.Sprintf("%s %d", l.Variant, l.Point)
 }
 
-// fisherPlot is Tr F vs epoch for every run.
-func (r *Report) fisherPlot() (string, *plot.Plot, error) {
-	const name = "fisher"
-	p := newPlot("Fisher information trace", "epoch", "Tr F")
-	for i, id := range sortedKeys(r.Fisher) {
-		var xys plotter.XYs
-		for _, f := range r.Fisher[id] {
-			if f.Layer == FisherTotal {
-				xys = append(xys, plotter.XY{X: float64(f.Epoch), Y: f.Trace})
-			}
-		}
-		if len(xys) == 0 {
-			continue
-		}
-		line, pts, err := plotter.NewLinePoints(xys)
-		if err != nil {
-			return name, nil, err
-		}
-		line.LineStyle.Color = plotutil.Color(i)
-		line.LineStyle.Dashes = plotutil.Dashes(i / len(plotutil.DefaultColors))
-		pts.GlyphStyle.Color = plotutil.Color(i)
-		pts.GlyphStyle.Shape = draw.CircleGlyph{}
-		p.Add(line, pts)
-		if i < 12 {
-			p.Legend.Add(id, line)
-		}
-	}
-	return name, p, nil
-}
-
-// fisherSharesPlot is each layer's share of Tr F vs epoch for one run.
-func (r *Report) fisherSharesPlot(id string) (*plot.Plot, error) {
+// fisherSharesFigure is each layer's share of Tr F vs epoch for one run.
+func (r *Report) fisherSharesFigure(id string) *figure {
 	total := map[int32]float64{}
 	layers := map[string]plotter.XYs{}
 	for _, f := range r.Fisher[id] {
@@ -324,25 +536,44 @@ func (r *Report) fisherSharesPlot(id string) (*plot.Plot, error) {
 	}
 	for _, f := range r.Fisher[id] {
 		if t := total[f.Epoch]; f.Layer != FisherTotal && t > 0 {
-			layers[f.Layer] = append(layers[f.Layer], plotter.XY{X: float64(f.Epoch), Y: f.Trace / t})
+			layers[f.Layer] = append(layers[f.Layer], plotter.XY{X: float64(f.Epoch + 1), Y: f.Trace / t})
 		}
 	}
 	if len(layers) == 0 {
-		return nil, nil
+		return nil
 	}
-	p := newPlot("Fisher trace per layer: "+id, "epoch", "share of Tr F")
-	p.Legend.Left = true
+	p := newPanel("Fisher trace per layer: "+id, "epochs trained", "share of Tr F")
+	f := &figure{name: filepath.Join("fisher-layers", id), panels: []*plot.Plot{p}, cols: 1, w: 7 * vg.Inch, rowH: 4 * vg.Inch}
 	for i, name := range sortedKeys(layers) {
 		xys := layers[name]
 		sort.Slice(xys, func(a, b int) bool { return xys[a].X < xys[b].X })
 		line, err := plotter.NewLine(xys)
 		if err != nil {
-			return nil, err
+			continue
 		}
-		line.LineStyle.Color = plotutil.Color(i)
-		line.LineStyle.Dashes = plotutil.Dashes(i / len(plotutil.DefaultColors))
+		line.LineStyle.Color, line.LineStyle.Width = palette[i%len(palette)], vg.Points(1.5)
+		line.LineStyle.Dashes = dashes[i/len(palette)%len(dashes)]
 		p.Add(line)
-		p.Legend.Add(name, line)
+		f.addLegend(name, line)
 	}
-	return p, nil
+	return f
+}
+
+var dashes = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}}
+
+func intKeys(m map[int]bool) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	return keys
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, "/")
 }

@@ -17,39 +17,79 @@ import (
 	"github.com/critlab/critlab/internal/atomicfile"
 )
 
-// FinalEpochs is how many last epochs the final accuracy averages.
+// FinalEpochs is K, how many last evaluated epochs the secondary final
+// accuracy (LastKAccuracy) averages.
 const FinalEpochs = 5
 
 // ReportDir is the folder, inside a run or sweep directory, that report
 // files go to.
 const ReportDir = "report"
 
-// FinalAccuracy is the mean test accuracy of the last FinalEpochs
-// evaluated rows (fewer when the run has fewer); 0 without any.
-func FinalAccuracy(rows []MetricsRow) float64 {
-	var s float64
-	n := 0
-	for i := len(rows) - 1; i >= 0 && n < FinalEpochs; i-- {
-		if a := rows[i].TestAcc; a != nil {
-			s += *a
-			n++
-		}
+// testAcc is an epoch's test accuracy and whether the epoch was evaluated.
+func testAcc(m MetricsRow) (float64, bool) {
+	if m.TestAcc == nil {
+		return 0, false
 	}
-	if n == 0 {
-		return 0
-	}
-	return s / float64(n)
+	return *m.TestAcc, true
 }
 
-// BestAccuracy is the highest test accuracy of the evaluated rows.
-func BestAccuracy(rows []MetricsRow) float64 {
-	var b float64
-	for _, r := range rows {
-		if r.TestAcc != nil {
-			b = max(b, *r.TestAcc)
+// FinalAccuracy is the test accuracy of the last evaluated epoch, the
+// primary final accuracy (the published reproductions report the last
+// epoch); NaN without one.
+func FinalAccuracy(rows []MetricsRow) float64 {
+	for i := len(rows) - 1; i >= 0; i-- {
+		if a, ok := testAcc(rows[i]); ok {
+			return a
 		}
 	}
-	return b
+	return math.NaN()
+}
+
+// lastK returns the last FinalEpochs evaluated rows (fewer when the run
+// has fewer), oldest first.
+func lastK(rows []MetricsRow) []MetricsRow {
+	var out []MetricsRow
+	for i := len(rows) - 1; i >= 0 && len(out) < FinalEpochs; i-- {
+		if _, ok := testAcc(rows[i]); ok {
+			out = append([]MetricsRow{rows[i]}, out...)
+		}
+	}
+	return out
+}
+
+// LastKAccuracy is the mean test accuracy of the last FinalEpochs
+// evaluated epochs (fewer when the run has fewer); NaN without one.
+func LastKAccuracy(rows []MetricsRow) float64 {
+	k := lastK(rows)
+	if len(k) == 0 {
+		return math.NaN()
+	}
+	var s float64
+	for _, r := range k {
+		a, _ := testAcc(r)
+		s += a
+	}
+	return s / float64(len(k))
+}
+
+// lastKWarning says why a run's last-K mean is not a mean of K sharp
+// epochs, "" when it is.
+func lastKWarning(rows []MetricsRow) string {
+	k := lastK(rows)
+	var deficit []string
+	for _, r := range k {
+		if r.Deficit != "none" {
+			deficit = append(deficit, strconv.Itoa(int(r.Epoch)))
+		}
+	}
+	var why []string
+	if len(k) < FinalEpochs {
+		why = append(why, fmt.Sprintf("only %d evaluated epochs, fewer than K = %d", len(k), FinalEpochs))
+	}
+	if len(deficit) > 0 {
+		why = append(why, fmt.Sprintf("the last-%d window includes deficit epochs %s", FinalEpochs, strings.Join(deficit, ",")))
+	}
+	return strings.Join(why, "; ")
 }
 
 // RunSummary is one run of a report under one label.
@@ -60,10 +100,13 @@ type RunSummary struct {
 	Seed     int64
 	Epochs   int
 	Deficits string
-	// Final is the mean test accuracy of the last FinalEpochs epochs, Best
-	// the highest.
-	Final, Best float64
-	Rows        []MetricsRow
+	// Final is the test accuracy of the last evaluated epoch, LastK the
+	// mean of the last FinalEpochs evaluated epochs.
+	Final, LastK float64
+	// Warning says why LastK is not a mean of FinalEpochs sharp epochs;
+	// empty when it is.
+	Warning string
+	Rows    []MetricsRow
 }
 
 // PointSummary aggregates the seeds of one (variant, point).
@@ -72,13 +115,16 @@ type PointSummary struct {
 	Point   int
 	N       int
 	Seeds   []int64
+	// Finals and LastKs are the runs' Final and LastK, in Seeds order.
+	Finals, LastKs []float64
 	// Means and sample standard deviations (NaN for one seed) over seeds.
-	FinalMean, FinalStd, BestMean, BestStd float64
-	// Change is FinalMean minus the reference's (see Report.Reference);
-	// NaN without one.
-	Change float64
-	// Reference names the point Change is relative to: removal@0,
-	// baseline or scratch; empty without one.
+	FinalMean, FinalStd, LastKMean float64
+	// Diff and DiffLastK are the paired differences of Final and LastK
+	// against the reference's runs of the same seeds (see
+	// Report.Reference); N 0 without a reference.
+	Diff, DiffLastK Paired
+	// Reference names the point Diff is relative to: removal@0,
+	// baseline or scratch@0; empty without one.
 	Reference string
 }
 
@@ -92,6 +138,9 @@ type Report struct {
 	Points []PointSummary
 	// Fisher holds each run's fisher.parquet rows, by run id.
 	Fisher map[string][]FisherRow
+	// Margin, when positive, adds a TOST column to the table: are the
+	// paired differences of final accuracy within ±Margin (a fraction)?
+	Margin float64
 	// Files are the files WriteFiles wrote.
 	Files []string
 }
@@ -212,7 +261,8 @@ func Summarize(name string, rows []SweepRow) *Report {
 		sort.Slice(ms, func(i, j int) bool { return ms[i].Epoch < ms[j].Epoch })
 		rep.Runs = append(rep.Runs, RunSummary{
 			RunID: k.run, Variant: k.variant, Point: int(k.point), Seed: ms[0].Seed, Epochs: len(ms),
-			Deficits: ms[0].DeficitWindows, Final: FinalAccuracy(ms), Best: BestAccuracy(ms), Rows: ms,
+			Deficits: ms[0].DeficitWindows, Final: FinalAccuracy(ms), LastK: LastKAccuracy(ms),
+			Warning: lastKWarning(ms), Rows: ms,
 		})
 	}
 	sort.SliceStable(rep.Runs, func(i, j int) bool {
@@ -227,25 +277,41 @@ func Summarize(name string, rows []SweepRow) *Report {
 	})
 	for i := 0; i < len(rep.Runs); {
 		j := i
-		var final, best []float64
 		ps := PointSummary{Variant: rep.Runs[i].Variant, Point: rep.Runs[i].Point}
 		for ; j < len(rep.Runs) && rep.Runs[j].Variant == ps.Variant && rep.Runs[j].Point == ps.Point; j++ {
-			final = append(final, rep.Runs[j].Final)
-			best = append(best, rep.Runs[j].Best)
+			ps.Finals = append(ps.Finals, rep.Runs[j].Final)
+			ps.LastKs = append(ps.LastKs, rep.Runs[j].LastK)
 			ps.Seeds = append(ps.Seeds, rep.Runs[j].Seed)
 		}
-		ps.N = len(final)
-		ps.FinalMean, ps.FinalStd = meanStd(final)
-		ps.BestMean, ps.BestStd = meanStd(best)
+		ps.N = len(ps.Finals)
+		ps.FinalMean, ps.FinalStd = meanStd(ps.Finals)
+		ps.LastKMean, _ = meanStd(ps.LastKs)
 		rep.Points = append(rep.Points, ps)
 		i = j
 	}
 	for i := range rep.Points {
 		p := &rep.Points[i]
-		ref, name := rep.Reference(p.Variant)
-		p.Change, p.Reference = p.FinalMean-ref, name
+		_, name := rep.Reference(p.Variant)
+		ref, ok := rep.pointNamed(name)
+		if !ok {
+			p.Diff, p.DiffLastK = PairedDiff(nil, nil, nil, nil), PairedDiff(nil, nil, nil, nil)
+			continue
+		}
+		p.Reference = name
+		p.Diff = PairedDiff(p.Seeds, p.Finals, ref.Seeds, ref.Finals)
+		p.DiffLastK = PairedDiff(p.Seeds, p.LastKs, ref.Seeds, ref.LastKs)
 	}
 	return rep
+}
+
+// pointNamed returns the point a reference name (see Reference) names.
+func (r *Report) pointNamed(name string) (PointSummary, bool) {
+	for _, p := range r.Points {
+		if name != "" && (name == p.Variant && p.Point < 0 || name == fmt.Sprintf("%s@%d", p.Variant, p.Point)) {
+			return p, true
+		}
+	}
+	return PointSummary{}, false
 }
 
 // Reference is the mean final accuracy a variant's change is measured
@@ -320,34 +386,105 @@ func pct(x float64) string {
 	return strconv.FormatFloat(100*x, 'f', 2, 64)
 }
 
-// pm formats mean ± std in percent; just the mean for one seed.
-func pm(mean, std float64) string {
-	if math.IsNaN(std) {
-		return pct(mean)
+// signed formats a difference in [0,1] as signed percentage points, "-"
+// for NaN.
+func signed(x float64) string {
+	if math.IsNaN(x) {
+		return "-"
 	}
-	return pct(mean) + " ± " + pct(std)
+	return fmt.Sprintf("%+.2f", 100*x)
 }
 
-// WriteTable prints the per-point summary table.
+// interval formats a paired interval in points, "n<3" without one.
+func interval(p Paired) string {
+	switch {
+	case p.N == 0:
+		return "-"
+	case !p.HasInterval():
+		return fmt.Sprintf("n<%d", MinIntervalN)
+	}
+	return fmt.Sprintf("[%s, %s]", signed(p.Low), signed(p.High))
+}
+
+// bySeed formats the per-seed differences in points.
+func bySeed(p Paired) string {
+	parts := make([]string, len(p.Diffs))
+	for i, d := range p.Diffs {
+		parts[i] = signed(d)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+// tableVariant reports whether a variant has a row in the table: the
+// trunk only feeds the removal points.
+func tableVariant(v string) bool { return v != VariantTrunk }
+
+// WriteTable prints the per-point summary table, a note on the intervals
+// and a warning per run whose last-K mean is not over K sharp epochs.
 func (r *Report) WriteTable(w io.Writer) error {
 	var b bytes.Buffer
 	n := countRuns(r.Runs)
-	fmt.Fprintf(&b, "%s: %d run%s; final = mean test accuracy of the last %d epochs; mean ± std over seeds\n", r.Name, n, plural(n), FinalEpochs)
-	head := []string{"variant", "point", "seeds", "final acc %", "best acc %", "change %", "vs"}
+	fmt.Fprintf(&b, "%s: %d run%s\n", r.Name, n, plural(n))
+	fmt.Fprintf(&b, "final = test accuracy %% of the last epoch; last-%d = mean of the last %d evaluated epochs (secondary)\n", FinalEpochs, FinalEpochs)
+	fmt.Fprintf(&b, "Δ = paired difference from the reference run (vs) of the same seed, in points: mean over n seeds and its %.0f%% t-interval\n", 100*Confidence)
+	few := false
+	for _, p := range r.Points {
+		few = few || tableVariant(p.Variant) && p.Diff.N > 0 && !p.Diff.HasInterval()
+	}
+	if few {
+		fmt.Fprintf(&b, "n < %d: no interval is given (too few seeds to estimate the spread of Δ); \"Δ by seed\" lists the pairs\n", MinIntervalN)
+	}
+	head := []string{"variant", "point", "n", "final %", fmt.Sprintf("last-%d %%", FinalEpochs), "Δ final", "95% CI", fmt.Sprintf("Δ last-%d", FinalEpochs)}
+	if few {
+		head = append(head, "Δ by seed")
+	}
+	if r.Margin > 0 {
+		head = append(head, fmt.Sprintf("TOST ±%.2f p", 100*r.Margin))
+	}
+	head = append(head, "vs")
 	table := [][]string{head}
 	for _, p := range r.Points {
-		if p.Variant == VariantTrunk {
+		if !tableVariant(p.Variant) {
 			continue
 		}
-		change, ref := "-", "-"
-		if !math.IsNaN(p.Change) {
-			change, ref = fmt.Sprintf("%+.2f", 100*p.Change), p.Reference
+		row := []string{p.Variant, strconv.Itoa(p.Point), strconv.Itoa(p.N), pct(p.FinalMean), pct(p.LastKMean),
+			signed(p.Diff.Mean), interval(p.Diff), signed(p.DiffLastK.Mean)}
+		if few {
+			row = append(row, bySeed(p.Diff))
 		}
-		table = append(table, []string{p.Variant, strconv.Itoa(p.Point), strconv.Itoa(p.N), pm(p.FinalMean, p.FinalStd), pm(p.BestMean, p.BestStd), change, ref})
+		if r.Margin > 0 {
+			row = append(row, tostText(TOST(p.Diff, r.Margin), p.Diff))
+		}
+		ref := p.Reference
+		if ref == "" {
+			ref = "-"
+		}
+		table = append(table, append(row, ref))
 	}
 	writeAligned(&b, table)
+	if r.Margin > 0 {
+		fmt.Fprintf(&b, "TOST: two one-sided t-tests that |Δ final| < %.2f points; p < 0.05 supports \"no effect larger than the margin\"\n", 100*r.Margin)
+	}
+	for _, rs := range r.Runs {
+		if rs.Warning != "" && tableVariant(rs.Variant) {
+			fmt.Fprintf(&b, "warning: %s: %s\n", rs.RunID, rs.Warning)
+		}
+	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+func tostText(e Equivalence, p Paired) string {
+	switch {
+	case p.N == 0:
+		return "-"
+	case math.IsNaN(e.P):
+		return fmt.Sprintf("n<%d", MinIntervalN)
+	}
+	return strconv.FormatFloat(e.P, 'f', 3, 64)
 }
 
 func countRuns(rs []RunSummary) int {
@@ -396,18 +533,26 @@ func plural(n int) string {
 	return "s"
 }
 
-// PointsCSV is the per-point summary as CSV.
+// PointsCSV is the per-point summary as CSV (accuracies as fractions;
+// empty cells for NaN).
 func (r *Report) PointsCSV() []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	w.Write([]string{"sweep", "variant", "point", "n", "seeds", "final_acc_mean", "final_acc_std", "best_acc_mean", "best_acc_std", "change", "reference"})
+	w.Write([]string{"sweep", "variant", "point", "n", "seeds", "final_acc_mean", "final_acc_std",
+		fmt.Sprintf("last%d_acc_mean", FinalEpochs), "reference", "diff_n", "diff_mean", "diff_ci_low", "diff_ci_high",
+		"diff_by_seed", fmt.Sprintf("diff_last%d_mean", FinalEpochs)})
 	for _, p := range r.Points {
 		seeds := make([]string, len(p.Seeds))
 		for i, s := range p.Seeds {
 			seeds[i] = strconv.FormatInt(s, 10)
 		}
+		diffs := make([]string, len(p.Diff.Diffs))
+		for i, d := range p.Diff.Diffs {
+			diffs[i] = csvFloat(d)
+		}
 		w.Write([]string{r.Name, p.Variant, strconv.Itoa(p.Point), strconv.Itoa(p.N), strings.Join(seeds, " "),
-			csvFloat(p.FinalMean), csvFloat(p.FinalStd), csvFloat(p.BestMean), csvFloat(p.BestStd), csvFloat(p.Change), p.Reference})
+			csvFloat(p.FinalMean), csvFloat(p.FinalStd), csvFloat(p.LastKMean), p.Reference, strconv.Itoa(p.Diff.N),
+			csvFloat(p.Diff.Mean), csvFloat(p.Diff.Low), csvFloat(p.Diff.High), strings.Join(diffs, " "), csvFloat(p.DiffLastK.Mean)})
 	}
 	w.Flush()
 	return b.Bytes()
@@ -417,10 +562,11 @@ func (r *Report) PointsCSV() []byte {
 func (r *Report) RunsCSV() []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	w.Write([]string{"sweep", "run_id", "variant", "point", "seed", "epochs", "deficit_windows", "final_acc", "best_acc"})
+	w.Write([]string{"sweep", "run_id", "variant", "point", "seed", "epochs", "deficit_windows", "final_acc",
+		fmt.Sprintf("last%d_acc", FinalEpochs), "warning"})
 	for _, s := range r.Runs {
 		w.Write([]string{r.Name, s.RunID, s.Variant, strconv.Itoa(s.Point), strconv.FormatInt(s.Seed, 10), strconv.Itoa(s.Epochs),
-			s.Deficits, csvFloat(s.Final), csvFloat(s.Best)})
+			s.Deficits, csvFloat(s.Final), csvFloat(s.LastK), s.Warning})
 	}
 	w.Flush()
 	return b.Bytes()
@@ -441,17 +587,17 @@ func (r *Report) WriteFiles() error {
 		}
 		r.Files = append(r.Files, p)
 	}
-	plots, err := r.plots()
+	figs, err := r.figures()
 	if err != nil {
 		return err
 	}
-	for _, pl := range plots {
+	for _, f := range figs {
 		for _, ext := range []string{"png", "svg"} {
-			p := filepath.Join(out, pl.name+"."+ext)
+			p := filepath.Join(out, f.name+"."+ext)
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return fmt.Errorf("report: %w", err)
 			}
-			if err := savePlot(pl.p, p, ext); err != nil {
+			if err := f.save(p, ext); err != nil {
 				return err
 			}
 			r.Files = append(r.Files, p)

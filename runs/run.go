@@ -291,7 +291,7 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	last := l.rows[len(l.rows)-1]
-	l.logf("%s: finished %d epochs, test acc %.4f (mean of last 5: %.4f)", l.runID, cfg.Epochs, *last.TestAcc, FinalAccuracy(l.rows))
+	l.logf("%s: finished %d epochs, test acc %.4f (mean of last %d evaluated: %.4f)", l.runID, cfg.Epochs, *last.TestAcc, FinalEpochs, LastKAccuracy(l.rows))
 	return &Result{Dir: l.dir, RunID: l.runID, Status: status, Rows: l.rows}, nil
 }
 

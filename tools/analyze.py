@@ -44,14 +44,18 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-LAST_EPOCHS = 5
+LAST_EPOCHS = 5  # K of the secondary final: the mean of the last K evaluated epochs
+MIN_INTERVAL_N = 3  # fewest paired seeds an interval or a TOST is given for (as critlab report)
+CONFIDENCE = 0.95
 GROUP = ["sweep", "model", "dataset", "variant", "point"]
 RUN = ["sweep", "run_id"]
 BASE = ["sweep", "model", "dataset"]
-TABLE_COLUMNS = GROUP + ["n", "seeds", "acc_mean", "acc_std", "baseline", "delta"]
+RUN_COLUMNS = RUN + ["model", "dataset", "variant", "point", "seed", "final_acc", "lastk_acc", "warning"]
+TABLE_COLUMNS = GROUP + ["n", "seeds", "acc_mean", "acc_std", "lastk_mean", "reference", "diff_n", "diff_mean",
+                         "diff_low", "diff_high", "diff_by_seed", "diff_lastk_mean"]
 REMOVAL_FAMILY = ["removal", "control-vflip", "control-lr-restart"]
 FINETUNE_FAMILY = ["finetune", "scratch"]
-REQUIRED = ["run_id", "model", "dataset", "seed", "epoch", "deficit_start", "deficit_end",
+REQUIRED = ["run_id", "model", "dataset", "seed", "epoch", "deficit", "deficit_start", "deficit_end",
             "deficit_windows", "test_acc"]
 
 
@@ -123,150 +127,286 @@ def load_pandas(files: list[str], sweep_name: str = "") -> pd.DataFrame:
 # ---------------------------------------------------------------- table
 
 
-def table_polars(df: pl.DataFrame, last: int = LAST_EPOCHS) -> pl.DataFrame:
-    runs = (df.unique(subset=RUN + ["epoch"], keep="last", maintain_order=True)
-              .sort(RUN + ["epoch"])
-              .group_by(RUN, maintain_order=True).tail(last)
-              .group_by(RUN + ["model", "dataset", "variant", "point", "seed", "deficit_windows"], maintain_order=True)
-              .agg(pl.col("test_acc").mean().alias("final_acc")))
-    def ref(cond: pl.Expr, name: str) -> pl.DataFrame:
-        return runs.filter(cond).group_by(BASE).agg(pl.col("final_acc").mean().alias(name))
-    variant = pl.col("variant")
-    tab = (runs.group_by(GROUP)
-               .agg(pl.len().cast(pl.Int64).alias("n"),
-                    pl.col("seed").sort().cast(pl.String).str.join(",").alias("seeds"),
-                    pl.col("final_acc").mean().alias("acc_mean"),
-                    pl.col("final_acc").std(ddof=1).alias("acc_std"))
-               .join(ref(variant == "baseline", "_base"), on=BASE, how="left")
-               .join(ref((variant == "removal") & (pl.col("point") == 0), "_rem0"), on=BASE, how="left")
-               .join(ref(variant == "scratch", "_scratch"), on=BASE, how="left")
-               .with_columns(pl.when(variant.is_in(REMOVAL_FAMILY)).then(pl.coalesce("_rem0", "_base"))
-                               .when(variant.is_in(FINETUNE_FAMILY)).then(pl.col("_scratch"))
-                               .otherwise(pl.coalesce("_base", "_rem0")).alias("baseline"))
-               .with_columns((pl.col("acc_mean") - pl.col("baseline")).alias("delta"))
-               .sort(GROUP))
-    return tab.select(TABLE_COLUMNS).with_columns(pl.col(["acc_std", "baseline", "delta"]).fill_null(float("nan")))
+def runs_polars(df: pl.DataFrame, last: int = LAST_EPOCHS) -> pl.DataFrame:
+    """Per run: the last evaluated epoch's test accuracy and the mean of the last K evaluated epochs."""
+    ev = (df.unique(subset=RUN + ["epoch"], keep="last", maintain_order=True)
+            .filter(pl.col("test_acc").is_not_null() & pl.col("test_acc").is_not_nan())
+            .sort(RUN + ["epoch"]))
+    tail = ev.group_by(RUN, maintain_order=True).tail(last)
+    runs = (tail.group_by(RUN + ["model", "dataset", "variant", "point", "seed"], maintain_order=True)
+                .agg(pl.col("test_acc").last().alias("final_acc"), pl.col("test_acc").mean().alias("lastk_acc"),
+                     pl.len().alias("_k"), pl.col("epoch").filter(pl.col("deficit") != "none").alias("_def")))
+    warn = []
+    for k, d in zip(runs["_k"].to_list(), runs["_def"].to_list()):
+        warn.append(_warning(k, d, last))
+    return runs.with_columns(pl.Series("warning", warn, dtype=pl.String)).select(RUN_COLUMNS).sort(RUN)
 
 
-def table_pandas(df: pd.DataFrame, last: int = LAST_EPOCHS) -> pd.DataFrame:
-    df = df.drop_duplicates(subset=RUN + ["epoch"], keep="last").sort_values(RUN + ["epoch"], kind="stable")
+def runs_pandas(df: pd.DataFrame, last: int = LAST_EPOCHS) -> pd.DataFrame:
+    """runs_polars with pandas, for the cross-check."""
+    df = df.drop_duplicates(subset=RUN + ["epoch"], keep="last")
+    df = df[df["test_acc"].notna()].sort_values(RUN + ["epoch"], kind="stable")
     tail = df.groupby(RUN, sort=False).tail(last)
-    runs = (tail.groupby(RUN + ["model", "dataset", "variant", "point", "seed", "deficit_windows"], sort=False)["test_acc"]
-                .mean().rename("final_acc").reset_index())
-    def ref(mask: pd.Series, name: str) -> pd.DataFrame:
-        return runs[mask].groupby(BASE)["final_acc"].mean().rename(name).reset_index()
-    g = runs.groupby(GROUP)
-    tab = pd.DataFrame({
-        "n": g.size().astype("int64"),
-        "seeds": g["seed"].agg(lambda s: ",".join(str(v) for v in sorted(s))),
-        "acc_mean": g["final_acc"].mean(),
-        "acc_std": g["final_acc"].std(ddof=1),
-    }).reset_index()
-    for mask, name in [(runs["variant"] == "baseline", "_base"),
-                       ((runs["variant"] == "removal") & (runs["point"] == 0), "_rem0"),
-                       (runs["variant"] == "scratch", "_scratch")]:
-        tab = tab.merge(ref(mask, name), on=BASE, how="left")
-    removal, finetune = tab["variant"].isin(REMOVAL_FAMILY), tab["variant"].isin(FINETUNE_FAMILY)
-    tab["baseline"] = np.where(removal, tab["_rem0"].fillna(tab["_base"]),
-                               np.where(finetune, tab["_scratch"], tab["_base"].fillna(tab["_rem0"])))
-    tab["delta"] = tab["acc_mean"] - tab["baseline"]
-    return tab.sort_values(GROUP, kind="stable").reset_index(drop=True)[TABLE_COLUMNS]
+    rows = []
+    for key, g in tail.groupby(RUN + ["model", "dataset", "variant", "point", "seed"], sort=False):
+        deficit = g.loc[g["deficit"] != "none", "epoch"].tolist()
+        rows.append(list(key) + [g["test_acc"].iloc[-1], g["test_acc"].mean(), _warning(len(g), deficit, last)])
+    out = pd.DataFrame(rows, columns=RUN + ["model", "dataset", "variant", "point", "seed", "final_acc", "lastk_acc", "warning"])
+    return out[RUN_COLUMNS].sort_values(RUN, kind="stable").reset_index(drop=True)
 
 
-def cross_check(tp: pl.DataFrame, td: pd.DataFrame, tol: float = 1e-12) -> None:
-    """Raise AnalyzeError unless the polars and pandas tables agree."""
-    a = tp.to_pandas()
-    if len(a) != len(td):
-        raise AnalyzeError(f"polars table has {len(a)} rows, pandas {len(td)}")
-    for c in GROUP + ["n", "seeds"]:
-        if list(a[c].astype(str)) != list(td[c].astype(str)):
+def _warning(k: int, deficit_epochs, last: int) -> str:
+    """Why a run's last-K mean is not over K sharp epochs (critlab report's wording); "" when it is."""
+    why = []
+    if k < last:
+        why.append(f"only {k} evaluated epochs, fewer than K = {last}")
+    if len(deficit_epochs):
+        why.append(f"the last-{last} window includes deficit epochs {','.join(str(e) for e in deficit_epochs)}")
+    return "; ".join(why)
+
+
+def reference_name(variant: str, have) -> str:
+    """The point a variant's differences are paired with (as critlab report's Reference): removal points
+    and their controls against removal@0 (as many sharp epochs after the deficit), fine-tuning against
+    scratch@0, the rest against the baseline; removal@0 and the baseline stand in for each other."""
+    if variant in REMOVAL_FAMILY:
+        order = [("removal", 0), ("baseline", -1)]
+    elif variant in FINETUNE_FAMILY:
+        order = [("scratch", 0)]
+    else:
+        order = [("baseline", -1), ("removal", 0)]
+    for v, p in order:
+        if (v, p) in have:
+            return "baseline" if v == "baseline" else f"{v}@{p}"
+    return ""
+
+
+def _ref_key(name: str):
+    if name == "baseline":
+        return ("baseline", -1)
+    v, p = name.rsplit("@", 1)
+    return (v, int(p))
+
+
+def paired(diffs: np.ndarray) -> tuple[int, float, float, float]:
+    """n, mean and the CONFIDENCE t-interval of paired differences (NaN bounds when n < MIN_INTERVAL_N)."""
+    from scipy import stats
+    n = len(diffs)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan
+    mean = float(np.mean(diffs))
+    if n < MIN_INTERVAL_N:
+        return n, mean, math.nan, math.nan
+    h = float(stats.t.ppf(1 - (1 - CONFIDENCE) / 2, n - 1)) * float(np.std(diffs, ddof=1)) / math.sqrt(n)
+    return n, mean, mean - h, mean + h
+
+
+def tost(diffs, margin: float) -> float:
+    """Two one-sided t-tests of |mean difference| < margin (same unit as diffs): the larger one-sided
+    p-value; p < alpha supports equivalence within ±margin. NaN when n < MIN_INTERVAL_N."""
+    from scipy import stats
+    d = np.asarray(diffs, dtype=float)
+    n = len(d)
+    if n < MIN_INTERVAL_N or margin <= 0:
+        return math.nan
+    mean, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n)
+    if se == 0:
+        return 0.0 if abs(mean) < margin else 1.0
+    lower = stats.t.sf((mean + margin) / se, n - 1)
+    upper = stats.t.cdf((mean - margin) / se, n - 1)
+    return float(max(lower, upper))
+
+
+def table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (sweep, model, dataset, variant, point): n, seeds, mean and std (ddof 1) of the final accuracy,
+    the mean last-K accuracy, and the paired differences from the reference runs of the same seeds."""
+    rows = []
+    for base, part in runs.groupby(BASE, sort=True):
+        have = set(zip(part["variant"], part["point"]))
+        by = {k: g.set_index("seed") for k, g in part.groupby(["variant", "point"])}
+        for (variant, point), g in sorted(by.items()):
+            ref = reference_name(variant, have)
+            r = by[_ref_key(ref)] if ref else None
+            seeds = sorted(g.index) if r is None else sorted(set(g.index) & set(r.index))
+            d = np.array([g.loc[s, "final_acc"] - r.loc[s, "final_acc"] for s in seeds]) if r is not None else np.array([])
+            dk = np.array([g.loc[s, "lastk_acc"] - r.loc[s, "lastk_acc"] for s in seeds]) if r is not None else np.array([])
+            n, mean, lo, hi = paired(d)
+            rows.append(list(base) + [variant, point, len(g), ",".join(str(s) for s in sorted(g.index)),
+                                      g["final_acc"].mean(), g["final_acc"].std(ddof=1), g["lastk_acc"].mean(),
+                                      ref, n, mean, lo, hi, " ".join(repr(float(x)) for x in d),
+                                      float(dk.mean()) if len(dk) else math.nan])
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def cross_check(rp: pl.DataFrame, rd: pd.DataFrame, tol: float = 1e-12) -> None:
+    """Raise AnalyzeError unless the polars and pandas per-run tables agree."""
+    a = rp.to_pandas()
+    if len(a) != len(rd):
+        raise AnalyzeError(f"polars has {len(a)} runs, pandas {len(rd)}")
+    for c in RUN + ["variant", "point", "seed", "warning"]:
+        if list(a[c].astype(str)) != list(rd[c].astype(str)):
             raise AnalyzeError(f"polars and pandas disagree on column {c}")
-    for c in ["acc_mean", "acc_std", "baseline", "delta"]:
-        x, y = a[c].to_numpy(dtype=float), td[c].to_numpy(dtype=float)
+    for c in ["final_acc", "lastk_acc"]:
+        x, y = a[c].to_numpy(dtype=float), rd[c].to_numpy(dtype=float)
         bad = ~((np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= tol))
         if bad.any():
             i = int(np.argmax(bad))
             raise AnalyzeError(f"polars and pandas disagree on {c} in row {i}: {x[i]!r} vs {y[i]!r}")
 
 
-def analyze(path: str) -> pl.DataFrame:
-    """Load path with both libraries, build and cross-check the table."""
+def load_runs(path: str) -> tuple[pl.DataFrame, pd.DataFrame]:
+    """The epoch rows (polars) and the cross-checked per-run table (pandas) of path."""
     files = find_parquet(path)
     name = os.path.basename(os.path.normpath(path if os.path.isdir(path) else os.path.dirname(path) or "."))
-    tp = table_polars(load_polars(files, name))
-    cross_check(tp, table_pandas(load_pandas(files, name)))
-    return tp
+    rows = load_polars(files, name)
+    rp = runs_polars(rows)
+    rd = runs_pandas(load_pandas(files, name))
+    cross_check(rp, rd)
+    return rows, rd
+
+
+def analyze(path: str) -> pd.DataFrame:
+    """Load path with both libraries, cross-check the per-run finals and build the paired table."""
+    return table(load_runs(path)[1])
 
 
 def _pct(v: float) -> str:
     return "-" if v is None or math.isnan(v) else f"{100 * v:.2f}"
 
 
-def format_table(tab: pl.DataFrame) -> str:
-    """The table as aligned text, accuracies in percent."""
-    head = ["sweep", "model", "dataset", "variant", "point", "n", "final acc %", "change %"]
+def _signed(v: float) -> str:
+    return "-" if v is None or math.isnan(v) else f"{100 * v:+.2f}"
+
+
+def format_table(tab: pd.DataFrame, runs: pd.DataFrame | None = None) -> str:
+    """The table as aligned text, accuracies in percent, differences in points."""
+    head = ["sweep", "variant", "point", "n", "final %", f"last-{LAST_EPOCHS} %", "Δ final", "95% CI",
+            f"Δ last-{LAST_EPOCHS}", "Δ by seed", "vs"]
     rows = []
-    for r in tab.iter_rows(named=True):
-        acc = f"{_pct(r['acc_mean'])} ± {_pct(r['acc_std'])}"
-        delta = "-" if math.isnan(r["delta"]) else f"{100 * r['delta']:+.2f}"
-        rows.append([r["sweep"], r["model"], r["dataset"], r["variant"], str(r["point"]), str(r["n"]), acc, delta])
+    few = False
+    for r in tab.to_dict("records"):
+        if r["variant"] == "trunk":
+            continue
+        if r["diff_n"] == 0:
+            ci = "-"
+        elif r["diff_n"] < MIN_INTERVAL_N:
+            ci, few = f"n<{MIN_INTERVAL_N}", True
+        else:
+            ci = f"[{_signed(r['diff_low'])}, {_signed(r['diff_high'])}]"
+        by_seed = " ".join(_signed(float(x)) for x in r["diff_by_seed"].split()) or "-"
+        rows.append([r["sweep"], r["variant"], str(r["point"]), str(r["n"]), _pct(r["acc_mean"]), _pct(r["lastk_mean"]),
+                     _signed(r["diff_mean"]), ci, _signed(r["diff_lastk_mean"]), by_seed, r["reference"] or "-"])
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-    right = {4, 5, 6, 7}
-    out = []
+    out = [f"final = test accuracy of the last evaluated epoch; last-{LAST_EPOCHS} = mean of the last {LAST_EPOCHS} "
+           f"evaluated epochs; Δ = paired difference from the reference run (vs) of the same seed, in points, "
+           f"mean and {100 * CONFIDENCE:.0f}% t-interval over n seeds"]
+    if few:
+        out.append(f"n < {MIN_INTERVAL_N}: no interval is given (too few seeds to estimate the spread of Δ)")
     for row in [head] + rows:
-        out.append("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        out.append("  ".join(c.ljust(w) if i in (0, 1) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    if runs is not None:
+        for r in runs.to_dict("records"):
+            if r["warning"] and r["variant"] != "trunk":
+                out.append(f"warning: {r['run_id']}: {r['warning']}")
     return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------- plot
 
 
-def plot(tab: pl.DataFrame, out: str) -> bool:
-    """Draw the critical-period curves to out; False if matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (sweep, model, dataset), part in tab.group_by(BASE, maintain_order=True):
-        tag = " ".join(s for s in (sweep, model, dataset) if s)
-        base = part["baseline"][0]
-        if base is not None and not math.isnan(base):
-            ax1.axhline(100 * base, color="gray", ls="--", lw=1)
-            b = part.filter(pl.col("variant") == "baseline")
-            if b.height and not math.isnan(b["acc_std"][0]):
-                s = b["acc_std"][0]
-                ax1.axhspan(100 * (base - s), 100 * (base + s), color="gray", alpha=0.15)
-        for (variant,), v in part.group_by(["variant"], maintain_order=True):
-            if variant == "baseline":
-                continue
-            v = v.sort("point")
-            x = v["point"].to_numpy()
-            std = np.nan_to_num(v["acc_std"].to_numpy(), nan=0.0)
-            if variant == "window":
-                ax2.errorbar(x, 100 * v["delta"].to_numpy(), yerr=100 * std, marker="o", capsize=3, label=tag)
-            else:
-                ax1.errorbar(x, 100 * v["acc_mean"].to_numpy(), yerr=100 * std, marker="o", capsize=3,
-                             label=f"{variant} {tag}".strip())
-    ax1.set_xlabel("deficit removal epoch (point)")
-    ax1.set_ylabel("final test accuracy (%)")
-    ax1.set_title("Final accuracy vs removal epoch (dashed: no deficit)")
-    ax2.axhline(0, color="gray", lw=1)
-    ax2.set_xlabel("window onset (epoch)")
-    ax2.set_ylabel("accuracy change vs no deficit (points)")
-    ax2.set_title("Sensitivity to a deficit window")
-    from matplotlib.ticker import MaxNLocator
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+def plot(tab: pd.DataFrame, out: str | None = None):
+    """The paired differences vs point: removal and its controls, windows and theirs (critlab report's
+    removal and window figures). Returns the figure; saves it to out (PNG/SVG by extension) when given."""
+    import matplotlib.pyplot as plt
+    fams = [("removal", "epoch T the deficit is removed", lambda v: v == "removal" or v.startswith("control-")),
+            ("window", "window onset (epoch)", lambda v: v.startswith("window"))]
+    fams = [f for f in fams if tab["variant"].map(f[2]).any()]
+    fig, axes = plt.subplots(1, max(1, len(fams)), figsize=(5.5 * max(1, len(fams)), 4), squeeze=False)
+    ns = sorted(set(int(n) for n in tab["diff_n"] if n > 0))
+    for ax, (title, xlabel, member) in zip(axes[0], fams):
+        part = tab[tab["variant"].map(member) & (tab["diff_n"] > 0)]
+        span = max(1, part["point"].max() - part["point"].min())
+        for i, (variant, v) in enumerate(part.groupby("variant", sort=False)):
+            v = v.sort_values("point")
+            x = v["point"].to_numpy() + 0.035 * span * i
+            y = 100 * v["diff_mean"].to_numpy()
+            line = ax.plot(x, y, marker="osD^v"[i % 5], ms=7, lw=1.5 if len(x) > 1 else 0, label=f"{variant} (mean)")[0]
+            for xi, d in zip(x, v["diff_by_seed"]):
+                ds = [100 * float(t) for t in d.split()]
+                ax.plot([xi] * len(ds), ds, "o", mfc="none", ms=4, color=line.get_color())
+            ci = v["diff_low"].notna().to_numpy()
+            if ci.any():
+                ax.errorbar(x[ci], y[ci], yerr=[y[ci] - 100 * v["diff_low"].to_numpy()[ci],
+                                                100 * v["diff_high"].to_numpy()[ci] - y[ci]],
+                            fmt="none", capsize=3, color=line.get_color())
+        refs = ", ".join(sorted(set(part["reference"])))
+        ax.axhline(0, color="gray", ls="--", lw=1, label=f"reference ({refs})")
+        ax.plot([], [], "o", mfc="none", color="black", ms=4, label="single seeds")
+        ax.set(title=f"Deficit {title}", xlabel=xlabel, ylabel="Δ final test accuracy (points)")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    n = "/".join(str(k) for k in ns)
+    note = (f"no interval where n < {MIN_INTERVAL_N}" if ns and min(ns) < MIN_INTERVAL_N
+            else f"bars: {100 * CONFIDENCE:.0f}% t-interval")
+    fig.text(0.01, 0.01, f"Δ = last-epoch test accuracy minus the reference run of the same seed; filled: mean over "
+                         f"n = {n} seeds; rings: single seeds; {note}.", fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    if out:
+        fig.savefig(out, dpi=200, bbox_inches="tight")
+    return fig
+
+
+def plot_curves(rows: pl.DataFrame, tab: pd.DataFrame, out: str | None = None, value: str = "test_acc"):
+    """One panel per (variant, point) but the trunk: the mean over seeds of value (evaluated epochs only)
+    with the range over seeds as a band, the reference's in grey, deficit epochs shaded; one colour per
+    variant, legend outside the panels (critlab report's curves figure)."""
+    import matplotlib.pyplot as plt
+    df = rows.filter(pl.col(value).is_not_null()).to_pandas()
+    arms = [(r["variant"], r["point"], r["reference"]) for r in tab.to_dict("records") if r["variant"] != "trunk"]
+    cols = min(4, len(arms))
+    nrows = (len(arms) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols + 1.6, 2.3 * nrows), squeeze=False, sharey=True)
+    colors = {}
+    for v in [a[0] for a in arms if a[0] != "baseline"]:
+        colors.setdefault(v, f"C{len(colors) % 10}")
+    colors["baseline"] = "black"
+
+    def band(v, p):
+        g = df[(df["variant"] == v) & (df["point"] == p)]
+        seeds = g["seed"].nunique()
+        g = g.groupby("epoch").filter(lambda e: e["seed"].nunique() == seeds).groupby("epoch")[value]
+        return g.mean(), g.min(), g.max()
+
+    handles = {}
+    for ax, (v, p, ref) in zip(axes.flat, arms):
+        one = df[(df["variant"] == v) & (df["point"] == p)]
+        first = one[one["run_id"] == one["run_id"].iloc[0]]
+        for e in first.loc[first["deficit"] != "none", "epoch"]:
+            ax.axvspan(e, e + 1, color="0.85", lw=0)
+        if ref and ref != ("baseline" if v == "baseline" else f"{v}@{p}"):
+            rv, rp = _ref_key(ref)
+            m, lo, hi = band(rv, rp)
+            ax.fill_between(m.index + 1, 100 * lo, 100 * hi, color="0.5", alpha=0.25, lw=0)
+            handles["its reference"] = ax.plot(m.index + 1, 100 * m, color="0.45", lw=1)[0]
+        m, lo, hi = band(v, p)
+        ax.fill_between(m.index + 1, 100 * lo, 100 * hi, color=colors[v], alpha=0.25, lw=0)
+        handles.setdefault(v, ax.plot(m.index + 1, 100 * m, color=colors[v], lw=1.5)[0])
+        ax.set_title(v if p < 0 else f"{v} at {p}", fontsize=9)
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(arms):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("epochs trained")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(value.replace("_", " ") + (" %" if value == "test_acc" else ""))
+    from matplotlib.patches import Patch
+    handles["deficit epochs"] = Patch(color="0.85")
+    fig.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.0, 0.98), fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return True
+    if out:
+        fig.savefig(out, dpi=200, bbox_inches="tight")
+    return fig
 
 
 # ---------------------------------------------------------------- self-test
@@ -342,40 +482,44 @@ def write_synthetic_sweep(folder: str) -> tuple[str, str]:
 def selftest() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         sweep, runs_dir = write_synthetic_sweep(tmp)
-        tab = analyze(sweep)
-        print(format_table(tab), end="")
-        # Expected: final = mean over epochs 3..7 of 0.5 + 0.01 e - loss + 0.001 seed
-        #         = 0.55 - loss + 0.001 seed; over seeds 0,1,2: mean 0.551 - loss, std 0.001.
+        rows, runs = load_runs(sweep)
+        tab = table(runs)
+        print(format_table(tab, runs), end="")
+        # Final = epoch 7: 0.57 - loss + 0.001 seed; over seeds 0,1,2: mean 0.571 - loss, std 0.001.
+        # The seed term cancels in the pairs, so every paired difference is -loss exactly.
         want = {("baseline", -1): 0.0, ("removal", 2): 0.02, ("removal", 4): 0.04,
                 ("window", 1): 0.02, ("window", 3): 0.005}
-        got = {(r["variant"], r["point"]): r for r in tab.iter_rows(named=True)}
+        got = {(r["variant"], r["point"]): r for r in tab.to_dict("records")}
         if set(got) != set(want):
             raise AnalyzeError(f"selftest: groups {sorted(got)}, want {sorted(want)}")
         for key, loss in want.items():
             r = got[key]
-            checks = [("n", r["n"], 3), ("acc_mean", r["acc_mean"], 0.551 - loss),
-                      ("acc_std", r["acc_std"], 0.001), ("delta", r["delta"], -loss), ("seeds", r["seeds"], "0,1,2")]
+            checks = [("n", r["n"], 3), ("acc_mean", r["acc_mean"], 0.571 - loss), ("acc_std", r["acc_std"], 0.001),
+                      ("lastk_mean", r["lastk_mean"], 0.551 - loss), ("diff_mean", r["diff_mean"], -loss),
+                      ("diff_low", r["diff_low"], -loss), ("diff_n", r["diff_n"], 3), ("seeds", r["seeds"], "0,1,2")]
             for what, g, w in checks:
                 ok = g == w if isinstance(w, (int, str)) else abs(g - w) < 1e-12
                 if not ok:
                     raise AnalyzeError(f"selftest: {key} {what} = {g!r}, want {w!r}")
+        # Window (3,5) ends at 5 < 8 epochs, so the last 5 epochs (3..7) include deficit epochs 3,4.
+        if "deficit epochs 3,4" not in runs.set_index("run_id").loc["window-3-s0", "warning"]:
+            raise AnalyzeError("selftest: no warning for a last-K window over deficit epochs")
+        # A t-interval against scipy-free arithmetic: diffs 1, 2, 3 -> mean 2, sd 1, t(0.975, 2) = 4.302652729911275.
+        n, mean, lo, hi = paired(np.array([1.0, 2.0, 3.0]))
+        if n != 3 or abs(lo - (2 - 4.302652729911275 / math.sqrt(3))) > 1e-9 or not math.isnan(paired(np.array([1.0, 2.0]))[2]):
+            raise AnalyzeError(f"selftest: paired interval {lo, hi}")
+        if not (tost([0.1, -0.1, 0.05, 0.0], 1.0) < 0.05 < tost([0.9, 1.1, 1.0, 0.95], 1.0)):
+            raise AnalyzeError("selftest: TOST")
         # A folder of bare metrics.parquet files: variants derived from the deficit columns.
         tab2 = analyze(runs_dir)
-        cols = ["variant", "point", "n", "acc_mean", "acc_std", "delta"]
-        a, b = tab.select(cols).to_pandas(), tab2.select(cols).to_pandas()
-        if not (a[cols[:3]].equals(b[cols[:3]]) and np.allclose(a[cols[3:]], b[cols[3:]], rtol=0, atol=1e-12)):
-            raise AnalyzeError(f"selftest: metrics folder table differs:\n{b}")
-        csv = os.path.join(tmp, "table.csv")
-        tab.write_csv(csv)
-        if pd.read_csv(csv).shape != (5, len(TABLE_COLUMNS)):
-            raise AnalyzeError("selftest: CSV has the wrong shape")
+        cols = ["variant", "point", "n", "acc_mean", "diff_mean"]
+        if not (tab[cols[:3]].equals(tab2[cols[:3]]) and np.allclose(tab[cols[3:]], tab2[cols[3:]], rtol=0, atol=1e-12)):
+            raise AnalyzeError(f"selftest: metrics folder table differs:\n{tab2}")
         png = os.path.join(tmp, "plot.png")
-        if plot(tab, png):
-            if os.path.getsize(png) < 1000:
-                raise AnalyzeError("selftest: plot is empty")
-            print("selftest: plot drawn")
-        else:
-            print("selftest: matplotlib not installed, plot not checked")
+        plot(tab, png)
+        plot_curves(rows, tab, os.path.join(tmp, "curves.png"))
+        if os.path.getsize(png) < 1000:
+            raise AnalyzeError("selftest: plot is empty")
     print("selftest: ok (polars and pandas agree; sweep.parquet and metrics folder agree)")
     return 0
 
@@ -391,9 +535,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path", nargs="?", help="sweep.parquet, a sweep folder, or a folder of runs' metrics.parquet")
     p.add_argument("--out", metavar="PLOT.png", help="draw the curves to this PNG (needs matplotlib)")
     p.add_argument("--csv", metavar="TABLE.csv", help="write the table as CSV (accuracies as fractions)")
+    p.add_argument("--margin", type=float, default=0, metavar="POINTS",
+                   help="TOST equivalence test of each paired difference within ±POINTS accuracy points")
     p.add_argument("--selftest", action="store_true", help="check the script on a synthetic sweep and exit")
     args = p.parse_args(argv)
     if args.selftest:
+        import matplotlib
+        matplotlib.use("Agg")
         try:
             return selftest()
         except AnalyzeError as e:
@@ -402,19 +550,27 @@ def main(argv: list[str] | None = None) -> int:
     if not args.path:
         p.error("give a sweep.parquet or a folder (or --selftest)")
     try:
-        tab = analyze(args.path)
+        rows, runs = load_runs(args.path)
     except (AnalyzeError, OSError) as e:
         print(f"analyze: {e}", file=sys.stderr)
         return 1
-    sys.stdout.write(format_table(tab))
+    tab = table(runs)
+    sys.stdout.write(format_table(tab, runs))
+    if args.margin:
+        for r in tab.to_dict("records"):
+            if r["diff_n"] and r["reference"] and r["variant"] != "trunk":
+                diffs = [float(x) for x in r["diff_by_seed"].split()]
+                p = tost(diffs, args.margin / 100)
+                verdict = f"p = {p:.3f}" if not math.isnan(p) else f"not tested (n < {MIN_INTERVAL_N})"
+                print(f"TOST |Δ| < {args.margin:.2f} points: {r['variant']} {r['point']}: {verdict}")
     if args.csv:
-        tab.write_csv(args.csv)
+        tab.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
     if args.out:
-        if plot(tab, args.out):
-            print(f"wrote {args.out}")
-        else:
-            print("matplotlib is not installed: no plot (pip install matplotlib)", file=sys.stderr)
+        import matplotlib
+        matplotlib.use("Agg")
+        plot(tab, args.out)
+        print(f"wrote {args.out}")
     return 0
 
 

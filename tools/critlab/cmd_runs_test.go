@@ -131,7 +131,7 @@ func TestSweepAndReportCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	for _, want := range []string{"cli: 8 runs", "removal       2      2", "window        2      2", "plot:    " + filepath.Join(out, "report", "removal.png")} {
+	for _, want := range []string{"cli: 8 runs", "removal       2  2", "window        2  2", "no interval is given", "plot:    " + filepath.Join(out, "report", "removal.png")} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("sweep stdout lacks %q:\n%s", want, stdout)
 		}

@@ -197,8 +197,8 @@ Example (Achille et al. 2019, blur removed at epoch 40):
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "run %s (%s): final test accuracy %.2f%% (mean of the last %d epochs), best %.2f%%\n",
-				dir, res.Status, 100*runs.FinalAccuracy(res.Rows), runs.FinalEpochs, 100*runs.BestAccuracy(res.Rows))
+			fmt.Fprintf(c.App.Writer, "run %s (%s): final test accuracy %.2f%% (last epoch), %.2f%% (mean of the last %d evaluated epochs)\n",
+				dir, res.Status, 100*runs.FinalAccuracy(res.Rows), 100*runs.LastKAccuracy(res.Rows), runs.FinalEpochs)
 			fmt.Fprintf(c.App.Writer, "metrics: %s\nmodel:   %s\n", filepath.Join(dir, runs.MetricsFile), filepath.Join(dir, runs.ModelFile))
 			return nil
 		},
