@@ -193,8 +193,15 @@ func (r *Report) variantColors() map[string]color.Color {
 // numTicks labels ticks without trailing zeros ("25", not "25.00").
 var numTicks = plot.TickerFunc(func(min, max float64) []plot.Tick {
 	ts := plot.DefaultTicks{}.Ticks(min, max)
+	labelled := 0
+	for _, t := range ts {
+		if t.Label != "" {
+			labelled++
+		}
+	}
 	for i := range ts {
-		if ts[i].Label != "" {
+		// Too few labels to read values off: label the minor ticks too.
+		if ts[i].Label != "" || labelled < 4 {
 			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
 		}
 	}
