@@ -615,6 +615,29 @@ func gradCases() []gradCase {
 	return cs
 }
 
+// TestGradCasesCoverRules: every op type the compiler differentiates
+// appears in some gradient-check case, so a new rule cannot land unchecked.
+func TestGradCasesCoverRules(t *testing.T) {
+	seen := map[string]bool{}
+	for i, c := range gradCases() {
+		for _, n := range c.build(newNet(uint64(100+i), c.dims...)).Graph.Node {
+			seen[n.GetOpType()] = true
+		}
+	}
+	ops := compiler.Differentiable()
+	if len(ops) == 0 {
+		t.Fatal("compiler.Differentiable() is empty")
+	}
+	for _, op := range ops {
+		if !compiler.HasRule(op) {
+			t.Errorf("%s: differentiable but not in compiler.Supported()", op)
+		}
+		if !seen[op] {
+			t.Errorf("%s has a gradient rule but no case in gradCases()", op)
+		}
+	}
+}
+
 // TestGradRules checks every gradient rule against finite differences;
 // Conv and ConvTranspose cases run with each weight-gradient method.
 func TestGradRules(t *testing.T) {

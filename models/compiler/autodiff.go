@@ -53,7 +53,7 @@ func (c *bctx) in(i int) string {
 }
 func (c *bctx) out(i int) string { return c.n.Output[i] }
 
-// dims returns the static info of a value or an error naming it.
+// vi returns the static info of a value or an error naming it.
 func (c *bctx) vi(name string) (*vinfo, error) {
 	if v := c.info[name]; v != nil {
 		return v, nil

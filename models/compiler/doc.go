@@ -1,4 +1,5 @@
-// Package compiler turns a forward CNN graph into training graphs written
+// Package compiler owns training-graph compilation: it turns a forward CNN
+// graph into training graphs written
 // only in standard ONNX ops (default domain, opset 17), so that ONNX
 // Runtime runs a whole SGD step — forward, loss, backward, update — as an
 // ordinary inference session on any execution provider.
@@ -79,9 +80,9 @@
 //	dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γσ⁻¹·(dy - Σdy/n - x̂·Σ(dy·x̂)/n),
 //
 // with the per-channel affine parts run as inference BatchNormalization
-// nodes (mean 0, variance 1-ε, epsilon ε = 1e-5, so σ = 1 exactly in float32
-// and no provider clamps ε: one pass instead of a Mul and an Add); elsewhere (Fisher graphs) the affine gradient on the running
-// statistics. Flatten/Reshape/Squeeze/Unsqueeze: Reshape back; Transpose:
+// nodes (mean 0, variance 1-ε, epsilon ε = 1e-5, so σ = 1 exactly in
+// float32 and no provider clamps ε: one pass instead of a Mul and an Add);
+// elsewhere (Fisher graphs) the affine gradient on the running statistics. Flatten/Reshape/Squeeze/Unsqueeze: Reshape back; Transpose:
 // the inverse perm; Concat: Split; Split: Concat (zeros for unused
 // outputs); Slice (any steps): reverse, zero-interleave and Pad; Pad
 // (constant): Slice; Softmax, LogSoftmax: Jacobian-vector products;
@@ -95,49 +96,21 @@
 // reproducible, with one it draws the same mask every step). Shape, Size,
 // Gather/Unsqueeze/Concat on shapes, Cast to integers, ArgMax, comparisons,
 // Constant, ConstantOfShape, Range, OneHot, Floor/Ceil/Round/Sign carry no
-// gradient. Reflect/edge Pad and the other ops have no rule: compilation fails naming the node if they lie on a gradient
-// path.
+// gradient. Reflect/edge Pad and the other ops have no rule: compilation
+// fails naming the node if they lie on a gradient path.
 //
-// # Speed and memory
-//
-// Measured with ONNX Runtime 1.29 on 2 threads (AMD EPYC, CPU provider),
-// batch 128; "cpu" is process CPU time / 2, which stays meaningful while
-// other jobs share the cores. ORT's plain forward Conv of allcnn's largest
-// layer (96→96, 3×3, 32×32, harness.BenchConv) runs at about 345 GFLOP/s
-// on a quiet machine (260 cpu-GFLOP/s under load).
-//
-// Input gradient, 3×3 pad 1 (cpu GFLOP/s): stride 1, Conv with the flipped
-// kernel 85 (wall, loaded) vs ConvTranspose 24 on 96→96 32×32, 57 vs 43 on
-// 192→192 16×16 — hence the Conv form; stride 2, ConvTranspose 43 vs
-// zero-insertion + Conv 12 (96→192 32×32), 27 vs 18 (192→192 16×16).
-//
-// Weight gradient, cpu ms (GFLOP/s) and peak RSS of the lone graph:
-//
-//	layer               Conv form        im2col             per-offset Gemms
-//	96→96 32×32       409 (53)  337M   194 (112) 2039M    147 (148)  456M
-//	192→192 16×16     445 (49)  196M   124 (175) 1057M    173 (126)  265M
-//	192→192 8×8        71 (76)   93M    33 (163)  313M     40 (137)  117M
-//	96→192 32×32 s2   179 (61)  274M    88 (123)  693M     94 (116)  332M
+// # Weight-gradient formulations
 //
 // The Conv form (x as C×N×H×W convolved with dy as a Co×N×Ho×Wo kernel)
 // is memory-bound in ORT (its im2col re-reads dy once per input channel);
 // im2col (one Gemm over a [Ci·k², N·Ho·Wo] column buffer) is fastest where
 // the buffer is small but needs k² activation copies alive at once; one
 // Gemm per kernel offset keeps a single strided slice alive. WeightGradAuto
-// takes im2col when the buffer is at most 1 MiB per example (allcnn's 8×8
-// and stride-2 layers) and per-offset Gemms otherwise; grouped convolutions
-// use the Conv form (keeping the diagonal group blocks).
-// BenchmarkConvWeightGrad (package harness) reruns the comparison.
-//
-// Whole allcnn train step (DefaultOptions, batch 128, quiet machine): 1.13 s,
-// 234 GFLOP/s counting 3× the forward FLOPs (68% of the forward Conv
-// rate; goal 50%), peak RSS 1.36 GiB with ORT's CPU arena (1.09 GiB
-// without). Earlier versions: Conv-form weight gradients 116 cpu-GFLOP/s;
-// per-offset Gemms 187; BatchNorm in fewer passes and ReLU as dy·sign(y)
-// about 200; im2col on small layers 203-235.
-//
-// Fisher graphs (allcnn, 128 examples, cpu): per-example form in one batch
-// 1.58 s, batch-of-one form run 128 times 2.33 s.
+// takes im2col when the buffer is at most 1 MiB per example and per-offset
+// Gemms otherwise; grouped convolutions use the Conv form (keeping the
+// diagonal group blocks). The measurements behind these choices are in
+// docs/compiler-performance.md; BenchmarkConvWeightGrad (package harness)
+// reruns them.
 //
 // HasRule and Supported report the op types the compiler can train through.
 package compiler

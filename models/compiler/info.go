@@ -157,9 +157,6 @@ func sliceOf(n *pb.NodeProto, info map[string]*vinfo, dims []int64) (*sliceGeom,
 	ends, ok2 := get(2)
 	axes, ok3 := get(3)
 	steps, ok4 := get(4)
-	if len(n.Input) < 3 { // opset < 10: attributes
-		starts, ends, axes = graph.AttrInts(n, "starts", nil), graph.AttrInts(n, "ends", nil), graph.AttrInts(n, "axes", nil)
-	}
 	if !(ok1 && ok2 && ok3 && ok4) {
 		return nil, nil
 	}

@@ -28,7 +28,7 @@ type Options struct {
 	// initializers of the compiled graph. Empty means train everything.
 	Freeze []string
 	// WeightGrad selects the Conv weight-gradient formulation; the zero
-	// value WeightGradAuto is the measured fastest (see doc.go). Results
+	// value WeightGradAuto picks per layer (see doc.go). Results
 	// agree to float32 rounding whichever is chosen.
 	WeightGrad WeightGradMethod
 }

@@ -40,3 +40,17 @@ func Supported() []string {
 	sort.Strings(ops)
 	return ops
 }
+
+// Differentiable lists the Supported op types with a gradient rule, sorted;
+// the others carry no gradient. Each has a finite-difference check in
+// harness/gradcheck_test.go.
+func Differentiable() []string {
+	var ops []string
+	for op, r := range rules {
+		if r.bwd != nil {
+			ops = append(ops, op)
+		}
+	}
+	sort.Strings(ops)
+	return ops
+}

@@ -130,14 +130,6 @@ func tanhBwd(c *bctx) error {
 func clipBwd(c *bctx) error {
 	x := c.in(0)
 	lo, hi := c.in(1), c.in(2)
-	if len(c.n.Input) == 1 { // opset < 11 attributes
-		if a := graph.Attr(c.n, "min"); a != nil {
-			lo = c.f32(a.GetF())
-		}
-		if a := graph.Attr(c.n, "max"); a != nil {
-			hi = c.f32(a.GetF())
-		}
-	}
 	var mask string
 	if lo != "" {
 		mask = c.op("GreaterOrEqual", []string{x, lo})
