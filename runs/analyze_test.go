@@ -40,6 +40,46 @@ func TestAnalyzeScriptMatchesReport(t *testing.T) {
 	}
 }
 
+// TestNotebookMatchesReport executes tools/critical_period.ipynb (nbclient)
+// on a tiny sweep: its table agrees with critlab report, its figures are
+// inline PNGs, and without a sweep it stops with a message.
+func TestNotebookMatchesReport(t *testing.T) {
+	py := pyenv.Require(t, "pyarrow", "pandas", "polars", "scipy", "matplotlib", "nbclient", "nbformat", "ipykernel")
+	dir := analyzeSweep(t)
+	rep, err := runs.LoadReport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const run = `import sys, nbformat, nbclient
+nb = nbformat.read(sys.argv[1], as_version=4)
+try:
+    nbclient.NotebookClient(nb, timeout=300, resources={"metadata": {"path": sys.argv[2]}}).execute()
+except nbclient.exceptions.CellExecutionError as e:
+    print(e); sys.exit(3)
+pngs = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+print("inline figures:", pngs)
+`
+	nb, err := filepath.Abs(filepath.Join("..", "tools", "critical_period.ipynb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := filepath.Join(t.TempDir(), "table.csv")
+	cmd := exec.Command(py, "-c", run, nb, filepath.Join("..", "tools"))
+	cmd.Env = append(os.Environ(), "CRITLAB_SWEEP="+dir, "CRITLAB_TABLE_CSV="+table)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "inline figures: 2") {
+		t.Fatalf("notebook: %v\n%s", err, out)
+	}
+	if n := compareTable(t, rep, table); n != 5 {
+		t.Fatalf("compared %d points, want 5", n)
+	}
+	cmd = exec.Command(py, "-c", run, nb, filepath.Join("..", "tools"))
+	cmd.Env = append(os.Environ(), "CRITLAB_SWEEP=")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "set SWEEP") {
+		t.Fatalf("notebook without a sweep: %v\n%s", err, out)
+	}
+}
+
 // analyzeSweep trains a tiny sweep of three seeds (so that intervals are
 // given) with removal, a window and a control, evaluating every other
 // epoch and the last.
