@@ -14,7 +14,8 @@ import (
 // Checkpoints are ONNX ModelProto files with no nodes: the training state
 // is the graph's initializers (parameters, momentum buffers `p.mom`, BatchNorm
 // statistics) and metadata_props carry the format tag, the step count and the
-// caller's metadata. The `onnx` Python package reads them as they are.
+// caller's metadata, and the content checksum (checksum.go). The `onnx`
+// Python package reads them as they are.
 const (
 	checkpointFormat  = "critlab.checkpoint"
 	checkpointVersion = "1"
@@ -43,7 +44,7 @@ func (t *Trainer) SaveCheckpoint(path string, meta map[string]string) error {
 	m.ProducerName = proto.String(checkpointFormat)
 	props := map[string]string{keyFormat: checkpointVersion, keySteps: strconv.FormatInt(t.steps, 10)}
 	for k, v := range meta {
-		if k == keyFormat || k == keySteps {
+		if k == keyFormat || k == keySteps || k == keyChecksum {
 			return fmt.Errorf("save checkpoint %s: metadata key %q is reserved", path, k)
 		}
 		props[k] = v
@@ -56,7 +57,7 @@ func (t *Trainer) SaveCheckpoint(path string, meta map[string]string) error {
 	for _, k := range keys {
 		m.MetadataProps = append(m.MetadataProps, &pb.StringStringEntryProto{Key: proto.String(k), Value: proto.String(props[k])})
 	}
-	data, err := graph.Marshal(m)
+	data, err := seal(m)
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", path, err)
 	}
@@ -68,8 +69,10 @@ func (t *Trainer) SaveCheckpoint(path string, meta map[string]string) error {
 
 // LoadCheckpoint restores the training state saved by SaveCheckpoint and
 // returns its metadata (without critlab's reserved keys).
+// A file that does not match its content checksum is refused with an error
+// wrapping ErrCorrupt.
 func (t *Trainer) LoadCheckpoint(path string) (map[string]string, error) {
-	m, err := graph.Load(path)
+	m, err := loadVerified(path)
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoint: %w", err)
 	}
@@ -111,7 +114,7 @@ func (t *Trainer) LoadCheckpoint(path string) (map[string]string, error) {
 // the same shape. The graphs are rebuilt so frozen parameters take the new
 // values too; optimizer state restarts at zero and the step count at 0.
 func (t *Trainer) InitFrom(path string) error {
-	src, err := graph.Load(path)
+	src, err := loadVerified(path)
 	if err != nil {
 		return fmt.Errorf("init from: %w", err)
 	}
@@ -154,7 +157,8 @@ func (t *Trainer) isState(name string) bool {
 }
 
 // Export writes the forward model with the trained parameters and running
-// statistics, ready for inference in ORT or any ONNX runtime.
+// statistics, ready for inference in ORT or any ONNX runtime, with a
+// content checksum in its metadata (see VerifyFile).
 func (t *Trainer) Export(path string) error {
 	m := proto.Clone(t.forward).(*pb.ModelProto)
 	for i, x := range m.Graph.Initializer {
@@ -162,8 +166,12 @@ func (t *Trainer) Export(path string) error {
 			m.Graph.Initializer[i] = graph.FloatTensor(x.GetName(), x.Dims, t.state[t.cur][j].GetData())
 		}
 	}
-	if err := graph.Save(path, m); err != nil {
-		return fmt.Errorf("export: %w", err)
+	data, err := seal(m)
+	if err == nil {
+		err = atomicfile.Write(path, data)
+	}
+	if err != nil {
+		return fmt.Errorf("export %s: %w", path, err)
 	}
 	return nil
 }

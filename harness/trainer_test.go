@@ -1,9 +1,13 @@
 package harness_test
 
 import (
+	"bytes"
+	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/critlab/critlab/harness"
@@ -142,8 +146,38 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if _, err := b.LoadCheckpoint(filepath.Join(t.TempDir(), "missing.onnx")); err == nil {
-		t.Fatal("loading a missing checkpoint succeeded")
+	if _, err := b.LoadCheckpoint(filepath.Join(t.TempDir(), "missing.onnx")); err == nil || errors.Is(err, harness.ErrCorrupt) {
+		t.Fatalf("loading a missing checkpoint: %v, want a not-found error", err)
+	}
+
+	// 16 bytes overwritten anywhere are refused, in checkpoints and in
+	// exported models.
+	model := filepath.Join(t.TempDir(), "model.onnx")
+	if err := b.Export(model); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, model} {
+		if err := harness.VerifyFile(p); err != nil {
+			t.Fatalf("intact %s: %v", p, err)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, at := range []int{len(data) / 3, len(data) / 2, len(data) - 40} {
+			bad := append([]byte(nil), data...)
+			copy(bad[at:], bytes.Repeat([]byte{0x7f}, 16))
+			corrupt := filepath.Join(t.TempDir(), filepath.Base(p))
+			if err := os.WriteFile(corrupt, bad, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := harness.VerifyFile(corrupt); !errors.Is(err, harness.ErrCorrupt) || !strings.Contains(err.Error(), corrupt) {
+				t.Errorf("%s with 16 bytes overwritten at %d: %v, want ErrCorrupt naming the file", filepath.Base(p), at, err)
+			}
+		}
+	}
+	if _, err := b.LoadCheckpoint(path); err != nil {
+		t.Fatal(err)
 	}
 }
 

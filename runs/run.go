@@ -9,11 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"time"
 
+	"github.com/critlab/critlab/harness"
 	"github.com/critlab/critlab/internal/atomicfile"
 	"github.com/critlab/critlab/internal/dirlock"
+	"github.com/critlab/critlab/internal/failpoint"
 )
 
 // Checkpoint meta keys the loop stores beside the trainer's state.
@@ -109,6 +112,9 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
 	defer lock.Release()
+	if err := cleanTemps(dir); err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
 
 	state, old, err := Inspect(dir)
 	if err != nil {
@@ -259,21 +265,7 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 		if err := l.estimateFisher(epoch, &row); err != nil {
 			return nil, err
 		}
-		l.rows = append(l.rows, row)
-		if err := WriteMetrics(filepath.Join(l.dir, MetricsFile), l.rows, cfg); err != nil {
-			return nil, err
-		}
-		if len(l.fisher) > 0 {
-			if err := WriteFisher(filepath.Join(l.dir, FisherFile), l.fisher, cfg); err != nil {
-				return nil, err
-			}
-		}
-		if err := l.checkpoint(epoch + 1); err != nil {
-			return nil, err
-		}
-		l.log.Printf("epoch %d/%d deficit %s lr %.6g train loss %.4f acc %.4f %s %.1fs %.0f img/s",
-			epoch, cfg.Epochs, row.Deficit, row.LR, row.TrainLoss, row.TrainAcc, testColumns(row), row.EpochSeconds, row.ImagesPerSec)
-		if err := l.log.Flush(); err != nil {
+		if err := l.endEpoch(epoch, row); err != nil {
 			return nil, err
 		}
 	}
@@ -287,6 +279,7 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 			return nil, err
 		}
 	}
+	failpoint.Hit("export")
 	if err := l.tr.Export(filepath.Join(l.dir, ModelFile)); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
@@ -303,6 +296,34 @@ func resolve(root, p string) string {
 	return filepath.Join(root, p)
 }
 
+// endEpoch writes what a finished epoch leaves, in an order that a kill
+// between any two writes (or inside one: each is atomic) loses nothing a
+// resume cannot redo: the metrics and the log line first (a resume from
+// the previous checkpoint trains the epoch again and rewrites them), then
+// the kept checkpoint, then latest.ckpt, which marks the epoch done; so
+// every epoch before latest.ckpt's has its row, its log line and its kept
+// checkpoint.
+func (l *loop) endEpoch(epoch int, row MetricsRow) error {
+	l.rows = append(l.rows, row)
+	failpoint.Hit("metrics")
+	if err := WriteMetrics(filepath.Join(l.dir, MetricsFile), l.rows, l.cfg); err != nil {
+		return err
+	}
+	if len(l.fisher) > 0 {
+		failpoint.Hit("fisher")
+		if err := WriteFisher(filepath.Join(l.dir, FisherFile), l.fisher, l.cfg); err != nil {
+			return err
+		}
+	}
+	l.log.Printf("epoch %d/%d deficit %s lr %.6g train loss %.4f acc %.4f %s %.1fs %.0f img/s",
+		epoch, l.cfg.Epochs, row.Deficit, row.LR, row.TrainLoss, row.TrainAcc, testColumns(row), row.EpochSeconds, row.ImagesPerSec)
+	failpoint.Hit("log")
+	if err := l.log.Flush(); err != nil {
+		return err
+	}
+	return l.checkpoint(epoch + 1)
+}
+
 // restore continues from the latest checkpoint, branches from a parent
 // run, or initialises from cfg.InitFrom, and returns the first epoch to
 // train.
@@ -311,12 +332,20 @@ func (l *loop) restore() (int, Status, error) {
 	if _, err := os.Stat(latest); err == nil {
 		epoch, err := l.load(latest, l.diskHash)
 		if err != nil {
-			return 0, "", err
+			return 0, "", fmt.Errorf("%w%s", err, l.fallbackHint(err))
 		}
 		if err := l.loadRows(l.dir, epoch, false); err != nil {
 			return 0, "", err
 		}
 		l.logf("%s: resumed from %s at epoch %d", l.runID, latest, epoch)
+		// Runs of critlab before the write order of endEpoch could be
+		// killed between latest.ckpt and the kept checkpoint of its epoch.
+		if kept := CheckpointPath(l.dir, epoch); slicesContains(l.cfg.KeepCheckpoints, epoch) && !exists(kept) {
+			if err := l.checkpoint(epoch); err != nil {
+				return 0, "", err
+			}
+			l.logf("%s: wrote the missing %s from %s", l.runID, kept, latest)
+		}
 		return epoch, Resumed, nil
 	}
 	l.logf("%s: config %s, %s", l.runID, l.hash, l.cfg.Summary())
@@ -419,7 +448,7 @@ func (l *loop) branch() error {
 	path := CheckpointPath(parentDir, epoch)
 	got, err := l.load(path, parent.Hash())
 	if err != nil {
-		return fmt.Errorf("branch: %w", err)
+		return fmt.Errorf("branch: %w\n---> HINT: remove the parent run %s (or its %s) and run again: it trains again and keeps the checkpoint", err, parentDir, ModelFile)
 	}
 	if got != epoch {
 		return fmt.Errorf("branch: checkpoint %s is at epoch %d, want %d", path, got, epoch)
@@ -462,25 +491,44 @@ func BranchCompatible(parent, child Config, epoch int) error {
 	return nil
 }
 
-// checkpoint saves the state at the start of epoch as latest and, when
-// asked for, as that epoch's kept checkpoint.
+// checkpoint saves the state at the start of epoch as that epoch's kept
+// checkpoint when asked for, then as latest (see endEpoch). Checkpoints
+// carry the hash the directory's config.yaml has (diskHash), which its
+// branches check.
 func (l *loop) checkpoint(epoch int) error {
 	meta := map[string]string{
 		metaVersion:    checkpointVer,
 		metaEpoch:      strconv.Itoa(epoch),
-		metaConfigHash: l.hash,
+		metaConfigHash: l.diskHash,
 		metaRunID:      l.runID,
 	}
-	paths := []string{LatestCheckpointPath(l.dir)}
 	if slicesContains(l.cfg.KeepCheckpoints, epoch) {
-		paths = append(paths, CheckpointPath(l.dir, epoch))
-	}
-	for _, p := range paths {
-		if err := l.tr.SaveCheckpoint(p, meta); err != nil {
+		failpoint.Hit("checkpoint-kept")
+		if err := l.tr.SaveCheckpoint(CheckpointPath(l.dir, epoch), meta); err != nil {
 			return fmt.Errorf("checkpoint epoch %d: %w", epoch, err)
 		}
 	}
+	failpoint.Hit("checkpoint-latest")
+	if err := l.tr.SaveCheckpoint(LatestCheckpointPath(l.dir), meta); err != nil {
+		return fmt.Errorf("checkpoint epoch %d: %w", epoch, err)
+	}
 	return nil
+}
+
+// fallbackHint says which earlier checkpoint a run can resume from when its
+// latest one does not load.
+func (l *loop) fallbackHint(err error) string {
+	if !errors.Is(err, harness.ErrCorrupt) {
+		return ""
+	}
+	keep := append([]int(nil), l.cfg.KeepCheckpoints...)
+	sort.Sort(sort.Reverse(sort.IntSlice(keep)))
+	for _, e := range keep {
+		if p := CheckpointPath(l.dir, e); exists(p) {
+			return fmt.Sprintf("\n---> HINT: fall back to the earlier checkpoint %s: copy it over %s and run again to resume from epoch %d", p, LatestCheckpointPath(l.dir), e)
+		}
+	}
+	return fmt.Sprintf("\n---> HINT: no earlier checkpoint is kept; remove %s and run again to train from epoch 0", LatestCheckpointPath(l.dir))
 }
 
 // template is a row with the run's and the epoch's settings filled in.

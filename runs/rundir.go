@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/critlab/critlab/internal/atomicfile"
 )
 
 // Files of a run directory.
@@ -72,16 +74,17 @@ func Inspect(dir string) (RunState, Config, error) {
 // clearRun removes what a run writes into dir, leaving other files (and
 // the lock) alone.
 func clearRun(dir string) error {
+	if err := cleanTemps(dir); err != nil {
+		return err
+	}
 	ckpts, err := filepath.Glob(filepath.Join(dir, CheckpointDir, "*.ckpt"))
 	if err != nil {
 		return fmt.Errorf("clear run %s: %w", dir, err)
 	}
-	temps, _ := filepath.Glob(filepath.Join(dir, CheckpointDir, ".*.ckpt.tmp*"))
-	paths := append(ckpts, temps...)
-	for _, name := range []string{ModelFile, MetricsFile, FisherFile, LogFile, ConfigFile} {
-		paths = append(paths, filepath.Join(dir, name))
+	for _, name := range runFiles {
+		ckpts = append(ckpts, filepath.Join(dir, name))
 	}
-	for _, p := range paths {
+	for _, p := range ckpts {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("clear run %s: %w", dir, err)
 		}
@@ -89,6 +92,29 @@ func clearRun(dir string) error {
 	// The checkpoint folder goes only when nothing else is in it.
 	if err := os.Remove(filepath.Join(dir, CheckpointDir)); err != nil && !errors.Is(err, fs.ErrNotExist) && !isNotEmpty(err) {
 		return fmt.Errorf("clear run %s: %w", dir, err)
+	}
+	return nil
+}
+
+// runFiles are the files a run writes beside its checkpoints.
+var runFiles = []string{ModelFile, MetricsFile, FisherFile, LogFile, ConfigFile}
+
+// cleanTemps removes the temporary files of writes that a kill stopped
+// before their rename (see atomicfile).
+func cleanTemps(dir string) error {
+	for _, name := range runFiles {
+		if err := atomicfile.Clean(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	temps, err := filepath.Glob(filepath.Join(dir, CheckpointDir, ".*.ckpt.tmp*"))
+	if err != nil {
+		return fmt.Errorf("clean %s: %w", dir, err)
+	}
+	for _, t := range temps {
+		if err := os.Remove(t); err != nil {
+			return fmt.Errorf("clean %s: %w", dir, err)
+		}
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/critlab/critlab/internal/atomicfile"
 	"github.com/critlab/critlab/internal/dirlock"
+	"github.com/critlab/critlab/internal/failpoint"
 )
 
 // SweepOptions are the knobs of RunSweep that are not part of the
@@ -79,6 +80,11 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 		return nil, fmt.Errorf("sweep %s: %w", plan.Name, err)
 	}
 	defer lock.Release()
+	for _, name := range []string{SweepFile, SweepSpecFile} {
+		if err := atomicfile.Clean(filepath.Join(dir, name)); err != nil {
+			return nil, err
+		}
+	}
 	// Threads are part of a run's arithmetic (see runThreads): the sweep
 	// pins them in sweep.yaml when it first starts, so runs started on
 	// another machine or with another -j compute the same.
@@ -183,6 +189,7 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 	if old, err := readParquet[SweepRow](path, true); err != nil {
 		errs = append(errs, fmt.Errorf("%w\n---> HINT: move %s aside; the next resume writes it again from the run directories", err, path))
 	} else if res.Rows = mergeSweepRows(plan, res.Rows, old); len(res.Rows) > 0 {
+		failpoint.Hit("sweep-parquet")
 		if err := WriteSweep(path, res.Rows, spec.YAML()); err != nil {
 			errs = append(errs, err)
 		}

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -30,5 +31,27 @@ func TestWrite(t *testing.T) {
 	}
 	if err := Write(filepath.Join(dir, "missing", "b.txt"), []byte("x")); err == nil {
 		t.Error("writing into a missing folder succeeded")
+	}
+}
+
+func TestClean(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.txt")
+	keep := []string{"a.txt", "b.txt", ".b.txt.tmp123", "a.txt.tmp1"}
+	for _, name := range append([]string{".a.txt.tmp123", ".a.txt.tmp9"}, keep...) {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Clean(path); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if want := []string{".b.txt.tmp123", "a.txt", "a.txt.tmp1", "b.txt"}; strings.Join(left, " ") != strings.Join(want, " ") {
+		t.Errorf("left %v, want %v", left, want)
 	}
 }
