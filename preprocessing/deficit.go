@@ -33,6 +33,10 @@ import (
 //	noise         image replaced by independent Gaussian noise per pixel
 //	              with the clean data set's per-channel mean and std (rounded
 //	              and clipped to [0, 255]), drawn from (seed, sample index)
+//	sham          identity, like none, but a deficit window all the same:
+//	              the control for everything a window changes besides the
+//	              images (the lr restart at its end, Fisher epochs), so a
+//	              sham run trains exactly as the run without the window
 //
 // The zero value is "none". Deficit is comparable and may key a map.
 type Deficit struct {
@@ -44,10 +48,10 @@ type Deficit struct {
 }
 
 // DeficitKinds lists the deficit names ParseDeficit accepts.
-var DeficitKinds = []string{"none", "blur", "gauss", "vflip", "labelperm", "labelshuffle", "noise"}
+var DeficitKinds = []string{"none", "blur", "gauss", "vflip", "labelperm", "labelshuffle", "noise", "sham"}
 
 // DeficitUsage describes the accepted deficit specs, for errors and help.
-const DeficitUsage = "none, blur[:size=8,down=box,up=linear], gauss[:sigma=1.5], vflip, labelperm, labelshuffle, noise"
+const DeficitUsage = "none, blur[:size=8,down=box,up=linear], gauss[:sigma=1.5], vflip, labelperm, labelshuffle, noise, sham"
 
 // Defaults of the deficit parameters.
 const (
@@ -89,7 +93,7 @@ func FilterNames() []string {
 
 // ParseDeficit parses a deficit spec such as "blur", "blur:size=8",
 // "blur:size=4,down=lanczos,up=linear", "gauss:sigma=1.5", "vflip",
-// "labelperm", "labelshuffle", "noise" or "none" (also ""). A bare number is
+// "labelperm", "labelshuffle", "noise", "sham" or "none" (also ""). A bare number is
 // blur's size or gauss's sigma ("blur:4", "gauss:2").
 func ParseDeficit(spec string) (Deficit, error) {
 	spec = strings.TrimSpace(spec)
@@ -106,7 +110,7 @@ func ParseDeficit(spec string) (Deficit, error) {
 	case "gauss", "gaussian":
 		d = Deficit{Kind: "gauss", Sigma: DefaultGaussSigma}
 		allowed = []string{"sigma"}
-	case "vflip", "labelperm", "labelshuffle", "noise":
+	case "vflip", "labelperm", "labelshuffle", "noise", "sham":
 		d.Kind = name
 	default:
 		return Deficit{}, fmt.Errorf("parse deficit %q: %w %q; valid deficits: %s", spec, ErrUnknownDeficit, name, DeficitUsage)
@@ -169,7 +173,7 @@ func MustParseDeficit(spec string) Deficit {
 // Validate checks the kind and parameters.
 func (d Deficit) Validate() error {
 	switch d.Kind {
-	case "", "none", "vflip", "labelperm", "labelshuffle", "noise":
+	case "", "none", "vflip", "labelperm", "labelshuffle", "noise", "sham":
 	case "blur":
 		if d.Size < 1 {
 			return configErr("blur size %d: must be at least 1", d.Size)
@@ -204,8 +208,9 @@ func (d Deficit) String() string {
 	return d.Kind
 }
 
-// IsNone reports whether d leaves data unchanged.
-func (d Deficit) IsNone() bool { return d.Kind == "" || d.Kind == "none" }
+// Identity reports whether d leaves images and labels unchanged (none and
+// sham).
+func (d Deficit) Identity() bool { return !d.ChangesImages() && !d.ChangesLabels() }
 
 // ChangesImages reports whether d alters pixels.
 func (d Deficit) ChangesImages() bool {

@@ -43,8 +43,8 @@ const MaxMemoImageDeficits = 3
 // ApplyDeficit returns split under deficit d for the seed, computed once per
 // (split, deficit, seed) and memoised in memory (see DeficitCache). The
 // result shares storage with split where d leaves it unchanged: label
-// deficits share Images, image deficits share Labels, none returns split
-// itself. Apply deficits to training splits only.
+// deficits share Images, image deficits share Labels, none and sham return
+// split itself. Apply deficits to training splits only.
 func ApplyDeficit(split *Split, d Deficit, seed uint64) (*Split, error) {
 	return DeficitCache{}.Apply(split, d, seed)
 }
@@ -54,7 +54,7 @@ func (c DeficitCache) Apply(src *Split, d Deficit, seed uint64) (*Split, error) 
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("apply deficit: %w", err)
 	}
-	if d.IsNone() {
+	if d.Identity() {
 		return src, nil
 	}
 	key := d.String()

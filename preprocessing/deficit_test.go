@@ -33,6 +33,8 @@ func TestParseDeficit(t *testing.T) {
 		{"labelperm", "labelperm"},
 		{"labelshuffle", "labelshuffle"},
 		{"noise", "noise"},
+		{"SHAM", "sham"},
+		{"sham:size=3", `error: parameter "size" for sham; valid parameters: none`},
 		{"sharpen", "error: valid deficits: none, blur"},
 		{"blur:radius=3", `error: unknown deficit parameter "radius" for blur; valid parameters: size, down, up`},
 		{"vflip:size=3", `error: parameter "size" for vflip; valid parameters: none`},
@@ -308,8 +310,13 @@ func TestApplyDeficitMemo(t *testing.T) {
 	if &lp.Images[0] != &src.Images[0] {
 		t.Error("label deficit copied the pixels")
 	}
-	if none, _ := ApplyDeficit(src, Deficit{}, 1); none != src {
-		t.Error("none did not return the split itself")
+	for _, d := range []Deficit{{}, MustParseDeficit("none"), MustParseDeficit("sham")} {
+		if got, _ := ApplyDeficit(src, d, 1); got != src {
+			t.Errorf("%s did not return the split itself", d)
+		}
+	}
+	if sham := MustParseDeficit("sham"); sham.Seeded() || sham.ChangesImages() || sham.ChangesLabels() {
+		t.Error("sham changes data or depends on the seed")
 	}
 	if _, err := ApplyDeficit(src, Deficit{Kind: "warp"}, 1); !errors.Is(err, ErrUnknownDeficit) {
 		t.Errorf("invalid deficit: %v", err)

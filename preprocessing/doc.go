@@ -16,7 +16,7 @@
 // # Deficits
 //
 // A Deficit (ParseDeficit: blur, gauss, vflip, labelperm, labelshuffle,
-// noise, none) is a pure function of (image, label, sample index, seed) and
+// noise, sham, none) is a pure function of (image, label, sample index, seed) and
 // its parameters. ApplyDeficit computes a deficit over a whole training
 // split once and memoises it on the split, so epochs reuse it; a
 // DeficitCache with a folder also keeps image deficits on disk across runs.

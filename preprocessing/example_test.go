@@ -22,7 +22,7 @@ func ExampleParseDeficit() {
 	// blur:size=4,down=lanczos,up=linear
 	// gauss:sigma=2
 	// labelperm
-	// parse deficit "sharpen": preprocessing: unknown deficit "sharpen"; valid deficits: none, blur[:size=8,down=box,up=linear], gauss[:sigma=1.5], vflip, labelperm, labelshuffle, noise
+	// parse deficit "sharpen": preprocessing: unknown deficit "sharpen"; valid deficits: none, blur[:size=8,down=box,up=linear], gauss[:sigma=1.5], vflip, labelperm, labelshuffle, noise, sham
 }
 
 func ExampleNewLoader() {
