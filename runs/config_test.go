@@ -172,6 +172,18 @@ func TestLearningRate(t *testing.T) {
 		{"exp restart", func(c *Config) {
 			c.LRSchedule, c.RestartAtDeficitEnd, c.Deficits = "exp", true, []Window{{"blur", 0, 4}}
 		}, map[int]float64{3: 0.1 * math.Pow(0.97, 3), 4: 0.1, 5: 0.097}},
+		{"step restart", func(c *Config) {
+			c.LRSchedule, c.LRStep, c.LRDecay, c.RestartAtDeficitEnd, c.Deficits = "step", 3, 0, true, []Window{{"blur", 0, 4}}
+		}, map[int]float64{2: 0.1, 3: 0.01, 4: 0.1, 6: 0.1, 7: 0.01, 10: 0.001}},
+		{"constant restart", func(c *Config) {
+			c.LRSchedule, c.RestartAtDeficitEnd, c.Deficits = "constant", true, []Window{{"blur", 0, 4}}
+		}, map[int]float64{0: 0.1, 4: 0.1, 9: 0.1}},
+		{"sham restart", func(c *Config) {
+			c.LRSchedule, c.LRDecay, c.RestartAtDeficitEnd, c.Deficits = "exp", 0, true, []Window{{"sham", 0, 4}}
+		}, map[int]float64{3: 0.1 * math.Pow(0.97, 3), 4: 0.1}},
+		{"restart at the latest window's end", func(c *Config) {
+			c.LRSchedule, c.LRStep, c.LRDecay, c.RestartAtDeficitEnd, c.Deficits = "step", 2, 0, true, []Window{{"blur", 0, 2}, {"vflip", 5, 6}}
+		}, map[int]float64{1: 0.1, 2: 0.1, 4: 0.01, 5: 0.01, 6: 0.1, 8: 0.01}},
 		{"cosine restart", func(c *Config) {
 			c.LRSchedule, c.RestartAtDeficitEnd, c.Deficits = "cosine", true, []Window{{"blur", 0, 4}}
 		}, map[int]float64{4: 0.1, 7: 0.05}},

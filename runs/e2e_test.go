@@ -7,6 +7,7 @@ package runs
 import (
 	"github.com/critlab/critlab/internal/pyenv"
 
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -230,5 +231,61 @@ func TestE2ERefusesBadConfigs(t *testing.T) {
 				t.Error("run directory created")
 			}
 		})
+	}
+}
+
+// A sham window changes no image, so a sham run trains exactly as the run
+// without it: metrics.parquet and model.onnx equal bit for bit but for the
+// deficit columns. With the lr restarted at the sham's end it trains as a
+// run whose deficit is an identity computed the long way (blur to the
+// image's own size: a copy of every image, through the deficit cache),
+// and as the run without deficit until the restart.
+func TestE2EShamTrainsAsNoDeficit(t *testing.T) {
+	backend := ortBackendOrSkip(t)
+	root := t.TempDir()
+	base := e2eConfig()
+	base.Epochs, base.LRSchedule, base.LRDecay, base.Momentum = 4, "exp", 0.5, 0.9
+	run := func(name, deficit string, restart bool) ([]MetricsRow, []byte) {
+		t.Helper()
+		cfg := base
+		cfg.Deficits, cfg.RestartAtDeficitEnd = nil, restart
+		if deficit != "" {
+			cfg.Deficits = []Window{{Deficit: deficit, Start: 0, End: 2}}
+		}
+		dir := filepath.Join(root, name)
+		if _, err := Run(context.Background(), cfg, dir, Options{Backend: backend, RunID: "r"}); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := ReadMetrics(filepath.Join(dir, MetricsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		model, err := os.ReadFile(filepath.Join(dir, ModelFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rows {
+			rows[i].Deficit, rows[i].DeficitStart, rows[i].DeficitEnd, rows[i].DeficitWindows = "", 0, 0, ""
+			rows[i].EpochSeconds, rows[i].ImagesPerSec, rows[i].ConfigHash = 0, 0, ""
+		}
+		return rows, model
+	}
+	none, noneModel := run("none", "", false)
+	sham, shamModel := run("sham", "sham", false)
+	if !reflect.DeepEqual(sham, none) || !bytes.Equal(shamModel, noneModel) {
+		t.Fatalf("sham run differs from the run without deficit\n got %+v\nwant %+v", sham, none)
+	}
+	shamRestart, shamRestartModel := run("sham-restart", "sham", true)
+	identity, identityModel := run("identity-restart", "blur:size=16", true)
+	if !reflect.DeepEqual(shamRestart, identity) || !bytes.Equal(shamRestartModel, identityModel) {
+		t.Fatalf("sham with restart differs from an identity deficit with restart\n got %+v\nwant %+v", shamRestart, identity)
+	}
+	for e, want := range []float64{base.LR, base.LR / 2, base.LR, base.LR / 2} {
+		if got := shamRestart[e].LR; got != want {
+			t.Errorf("sham with restart: epoch %d lr %v, want %v", e, got, want)
+		}
+	}
+	if !reflect.DeepEqual(shamRestart[:2], none[:2]) || shamRestart[3].TestLoss == none[3].TestLoss {
+		t.Error("sham with restart: want the run without deficit until epoch 2, then another")
 	}
 }
