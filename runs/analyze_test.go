@@ -80,6 +80,43 @@ print("inline figures:", pngs)
 	}
 }
 
+// analyze.py picks each point's reference as ReferenceFor does, on a sweep
+// with controls at every point that brings every kind of reference.
+func TestAnalyzeScriptReferencesMatchReport(t *testing.T) {
+	py := pyenv.Require(t, "pyarrow", "pandas", "polars", "scipy")
+	dir := filepath.Join(t.TempDir(), "sw")
+	s := tinySweep()
+	s.Seeds = []int64{0, 1, 2}
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 3}, After: 3, Branch: true,
+		Controls: runs.Controls{At: "all", VFlip: true, Sham: true, LRRestart: true, SameEpochs: true}}
+	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{1, 2}, Total: 5,
+		Controls: runs.Controls{Sham: true, LRRestart: true}}
+	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runs.LoadReport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := filepath.Join(t.TempDir(), "table.csv")
+	if out, err := exec.Command(py, filepath.Join("..", "tools", "analyze.py"), dir, "--csv", table).CombinedOutput(); err != nil {
+		t.Fatalf("analyze.py: %v\n%s", err, out)
+	}
+	if n, want := compareTable(t, rep, table), len(rep.Points)-1; n != want { // all but the trunk
+		t.Fatalf("compared %d points, want %d", n, want)
+	}
+	refs := map[string]bool{}
+	for _, p := range rep.Points {
+		refs[p.Reference] = true
+	}
+	for _, ref := range []string{"control-sham@2", "reference-same-epochs@3", "control-sham-lr-restart@2", "removal@0",
+		"window-control-sham@1", "window-control-sham-lr-restart@1", "baseline"} {
+		if !refs[ref] {
+			t.Errorf("no point compared with %s (%v)", ref, refs)
+		}
+	}
+}
+
 // analyzeSweep trains a tiny sweep of three seeds (so that intervals are
 // given) with removal, a window and a control, evaluating every other
 // epoch and the last.

@@ -53,10 +53,9 @@ type FisherRow struct {
 const FisherTotal = "total"
 
 // SweepRow is a MetricsRow of sweep.parquet, with the sweep's name, the
-// run's variant (removal, trunk, window, baseline, finetune, pretrain,
-// scratch, control-vflip, control-lr-restart, window-control-vflip,
-// window-control-lr-restart) and its point (removal epoch, window onset or
-// pretraining epochs).
+// run's variant (one of the Variant constants: removal, trunk, window,
+// baseline, control-vflip, control-sham, ...) and its point (removal
+// epoch, window onset or pretraining epochs).
 type SweepRow struct {
 	RunID          string   `parquet:"run_id"`
 	Model          string   `parquet:"model"`

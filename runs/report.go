@@ -146,9 +146,10 @@ type Report struct {
 }
 
 var variantOrder = map[string]int{
-	VariantBaseline: 0, VariantRemoval: 1, VariantWindow: 2, VariantVFlip: 3, VariantLRRestart: 4,
-	VariantWindowVFlip: 5, VariantWindowLRRestart: 6,
-	VariantPretrain: 7, VariantFinetune: 8, VariantScratch: 9, VariantTrunk: 10,
+	VariantBaseline: 0, VariantRemoval: 1, VariantSameEpochs: 2, VariantWindow: 3,
+	VariantSham: 4, VariantVFlip: 5, VariantNoise: 6, VariantLRRestart: 7, VariantShamLRRestart: 8,
+	VariantWindowSham: 9, VariantWindowVFlip: 10, VariantWindowNoise: 11, VariantWindowLRRestart: 12, VariantWindowShamLRRestart: 13,
+	VariantPretrain: 14, VariantFinetune: 15, VariantScratch: 16, VariantTrunk: 17,
 }
 
 // LoadReport reads a sweep directory (sweep.parquet, else every
@@ -291,7 +292,7 @@ func Summarize(name string, rows []SweepRow) *Report {
 	}
 	for i := range rep.Points {
 		p := &rep.Points[i]
-		_, name := rep.Reference(p.Variant)
+		_, name := rep.Reference(p.Variant, p.Point)
 		ref, ok := rep.pointNamed(name)
 		if !ok {
 			p.Diff, p.DiffLastK = PairedDiff(nil, nil, nil, nil), PairedDiff(nil, nil, nil, nil)
@@ -314,28 +315,19 @@ func (r *Report) pointNamed(name string) (PointSummary, bool) {
 	return PointSummary{}, false
 }
 
-// Reference is the mean final accuracy a variant's change is measured
-// against, and its name. Removal points and their controls compare with
-// removal point 0, which has the same number of sharp epochs after the
-// deficit; windows and the rest with the baseline, which has their length;
-// each falls back to the other. Fine-tuning compares with scratch.
-func (r *Report) Reference(variant string) (float64, string) {
-	order := []Label{{VariantBaseline, -1}, {VariantRemoval, 0}}
-	switch variant {
-	case VariantRemoval, VariantVFlip, VariantLRRestart:
-		order = []Label{{VariantRemoval, 0}, {VariantBaseline, -1}}
-	case VariantFinetune, VariantScratch:
-		order = []Label{{VariantScratch, 0}}
+// Reference is the mean final accuracy the change of a variant's point
+// is measured against, and its name (see ReferenceFor); NaN and "" without
+// one.
+func (r *Report) Reference(variant string, point int) (float64, string) {
+	ref, _ := ReferenceFor(Label{variant, point}, func(l Label) bool {
+		_, ok := r.Point(l.Variant, l.Point)
+		return ok
+	})
+	ps, ok := r.Point(ref.Variant, ref.Point)
+	if !ok {
+		return math.NaN(), ""
 	}
-	for _, l := range order {
-		if ps, ok := r.Point(l.Variant, l.Point); ok {
-			if l.Variant == VariantBaseline {
-				return ps.FinalMean, VariantBaseline
-			}
-			return ps.FinalMean, fmt.Sprintf("%s@%d", l.Variant, l.Point)
-		}
-	}
-	return math.NaN(), ""
+	return ps.FinalMean, ref.String()
 }
 
 func lessVariant(a, b string) bool {

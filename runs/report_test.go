@@ -79,7 +79,7 @@ func TestReportSweep(t *testing.T) {
 	golden(t, "report_sweep_summary_csv", rep.PointsCSV())
 
 	base, ok := rep.Point(runs.VariantBaseline, -1)
-	if ref, name := rep.Reference(runs.VariantWindow); !ok || base.N != 2 || math.Abs(ref-base.FinalMean) > 0 || name != runs.VariantBaseline {
+	if ref, name := rep.Reference(runs.VariantWindow, 1); !ok || base.N != 2 || math.Abs(ref-base.FinalMean) > 0 || name != runs.VariantBaseline {
 		t.Fatalf("baseline %+v, window reference %v %q", base, ref, name)
 	}
 	if len(rep.Fisher) == 0 {
@@ -166,12 +166,12 @@ func TestReportReference(t *testing.T) {
 		{pts(base, scratch), runs.VariantFinetune, 0.4, "scratch@0"},
 	}
 	for _, tc := range tests {
-		got, name := tc.rep.Reference(tc.variant)
+		got, name := tc.rep.Reference(tc.variant, 4)
 		if got != tc.want || name != tc.name {
 			t.Errorf("%s over %d points: %v %q, want %v %q", tc.variant, len(tc.rep.Points), got, name, tc.want, tc.name)
 		}
 	}
-	if got, name := pts(base).Reference(runs.VariantFinetune); !math.IsNaN(got) || name != "" {
+	if got, name := pts(base).Reference(runs.VariantFinetune, 2); !math.IsNaN(got) || name != "" {
 		t.Errorf("finetune without scratch: %v %q, want NaN", got, name)
 	}
 }

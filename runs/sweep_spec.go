@@ -45,24 +45,60 @@ type RemovalSpec struct {
 	After int `yaml:"after"`
 	// Total, when > 0, fixes every run's length instead of After.
 	Total int `yaml:"total"`
-	// Branch trains the deficit once per seed (a "trunk" run of
+	// Restart restarts the lr schedule at the removal point in every run
+	// (restart_at_deficit_end), so that all arms share the schedule after
+	// removal.
+	Restart bool `yaml:"restart,omitempty"`
+	// Branch trains each deficit once per seed (a "trunk" run of
 	// max(Points) deficit epochs that keeps checkpoints at every point)
 	// and starts each point, and the lr-restart control, from the trunk's
-	// checkpoint at T instead of repeating the deficit epochs. Results are
-	// identical either way.
+	// checkpoint at T instead of repeating the deficit epochs. Controls
+	// planned at several points get a trunk of their own deficit
+	// (trunk-vflip, trunk-noise, trunk-sham). Results are identical
+	// either way.
 	Branch bool `yaml:"branch"`
-	// Controls adds runs at the latest point.
+	// Controls adds control runs at the latest point, or at every point
+	// (at: all).
 	Controls Controls `yaml:"controls"`
 }
 
-// Controls are the control runs of a removal sweep.
+// Controls are the control runs of a removal or window sweep. Each is
+// planned at one point (the latest removal point, the earliest window
+// onset) or, with At "all", at every point (removal points > 0, every
+// onset).
 type Controls struct {
+	// At is "one" (the default, also "") or "all".
+	At string `yaml:"at,omitempty"`
 	// VFlip replaces the deficit by vertical flips (no critical period
-	// expected): variant control-vflip.
+	// expected): variant control-vflip (window-control-vflip).
 	VFlip bool `yaml:"vflip"`
+	// Noise replaces the deficit by Gaussian noise images: variant
+	// control-noise (window-control-noise).
+	Noise bool `yaml:"noise,omitempty"`
+	// Sham replaces the deficit by sham, which changes no image but is a
+	// deficit window for the lr schedule: variant control-sham
+	// (window-control-sham), the reference of the arms at its point.
+	Sham bool `yaml:"sham,omitempty"`
 	// LRRestart restarts the lr schedule when the deficit ends: variant
-	// control-lr-restart.
+	// control-lr-restart (window-control-lr-restart); with Sham also the
+	// sham with the same restart, control-sham-lr-restart
+	// (window-control-sham-lr-restart), its reference.
 	LRRestart bool `yaml:"lr_restart"`
+	// SameEpochs adds, for removal sweeps with after, a no-deficit run of
+	// T + after epochs at each point T: variant reference-same-epochs.
+	SameEpochs bool `yaml:"same_epochs,omitempty"`
+}
+
+// points returns the points controls run at: the one given by default, or
+// all of them with At "all".
+func (c Controls) points(one int, all []int) ([]int, error) {
+	switch c.At {
+	case "", "one":
+		return []int{one}, nil
+	case "all":
+		return all, nil
+	}
+	return nil, fmt.Errorf("controls at %q: want one (the default) or all", c.At)
 }
 
 // WindowSpec: a deficit of Length epochs starting at each onset, within
@@ -77,10 +113,12 @@ type WindowSpec struct {
 	// onset instead of repeating the sharp epochs before it (the baseline
 	// keeps checkpoints at every onset). Results are identical either way.
 	Branch bool `yaml:"branch"`
-	// Controls adds runs at the earliest onset: the window with vertical
-	// flips instead of the deficit (variant window-control-vflip), and
-	// the window with the lr schedule restarted at its end (variant
-	// window-control-lr-restart).
+	// Controls adds runs at the earliest onset, or at every onset (at:
+	// all), each starting from the baseline like the windows: the window
+	// with another deficit (window-control-vflip, -noise, -sham), and the
+	// window with the lr schedule restarted at its end
+	// (window-control-lr-restart, and window-control-sham-lr-restart with
+	// sham). same_epochs does not apply: every window run has Total epochs.
 	Controls Controls `yaml:"controls"`
 }
 
@@ -105,8 +143,17 @@ const (
 	VariantVFlip     = "control-vflip"
 	VariantLRRestart = "control-lr-restart"
 
+	VariantNoise         = "control-noise"
+	VariantSham          = "control-sham"
+	VariantShamLRRestart = "control-sham-lr-restart"
+	VariantSameEpochs    = "reference-same-epochs"
+
 	VariantWindowVFlip     = "window-control-vflip"
 	VariantWindowLRRestart = "window-control-lr-restart"
+
+	VariantWindowNoise         = "window-control-noise"
+	VariantWindowSham          = "window-control-sham"
+	VariantWindowShamLRRestart = "window-control-sham-lr-restart"
 )
 
 // Label places a run in a sweep: a variant and a point (removal epoch,
@@ -122,7 +169,9 @@ type PlannedRun struct {
 	ID     string
 	Config Config
 	// Labels: one run may serve several variants (the no-deficit run is
-	// both removal point 0 and the window baseline).
+	// both removal point 0 and the window baseline); none for the trunks
+	// of controls, whose epochs are in the rows of every run that
+	// branches from them.
 	Labels []Label
 	// After lists runs that must finish first (a trunk, a pretraining).
 	After []string
@@ -242,13 +291,13 @@ type planner struct {
 
 // add plans a run, or adds the label (and the checkpoints to keep) to an
 // identical run already planned, and returns the id of the run that will
-// train it.
+// train it. The zero Label adds none.
 func (p *planner) add(id string, cfg Config, l Label, after ...string) string {
 	key := cfg
 	key.KeepCheckpoints = nil
 	if i, ok := p.index[key.Hash()]; ok {
 		r := &p.plan.Runs[i]
-		if !slices.Contains(r.Labels, l) {
+		if l != (Label{}) && !slices.Contains(r.Labels, l) {
 			r.Labels = append(r.Labels, l)
 		}
 		keep := append(slices.Clone(r.Config.KeepCheckpoints), cfg.KeepCheckpoints...)
@@ -256,8 +305,12 @@ func (p *planner) add(id string, cfg Config, l Label, after ...string) string {
 		r.Config.KeepCheckpoints = slices.Compact(keep)
 		return r.ID
 	}
+	var labels []Label
+	if l != (Label{}) {
+		labels = []Label{l}
+	}
 	p.index[key.Hash()] = len(p.plan.Runs)
-	p.plan.Runs = append(p.plan.Runs, PlannedRun{ID: id, Config: cfg, Labels: []Label{l}, After: after})
+	p.plan.Runs = append(p.plan.Runs, PlannedRun{ID: id, Config: cfg, Labels: labels, After: after})
 	return id
 }
 
@@ -300,42 +353,135 @@ func (r *RemovalSpec) plan(p *planner, b Config, dir, sfx string) error {
 	if r.Total > 0 && last >= r.Total {
 		return bad("point %d leaves no sharp epoch in total %d", last, r.Total)
 	}
-	run := func(t int) Config {
+	if r.Restart {
+		b.RestartAtDeficitEnd = true
+	}
+	ctl := r.Controls
+	var deficitPoints []int // the points > 0
+	for _, t := range points {
+		if t > 0 {
+			deficitPoints = append(deficitPoints, t)
+		}
+	}
+	cps, err := ctl.points(last, deficitPoints)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if last == 0 {
+		cps = nil
+	}
+	if ctl.LRRestart && b.RestartAtDeficitEnd {
+		return bad("controls.lr_restart: every run already restarts the lr at removal (restart); drop one")
+	}
+	if ctl.SameEpochs && r.Total > 0 {
+		return bad("controls.same_epochs needs after: with total, every run has total epochs and removal@0 is the same-epochs reference")
+	}
+	run := func(t int, deficit string) Config {
 		c := b
 		c.Epochs = epochs(t)
 		if t > 0 {
-			c.Deficits = []Window{{Deficit: r.Deficit, Start: 0, End: t}}
+			c.Deficits = []Window{{Deficit: deficit, Start: 0, End: t}}
 		}
 		return c
 	}
-	trunkID := ""
-	if r.Branch && last > 0 {
-		trunk := run(last)
-		trunk.Epochs = last
-		for _, t := range points {
+	// trunk plans the deficit epochs once: a run of the latest point's
+	// deficit epochs that keeps its checkpoints at ts for the runs that
+	// branch from it.
+	trunk := func(id, deficit string, ts []int, l Label) (string, error) {
+		c := run(last, deficit)
+		c.Epochs = last
+		for _, t := range ts {
 			if t > 0 {
-				trunk.KeepCheckpoints = append(trunk.KeepCheckpoints, t)
+				c.KeepCheckpoints = append(c.KeepCheckpoints, t)
 			}
 		}
-		trunkID = p.add("trunk"+sfx, trunk, Label{VariantTrunk, last})
-		for _, t := range points {
-			if err := BranchCompatible(trunk, run(t), t); t > 0 && err != nil {
-				return bad("branch: point %d cannot start from the trunk: %v (use branch: false)", t, err)
+		for _, t := range ts {
+			if err := BranchCompatible(c, run(t, deficit), t); t > 0 && err != nil {
+				return "", bad("branch: point %d cannot start from the trunk of %s: %v (use branch: false)", t, deficit, err)
 			}
+		}
+		return p.add(id+sfx, c, l), nil
+	}
+	// parents maps a deficit to the trunk its runs branch from ("": none).
+	parents := map[string]string{}
+	if r.Branch && last > 0 {
+		if parents[r.Deficit], err = trunk("trunk", r.Deficit, points, Label{VariantTrunk, last}); err != nil {
+			return err
 		}
 	}
 	for _, t := range points {
-		p.addFrom(trunkID, dir, t, fmt.Sprintf("removal-T%03d%s", t, sfx), run(t), Label{VariantRemoval, t})
+		p.addFrom(parents[r.Deficit], dir, t, fmt.Sprintf("removal-T%03d%s", t, sfx), run(t, r.Deficit), Label{VariantRemoval, t})
 	}
-	if r.Controls.VFlip && last > 0 {
-		c := run(last)
-		c.Deficits[0].Deficit = "vflip"
-		p.add(fmt.Sprintf("control-vflip-T%03d%s", last, sfx), c, Label{VariantVFlip, last})
+	for _, k := range []struct {
+		on               bool
+		variant, deficit string
+	}{{ctl.VFlip, VariantVFlip, "vflip"}, {ctl.Noise, VariantNoise, "noise"}, {ctl.Sham, VariantSham, "sham"}} {
+		if !k.on {
+			continue
+		}
+		// A trunk of its own pays when two runs or more start from it.
+		branches := len(cps)
+		if k.deficit == "sham" && ctl.LRRestart {
+			branches *= 2
+		}
+		if r.Branch && branches > 1 {
+			if parents[k.deficit], err = trunk("trunk-"+k.deficit, k.deficit, cps, Label{}); err != nil {
+				return err
+			}
+		}
+		for _, t := range cps {
+			p.addFrom(parents[k.deficit], dir, t, fmt.Sprintf("%s-T%03d%s", k.variant, t, sfx), run(t, k.deficit), Label{k.variant, t})
+		}
 	}
-	if r.Controls.LRRestart && last > 0 {
-		c := run(last)
-		c.RestartAtDeficitEnd = true
-		p.addFrom(trunkID, dir, last, fmt.Sprintf("control-lr-restart-T%03d%s", last, sfx), c, Label{VariantLRRestart, last})
+	if ctl.LRRestart {
+		restarts := [][2]string{{VariantLRRestart, r.Deficit}}
+		if ctl.Sham {
+			restarts = append(restarts, [2]string{VariantShamLRRestart, "sham"})
+		}
+		for _, k := range restarts {
+			for _, t := range cps {
+				c := run(t, k[1])
+				c.RestartAtDeficitEnd = true
+				p.addFrom(parents[k[1]], dir, t, fmt.Sprintf("%s-T%03d%s", k[0], t, sfx), c, Label{k[0], t})
+			}
+		}
+	}
+	if ctl.SameEpochs && len(cps) > 0 {
+		return r.planSameEpochs(p, b, dir, sfx, cps)
+	}
+	return nil
+}
+
+// planSameEpochs plans the no-deficit runs of T + After epochs for each
+// point T of ts. With branching, only the longest trains in full: the
+// others are its prefixes (where the lr schedule does not depend on the
+// run's length), each branching from its checkpoint one epoch before its
+// end.
+func (r *RemovalSpec) planSameEpochs(p *planner, b Config, dir, sfx string, ts []int) error {
+	ref := func(t int) Config {
+		c := b
+		c.Epochs = t + r.After
+		return c
+	}
+	longest := ts[len(ts)-1]
+	long := ref(longest)
+	parent := ""
+	if r.Branch && len(ts) > 1 {
+		for _, t := range ts[:len(ts)-1] {
+			e := t + r.After - 1
+			if err := BranchCompatible(long, ref(t), e); err != nil {
+				return fmt.Errorf("%w: sweep removal: branch: the same-epochs reference at %d cannot start from the one at %d: %v (use branch: false)",
+					ErrInvalidConfig, t, longest, err)
+			}
+			long.KeepCheckpoints = append(long.KeepCheckpoints, e)
+		}
+	}
+	id := p.add(fmt.Sprintf("%s-T%03d%s", VariantSameEpochs, longest, sfx), long, Label{VariantSameEpochs, longest})
+	if len(long.KeepCheckpoints) > 0 {
+		parent = id
+	}
+	for _, t := range ts[:len(ts)-1] {
+		p.addFrom(parent, dir, t+r.After-1, fmt.Sprintf("%s-T%03d%s", VariantSameEpochs, t, sfx), ref(t), Label{VariantSameEpochs, t})
 	}
 	return nil
 }
@@ -352,9 +498,9 @@ func (w *WindowSpec) plan(p *planner, b Config, dir, sfx string) error {
 	}
 	onsets := slices.Clone(w.Onsets)
 	sort.Ints(onsets)
-	window := func(s int) Config {
+	window := func(s int, deficit string) Config {
 		c := b
-		c.Deficits = []Window{{Deficit: w.Deficit, Start: s, End: s + w.Length}}
+		c.Deficits = []Window{{Deficit: deficit, Start: s, End: s + w.Length}}
 		return c
 	}
 	baseline := b
@@ -363,7 +509,7 @@ func (w *WindowSpec) plan(p *planner, b Config, dir, sfx string) error {
 			return bad("window %d:%d does not fit in %d epochs", s, s+w.Length, b.Epochs)
 		}
 		if w.Branch && s > 0 {
-			if err := BranchCompatible(b, window(s), s); err != nil {
+			if err := BranchCompatible(b, window(s, w.Deficit), s); err != nil {
 				return bad("branch: onset %d cannot start from the baseline: %v (use branch: false)", s, err)
 			}
 			baseline.KeepCheckpoints = append(baseline.KeepCheckpoints, s)
@@ -378,17 +524,38 @@ func (w *WindowSpec) plan(p *planner, b Config, dir, sfx string) error {
 		p.addFrom(parent, dir, l.Point, fmt.Sprintf("%s-S%03d%s", id, l.Point, sfx), c, l)
 	}
 	for _, s := range onsets {
-		add("window", window(s), Label{VariantWindow, s})
+		add("window", window(s, w.Deficit), Label{VariantWindow, s})
 	}
-	if first := onsets[0]; w.Controls.VFlip {
-		c := window(first)
-		c.Deficits[0].Deficit = "vflip"
-		add(VariantWindowVFlip, c, Label{VariantWindowVFlip, first})
+	ctl := w.Controls
+	cps, err := ctl.points(onsets[0], onsets)
+	if err != nil {
+		return bad("%v", err)
 	}
-	if first := onsets[0]; w.Controls.LRRestart {
-		c := window(first)
-		c.RestartAtDeficitEnd = true
-		add(VariantWindowLRRestart, c, Label{VariantWindowLRRestart, first})
+	if ctl.SameEpochs {
+		return bad("controls.same_epochs is for removal sweeps: every window run has total epochs, as the baseline")
+	}
+	if ctl.LRRestart && b.RestartAtDeficitEnd {
+		return bad("controls.lr_restart: every run already restarts the lr at the window's end (base restart_at_deficit_end); drop one")
+	}
+	type control struct {
+		on               bool
+		variant, deficit string
+		restart          bool
+	}
+	for _, k := range []control{
+		{ctl.VFlip, VariantWindowVFlip, "vflip", false},
+		{ctl.Noise, VariantWindowNoise, "noise", false},
+		{ctl.Sham, VariantWindowSham, "sham", false},
+		{ctl.LRRestart, VariantWindowLRRestart, w.Deficit, true},
+		{ctl.LRRestart && ctl.Sham, VariantWindowShamLRRestart, "sham", true},
+	} {
+		for _, s := range cps {
+			if k.on {
+				c := window(s, k.deficit)
+				c.RestartAtDeficitEnd = k.restart
+				add(k.variant, c, Label{k.variant, s})
+			}
+		}
 	}
 	return nil
 }
@@ -420,20 +587,54 @@ func (f *FinetuneSpec) plan(p *planner, b Config, dir, sfx string) error {
 	return nil
 }
 
-// Describe lists the plan, one run a line.
+// Describe lists the plan, one run a line, then what each variant is
+// compared with (see ReferenceFor; P stands for the arm's point).
 func (p Plan) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "sweep %s: %d runs in %s\n", p.Name, len(p.Runs), p.Dir)
-	for _, r := range p.Runs {
+	labels := make([]string, len(p.Runs))
+	planned := map[Label]bool{}
+	idWidth, labelWidth := 0, 0
+	for i, r := range p.Runs {
 		var ls []string
 		for _, l := range r.Labels {
 			ls = append(ls, fmt.Sprintf("%s@%d", l.Variant, l.Point))
+			planned[l] = true
 		}
+		labels[i] = strings.Join(ls, " ")
+		if labels[i] == "" {
+			labels[i] = "-"
+		}
+		idWidth, labelWidth = max(idWidth, len(r.ID)), max(labelWidth, len(labels[i]))
+	}
+	for i, r := range p.Runs {
 		extra := ""
 		if len(r.After) > 0 {
 			extra = " after " + strings.Join(r.After, ",")
 		}
-		fmt.Fprintf(&b, "  %-28s %-30s epochs %3d deficits %s%s\n", r.ID, strings.Join(ls, " "), r.Config.Epochs, r.Config.DeficitWindows(), extra)
+		fmt.Fprintf(&b, "  %-*s %-*s epochs %3d deficits %s%s\n", idWidth, r.ID, labelWidth, labels[i], r.Config.Epochs, r.Config.DeficitWindows(), extra)
+	}
+	var refs []string
+	for _, r := range p.Runs {
+		for _, l := range r.Labels {
+			ref, why := ReferenceFor(l, func(l Label) bool { return planned[l] })
+			if ref == l || l.Variant == VariantTrunk {
+				continue
+			}
+			line := fmt.Sprintf("%s vs %s: %s", l.Variant, ref, why)
+			switch {
+			case ref == (Label{}):
+				line = l.Variant + ": no reference planned"
+			case ref.Point == l.Point:
+				line = fmt.Sprintf("%s@P vs %s@P: %s", l.Variant, ref.Variant, why)
+			}
+			if !slices.Contains(refs, line) {
+				refs = append(refs, line)
+			}
+		}
+	}
+	if len(refs) > 0 {
+		fmt.Fprintf(&b, "compared with (critlab report):\n  %s\n", strings.Join(refs, "\n  "))
 	}
 	return b.String()
 }

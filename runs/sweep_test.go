@@ -84,6 +84,52 @@ func TestSweepPlan(t *testing.T) {
 			s.Base.LRSchedule = "cosine"
 			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{2, 4}, After: 3, Branch: true}
 		}, nil, "cannot start from the trunk"},
+		{"controls at every point, one trunk per deficit", func(s *runs.SweepSpec) {
+			s.Seeds = nil
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 3, Restart: true, Branch: true,
+				Controls: runs.Controls{At: "all", VFlip: true, Noise: true, Sham: true, SameEpochs: true}}
+		}, []string{"trunk-s0", "removal-T000-s0", "removal-T002-s0", "removal-T004-s0",
+			"trunk-vflip-s0", "control-vflip-T002-s0", "control-vflip-T004-s0",
+			"trunk-noise-s0", "control-noise-T002-s0", "control-noise-T004-s0",
+			"trunk-sham-s0", "control-sham-T002-s0", "control-sham-T004-s0",
+			"reference-same-epochs-T004-s0", "reference-same-epochs-T002-s0"}, ""},
+		{"lr restart with its sham at the last point", func(s *runs.SweepSpec) {
+			s.Seeds = nil
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 3, Branch: true,
+				Controls: runs.Controls{Sham: true, LRRestart: true}}
+		}, []string{"trunk-s0", "removal-T000-s0", "removal-T002-s0", "removal-T004-s0",
+			"trunk-sham-s0", "control-sham-T004-s0", "control-lr-restart-T004-s0", "control-sham-lr-restart-T004-s0"}, ""},
+		{"controls at one point without branching", func(s *runs.SweepSpec) {
+			s.Seeds = nil
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 3,
+				Controls: runs.Controls{At: "one", Noise: true, Sham: true, SameEpochs: true}}
+		}, []string{"removal-T000-s0", "removal-T002-s0", "removal-T004-s0", "control-noise-T004-s0", "control-sham-T004-s0",
+			"reference-same-epochs-T004-s0"}, ""},
+		{"window controls at every onset", func(s *runs.SweepSpec) {
+			s.Seeds = nil
+			s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0, 3}, Total: 6, Branch: true,
+				Controls: runs.Controls{At: "all", VFlip: true, Noise: true, Sham: true, LRRestart: true}}
+		}, []string{"baseline-s0", "window-S000-s0", "window-S003-s0",
+			"window-control-vflip-S000-s0", "window-control-vflip-S003-s0", "window-control-noise-S000-s0", "window-control-noise-S003-s0",
+			"window-control-sham-S000-s0", "window-control-sham-S003-s0", "window-control-lr-restart-S000-s0", "window-control-lr-restart-S003-s0",
+			"window-control-sham-lr-restart-S000-s0", "window-control-sham-lr-restart-S003-s0"}, ""},
+		{"controls at a bad place", func(s *runs.SweepSpec) {
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{2}, After: 3, Controls: runs.Controls{At: "last", Sham: true}}
+		}, nil, `controls at "last": want one (the default) or all`},
+		{"lr-restart control in a restarted sweep", func(s *runs.SweepSpec) {
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{2}, After: 3, Restart: true, Controls: runs.Controls{LRRestart: true}}
+		}, nil, "already restarts"},
+		{"same epochs with total", func(s *runs.SweepSpec) {
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{2}, Total: 5, Controls: runs.Controls{SameEpochs: true}}
+		}, nil, "same_epochs needs after"},
+		{"same epochs in a window sweep", func(s *runs.SweepSpec) {
+			s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0}, Total: 6, Controls: runs.Controls{SameEpochs: true}}
+		}, nil, "same_epochs is for removal sweeps"},
+		{"same epochs branch with cosine", func(s *runs.SweepSpec) {
+			s.Base.LRSchedule = "cosine"
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 3, Branch: true,
+				Controls: runs.Controls{At: "all", SameEpochs: true}}
+		}, nil, "cannot start from the trunk"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,6 +199,63 @@ func TestSweepPlanDetails(t *testing.T) {
 	}
 	if !strings.Contains(p.Describe(), "removal@0 baseline@-1") {
 		t.Errorf("describe:\n%s", p.Describe())
+	}
+}
+
+func TestSweepPlanControlDetails(t *testing.T) {
+	s := tinySweep()
+	s.Seeds = nil
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 3, Branch: true,
+		Controls: runs.Controls{At: "all", VFlip: true, Sham: true, LRRestart: true, SameEpochs: true}}
+	p, err := s.Plan("sw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]runs.PlannedRun{}
+	for _, r := range p.Runs {
+		byID[r.ID] = r
+	}
+	check := func(id, deficits string, epochs int, restart bool, from string, at int, keep []int) {
+		t.Helper()
+		r, ok := byID[id]
+		if !ok {
+			t.Fatalf("no run %s in\n%s", id, p.Describe())
+		}
+		c := r.Config
+		wantFrom := ""
+		if from != "" {
+			wantFrom = filepath.Join("sw", from)
+		}
+		if c.DeficitWindows() != deficits || c.Epochs != epochs || c.RestartAtDeficitEnd != restart ||
+			c.BranchFrom != wantFrom || c.BranchEpoch != at || !reflect.DeepEqual(c.KeepCheckpoints, keep) {
+			t.Errorf("%s: deficits %s epochs %d restart %v from %q@%d keep %v", id, c.DeficitWindows(), c.Epochs,
+				c.RestartAtDeficitEnd, c.BranchFrom, c.BranchEpoch, c.KeepCheckpoints)
+		}
+	}
+	check("trunk-sham-s0", "sham:0-4", 4, false, "", 0, []int{2, 4})
+	check("control-sham-T002-s0", "sham:0-2", 5, false, "trunk-sham-s0", 2, nil)
+	check("control-vflip-T004-s0", "vflip:0-4", 7, false, "trunk-vflip-s0", 4, nil)
+	check("control-lr-restart-T002-s0", "blur:0-2", 5, true, "trunk-s0", 2, nil)
+	check("control-sham-lr-restart-T002-s0", "sham:0-2", 5, true, "trunk-sham-s0", 2, nil)
+	check("control-sham-lr-restart-T004-s0", "sham:0-4", 7, true, "trunk-sham-s0", 4, nil)
+	// Same-epochs references: the one at 2 is the one at 4's first 5 epochs.
+	check("reference-same-epochs-T004-s0", "none", 7, false, "", 0, []int{4})
+	check("reference-same-epochs-T002-s0", "none", 5, false, "reference-same-epochs-T004-s0", 4, nil)
+	if l := byID["trunk-sham-s0"].Labels; len(l) != 0 {
+		t.Errorf("control trunk labelled %v", l)
+	}
+
+	s.Removal.Restart, s.Removal.Controls.LRRestart = true, false
+	if p, err = s.Plan("sw"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Runs {
+		if !r.Config.RestartAtDeficitEnd {
+			t.Errorf("%s does not restart the lr in a restarted sweep", r.ID)
+		}
+		if w := r.Config.Deficits; len(w) == 1 && r.Config.LearningRate(w[0].End) != r.Config.LR {
+			t.Errorf("%s: lr %v at removal, want lr0", r.ID, r.Config.LearningRate(w[0].End))
+		}
 	}
 }
 
@@ -362,6 +465,38 @@ func TestPresets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The presets plan the same runs with the same config hashes as when
+// their results were recorded (testdata/preset_plans.golden): new sweep
+// options must not change what existing presets run. Paths inside the
+// sweep directory are reduced to the run id, so the golden does not depend
+// on how branch_from and init_from are spelled.
+func TestPresetPlansUnchanged(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join("..", "configs", "*.yaml"))
+	var b strings.Builder
+	for _, path := range paths {
+		s, err := runs.LoadSweep(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := s.Plan("out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s: %d runs\n", filepath.Base(path), len(plan.Runs))
+		for _, r := range plan.Runs {
+			cfg := r.Config
+			if cfg.BranchFrom != "" {
+				cfg.BranchFrom = filepath.Base(cfg.BranchFrom)
+			}
+			if cfg.InitFrom != "" {
+				cfg.InitFrom = filepath.Base(cfg.InitFrom)
+			}
+			fmt.Fprintf(&b, "  %s %s %v after %v\n", r.ID, cfg.Hash(), r.Labels, r.After)
+		}
+	}
+	golden(t, "preset_plans", []byte(b.String()))
 }
 
 func TestRunSweepCancelAndResume(t *testing.T) {

@@ -17,11 +17,16 @@ epochs (fewer if it has fewer). Per (sweep, model, dataset, variant,
 point) the table gives the number of runs (seeds), the mean and the
 sample standard deviation (ddof 1) of the final accuracy over them, and
 the change of the mean from its reference, as ``critlab report`` computes
-it: removal points and their controls (``control-vflip``,
-``control-lr-restart``) against removal point 0, which has as many sharp
-epochs after the deficit; ``finetune`` and ``scratch`` against
-``scratch``; everything else against the ``baseline`` runs; removal point
-0 and the baseline stand in for each other when one is missing.
+it (runs.ReferenceFor; ``REFERENCE_RULES`` here): each arm against the
+first of its candidates that the sweep has. Removal points,
+``control-vflip`` and ``control-noise`` at T against ``control-sham`` at
+T, else ``reference-same-epochs`` at T, else removal point 0 (as many sharp
+epochs after the deficit); ``control-lr-restart`` against
+``control-sham-lr-restart`` at T; windows and their controls against
+``window-control-sham`` (``-sham-lr-restart``) at the onset, else the
+``baseline``; ``finetune`` and ``scratch`` against ``scratch``; everything
+else against the ``baseline``; removal point 0 and the baseline stand in
+for each other when one is missing.
 
 The numbers are computed with polars and again with pandas; the script
 stops with an error if the two disagree (by more than 1e-12).
@@ -53,8 +58,23 @@ BASE = ["sweep", "model", "dataset"]
 RUN_COLUMNS = RUN + ["model", "dataset", "variant", "point", "seed", "final_acc", "lastk_acc", "warning"]
 TABLE_COLUMNS = GROUP + ["n", "seeds", "acc_mean", "acc_std", "lastk_mean", "reference", "diff_n", "diff_mean",
                          "diff_low", "diff_high", "diff_by_seed", "diff_lastk_mean"]
-REMOVAL_FAMILY = ["removal", "control-vflip", "control-lr-restart"]
-FINETUNE_FAMILY = ["finetune", "scratch"]
+# variant -> candidate references, best first: (variant, point), where a
+# point of None means the arm's own point. Mirrors runs.ReferenceFor.
+_REMOVAL0, _BASELINE = ("removal", 0), ("baseline", -1)
+REFERENCE_RULES = {
+    **{v: [("control-sham", None), ("reference-same-epochs", None), _REMOVAL0, _BASELINE]
+       for v in ["removal", "control-vflip", "control-noise"]},
+    "control-sham": [("reference-same-epochs", None), _REMOVAL0, _BASELINE],
+    "control-lr-restart": [("control-sham-lr-restart", None), _REMOVAL0, _BASELINE],
+    "control-sham-lr-restart": [_REMOVAL0, _BASELINE],
+    "reference-same-epochs": [_REMOVAL0, _BASELINE],
+    **{v: [("window-control-sham", None), _BASELINE, _REMOVAL0]
+       for v in ["window", "window-control-vflip", "window-control-noise"]},
+    "window-control-lr-restart": [("window-control-sham-lr-restart", None), _BASELINE, _REMOVAL0],
+    "finetune": [("scratch", 0)],
+    "scratch": [("scratch", 0)],
+}
+DEFAULT_RULES = [_BASELINE, _REMOVAL0]
 REQUIRED = ["run_id", "model", "dataset", "seed", "epoch", "deficit", "deficit_start", "deficit_end",
             "deficit_windows", "test_acc"]
 
@@ -165,17 +185,11 @@ def _warning(k: int, deficit_epochs, last: int) -> str:
     return "; ".join(why)
 
 
-def reference_name(variant: str, have) -> str:
-    """The point a variant's differences are paired with (as critlab report's Reference): removal points
-    and their controls against removal@0 (as many sharp epochs after the deficit), fine-tuning against
-    scratch@0, the rest against the baseline; removal@0 and the baseline stand in for each other."""
-    if variant in REMOVAL_FAMILY:
-        order = [("removal", 0), ("baseline", -1)]
-    elif variant in FINETUNE_FAMILY:
-        order = [("scratch", 0)]
-    else:
-        order = [("baseline", -1), ("removal", 0)]
-    for v, p in order:
+def reference_name(variant: str, point: int, have) -> str:
+    """The point an arm's differences are paired with (as critlab report's Reference): the first of
+    REFERENCE_RULES[variant] in have, named as the report names it; "" for none."""
+    for v, p in REFERENCE_RULES.get(variant, DEFAULT_RULES):
+        p = point if p is None else p
         if (v, p) in have:
             return "baseline" if v == "baseline" else f"{v}@{p}"
     return ""
@@ -225,7 +239,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
         have = set(zip(part["variant"], part["point"]))
         by = {k: g.set_index("seed") for k, g in part.groupby(["variant", "point"])}
         for (variant, point), g in sorted(by.items()):
-            ref = reference_name(variant, have)
+            ref = reference_name(variant, point, have)
             r = by[_ref_key(ref)] if ref else None
             seeds = sorted(g.index) if r is None else sorted(set(g.index) & set(r.index))
             d = np.array([g.loc[s, "final_acc"] - r.loc[s, "final_acc"] for s in seeds]) if r is not None else np.array([])
