@@ -222,12 +222,8 @@ func TestSweepPlanControlDetails(t *testing.T) {
 			t.Fatalf("no run %s in\n%s", id, p.Describe())
 		}
 		c := r.Config
-		wantFrom := ""
-		if from != "" {
-			wantFrom = filepath.Join("sw", from)
-		}
 		if c.DeficitWindows() != deficits || c.Epochs != epochs || c.RestartAtDeficitEnd != restart ||
-			c.BranchFrom != wantFrom || c.BranchEpoch != at || !reflect.DeepEqual(c.KeepCheckpoints, keep) {
+			c.BranchFrom != from || c.BranchEpoch != at || !reflect.DeepEqual(c.KeepCheckpoints, keep) {
 			t.Errorf("%s: deficits %s epochs %d restart %v from %q@%d keep %v", id, c.DeficitWindows(), c.Epochs,
 				c.RestartAtDeficitEnd, c.BranchFrom, c.BranchEpoch, c.KeepCheckpoints)
 		}
