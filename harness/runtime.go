@@ -76,9 +76,17 @@ func Open(o RuntimeOptions) (*Runtime, error) {
 		return nil, fmt.Errorf("harness: library %s requested while %s is loaded; one process uses one ONNX Runtime library", lib, envLib)
 	}
 	if envRefs == 0 {
+		// ORT's telemetry keeps a device id and an event database under
+		// $HOME/.cache unless switched off before the environment exists
+		// (onnxruntime#27379); DisableTelemetry below stops its events.
+		os.Setenv("ORT_DISABLE_TELEMETRY", "1")
 		ort.SetSharedLibraryPath(lib)
 		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 			return nil, fmt.Errorf("harness: load ONNX Runtime %s: %w\n---> HINT: critlab needs ONNX Runtime >= %s for linux x64; run `make setup`, or point %s at a working libonnxruntime.so", lib, err, MinVersion, LibraryEnv)
+		}
+		if err := ort.DisableTelemetry(); err != nil {
+			ort.DestroyEnvironment()
+			return nil, fmt.Errorf("harness: disable ONNX Runtime telemetry: %w", err)
 		}
 		if v := ort.GetVersion(); versionLess(v, MinVersion) {
 			ort.DestroyEnvironment()

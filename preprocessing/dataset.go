@@ -2,6 +2,7 @@ package preprocessing
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -94,6 +95,10 @@ func Open(spec string, opts OpenOptions) (*Dataset, error) {
 			kind = "archive"
 			ds, err = OpenArchive(spec)
 			break
+		}
+		// Something spelled like a path is a missing file, not a kind.
+		if strings.ContainsRune(kind, os.PathSeparator) || strings.HasSuffix(kind, ".gz") || strings.HasSuffix(kind, ".tar") {
+			return nil, fmt.Errorf("open %q: not found: %w", spec, fs.ErrNotExist)
 		}
 		return nil, fmt.Errorf("open %q: %w %q; valid specs: %s (or the path of an archive)", spec, ErrUnknownSpec, kind, Specs)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,9 +173,11 @@ func TestOpenMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "critlab data fetch cifar10") {
 		t.Fatalf("error %v, want a hint to fetch", err)
 	}
-	_, err = Open(filepath.Join(t.TempDir(), "missing.tar.gz"), OpenOptions{})
-	if !errors.Is(err, ErrUnknownSpec) {
-		t.Fatalf("missing bare path: error %v, want ErrUnknownSpec", err)
+	for _, path := range []string{filepath.Join(t.TempDir(), "missing.tar.gz"), "missing.tar.gz"} {
+		_, err = Open(path, OpenOptions{})
+		if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "not found") {
+			t.Fatalf("missing bare path %s: error %v, want not found", path, err)
+		}
 	}
 	_, err = Open("imagenet:/x", OpenOptions{})
 	if !errors.Is(err, ErrUnknownSpec) || !strings.Contains(err.Error(), "synthetic") {

@@ -161,9 +161,21 @@ func TestParseSeeds(t *testing.T) {
 			t.Errorf("parseSeeds(%q) = %v, %v; want %s", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "a", "3-1"} {
+	for _, in := range []string{"", "a", "3-1", "1-2000000000", "-9223372036854775807-9223372036854775807"} {
 		if _, err := parseSeeds(in); !errors.Is(err, runs.ErrInvalidConfig) {
 			t.Errorf("parseSeeds(%q) err = %v", in, err)
 		}
+	}
+}
+
+// Presets are built into the binary: this test's working directory has no
+// configs/.
+func TestSweepPresetFromAnyDirectory(t *testing.T) {
+	stdout, stderr, err := runRuns(t, "sweep", "--config", "demo", "--dry-run", "--out", t.TempDir())
+	if err != nil || !strings.Contains(stdout, "sweep demo:") {
+		t.Fatalf("preset demo: %v\n%s%s", err, stdout, stderr)
+	}
+	if _, _, err := runRuns(t, "sweep", "--config", "nonesuch", "--dry-run"); err == nil || !strings.Contains(err.Error(), "not found") || !strings.Contains(err.Error(), "demo") {
+		t.Errorf("missing preset: %v, want not found listing the presets", err)
 	}
 }

@@ -2,29 +2,43 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/critlab/critlab/configs"
 	"github.com/critlab/critlab/runs"
 	"github.com/urfave/cli/v2"
 )
 
-// sweepPath resolves --config: a file, or the name of a preset in
-// configs/ (configs/NAME.yaml).
-func sweepPath(name string) (string, error) {
+// loadSweepSpec resolves --config: a YAML file, or the name of a preset
+// built into the binary (configs/NAME.yaml), and returns it with the name
+// it goes by.
+func loadSweepSpec(name string) (runs.SweepSpec, string, error) {
 	if _, err := os.Stat(name); err == nil {
-		return name, nil
+		spec, err := runs.LoadSweep(name)
+		return spec, strings.TrimSuffix(filepath.Base(name), filepath.Ext(name)), err
 	}
-	for _, p := range []string{filepath.Join("configs", name), filepath.Join("configs", name+".yaml")} {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
+	preset := strings.TrimSuffix(filepath.Base(name), ".yaml")
+	data, err := fs.ReadFile(configs.FS, preset+".yaml")
+	if err != nil {
+		names, _ := fs.Glob(configs.FS, "*.yaml")
+		for i := range names {
+			names[i] = strings.TrimSuffix(names[i], ".yaml")
 		}
+		return runs.SweepSpec{}, "", fmt.Errorf("sweep config %q: not found: no such file or preset (presets: %s)", name, strings.Join(names, ", "))
 	}
-	presets, _ := filepath.Glob(filepath.Join("configs", "*.yaml"))
-	return "", fmt.Errorf("sweep config %q: no such file or preset (presets: %s)", name, strings.Join(presets, ", "))
+	spec, err := runs.ParseSweep(data)
+	if err != nil {
+		return spec, "", fmt.Errorf("preset %s: %w", preset, err)
+	}
+	return spec, preset, nil
 }
+
+// maxSeeds bounds a --seeds range: each seed is a set of training runs.
+const maxSeeds = 1000
 
 func parseSeeds(s string) ([]int64, error) {
 	var seeds []int64
@@ -35,6 +49,10 @@ func parseSeeds(s string) ([]int64, error) {
 			hi, err2 := strconv.ParseInt(b, 10, 64)
 			if err1 != nil || err2 != nil || hi < lo {
 				return nil, fmt.Errorf("%w: seeds %q: want a list like 0,1,2 or a range 0-4", runs.ErrInvalidConfig, s)
+			}
+			// Refused before any work (or memory) is spent on it.
+			if hi-lo >= maxSeeds || hi-lo < 0 {
+				return nil, fmt.Errorf("%w: seeds %q: a range of more than %d seeds (each seed is a set of training runs)", runs.ErrInvalidConfig, s, maxSeeds)
 			}
 			for x := lo; x <= hi; x++ {
 				seeds = append(seeds, x)
@@ -63,7 +81,7 @@ Example:
    critlab sweep --config demo                 # configs/demo.yaml into runs-out/demo
    critlab sweep --config demo --data cifar10  # the same sweep on CIFAR-10`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Required: true, Usage: "sweep spec: a YAML file or a preset name in configs/"},
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Required: true, Usage: "sweep spec: a YAML file or a built-in preset (configs/NAME.yaml)"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "sweep directory (default runs-out/NAME)"},
 			&cli.StringFlag{Name: "data", Usage: "override the base data set (cifar10, synthetic[:...], an archive path, ...)"},
 			&cli.StringFlag{Name: "model", Usage: "override the base model"},
@@ -82,16 +100,12 @@ Example:
 			if c.NArg() > 0 {
 				return fmt.Errorf("sweep: unexpected arguments %q (flags only; see --help)", c.Args().Slice())
 			}
-			path, err := sweepPath(c.String("config"))
-			if err != nil {
-				return err
-			}
-			spec, err := runs.LoadSweep(path)
+			spec, name, err := loadSweepSpec(c.String("config"))
 			if err != nil {
 				return err
 			}
 			if spec.Name == "" {
-				spec.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+				spec.Name = name
 			}
 			b := &spec.Base
 			if c.IsSet("data") {

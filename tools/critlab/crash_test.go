@@ -117,6 +117,8 @@ var writeSteps = []string{"metrics", "log", "checkpoint-kept", "checkpoint-lates
 func TestCrashTrainAtEveryWriteStep(t *testing.T) {
 	bin := crashBinary(t)
 	work := t.TempDir()
+	home := t.TempDir()
+	t.Setenv("HOME", home) // ONNX Runtime's telemetry must write nothing there
 	const epochs = 3
 	args := append([]string{"train", "--epochs", fmt.Sprint(epochs), "--keep-checkpoints", "1,2",
 		"--deficit", "blur:size=4", "--deficit-epochs", "0:1"}, tinyTrain...)
@@ -138,6 +140,9 @@ func TestCrashTrainAtEveryWriteStep(t *testing.T) {
 			checkRunDir(t, dir, want, epochs, []int{1, 2})
 			t.Logf("killed at %s, resumed: identical", point)
 		}
+	}
+	if entries, _ := os.ReadDir(home); len(entries) > 0 {
+		t.Errorf("critlab wrote into $HOME: %v", entries)
 	}
 }
 
