@@ -308,6 +308,54 @@ func TestRunSweep(t *testing.T) {
 // windows from the baseline) gives the metrics of training every run
 // from scratch, in fewer steps, also when only some epochs are evaluated
 // (a branch must not keep the evaluation of its parent's last epoch).
+// Controls at every point train the same metrics from their trunks (one
+// per deficit kind) and the same-epochs references from the longest one as
+// from scratch, in fewer epochs.
+func TestRunSweepControlsBranchMatchStraight(t *testing.T) {
+	for _, every := range []int{0, 3} {
+		t.Run(fmt.Sprintf("eval_every=%d", every), func(t *testing.T) {
+			root := t.TempDir()
+			read := func(branch bool) map[string][]runs.MetricsRow {
+				s := tinySweep()
+				s.Seeds = []int64{2}
+				s.Base.EvalEvery = every
+				s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2, Branch: branch,
+					Controls: runs.Controls{At: "all", VFlip: true, Sham: true, LRRestart: true, SameEpochs: true}}
+				dir := filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch])
+				b := &runstest.Backend{}
+				if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
+					t.Fatal(err)
+				}
+				// Epochs trained straight: removal 2+4+6, each of vflip, sham,
+				// lr restart and sham lr restart 4+6, same-epochs 4+6;
+				// branched: trunk 4 and removal 3×2, vflip and sham trunks 4
+				// and 2×2 each, the lr restarts 2×2 each, same-epochs 6+1.
+				if want := map[bool]int64{false: 62 * 8, true: 41 * 8}[branch]; b.Steps.Load() != want {
+					t.Errorf("branch %v: %d steps, want %d", branch, b.Steps.Load(), want)
+				}
+				rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := map[string][]runs.MetricsRow{}
+				for _, r := range rows {
+					if r.Variant != runs.VariantTrunk {
+						m := r.Metrics()
+						m.EpochSeconds, m.ImagesPerSec, m.ConfigHash = 0, 0, ""
+						key := fmt.Sprintf("%s@%d", r.Variant, r.Point)
+						out[key] = append(out[key], m)
+					}
+				}
+				return out
+			}
+			straight, branched := read(false), read(true)
+			if len(straight) != 13 || !reflect.DeepEqual(straight, branched) {
+				t.Fatalf("branched sweep differs from straight one\n got %+v\nwant %+v", branched, straight)
+			}
+		})
+	}
+}
+
 func TestRunSweepBranchMatchesStraight(t *testing.T) {
 	for _, every := range []int{0, 3} {
 		t.Run(fmt.Sprintf("eval_every=%d", every), func(t *testing.T) {
