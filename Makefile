@@ -5,7 +5,7 @@ ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 export CRITLAB_ORT_LIB ?= $(ORT_LIB)
 export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
 
-.PHONY: setup setup-cuda device-prepare build test test-long run results bench proto vet clean
+.PHONY: setup setup-cuda device-prepare build test test-long run results results-v2 bench proto vet clean
 
 setup: .deps/.setup-done
 .deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
@@ -38,6 +38,15 @@ run: setup build
 # data fetch` downloads) or DATA=PATH uses another copy.
 results: setup build
 	./$(BIN) sweep --config cifar-cpu -q $(if $(DATA),--data $(DATA))
+
+# Protocol v2 of docs/results.md (configs/cifar-cpu-v2-*.yaml): both
+# families side by side, one run each on one thread, about 5 hours on 2
+# cores; resumes where it stopped. V2_OUT=DIR keeps the sweeps elsewhere.
+V2_OUT ?= runs-out
+results-v2: setup build
+	./$(BIN) sweep --config cifar-cpu-v2-window -q $(if $(DATA),--data $(DATA)) --out $(V2_OUT)/cifar-cpu-v2-window & w=$$!; \
+	./$(BIN) sweep --config cifar-cpu-v2-removal -q $(if $(DATA),--data $(DATA)) --out $(V2_OUT)/cifar-cpu-v2-removal; r=$$?; \
+	wait $$w && exit $$r
 
 # Throughput table (and bench.json): train step, eval, Conv ceiling, pipeline.
 bench: setup build
