@@ -31,6 +31,9 @@ type SweepSpec struct {
 	Removal  *RemovalSpec  `yaml:"removal"`
 	Window   *WindowSpec   `yaml:"window"`
 	Finetune *FinetuneSpec `yaml:"finetune"`
+
+	// Slurm holds the scheduler settings of `--executor slurm`.
+	Slurm *SlurmSpec `yaml:"slurm,omitempty"`
 }
 
 // RemovalSpec: the deficit from epoch 0 to T for each T in Points, then
@@ -207,6 +210,7 @@ func ParseSweep(data []byte) (SweepSpec, error) {
 		Removal  *RemovalSpec  `yaml:"removal"`
 		Window   *WindowSpec   `yaml:"window"`
 		Finetune *FinetuneSpec `yaml:"finetune"`
+		Slurm    *SlurmSpec    `yaml:"slurm"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -214,7 +218,7 @@ func ParseSweep(data []byte) (SweepSpec, error) {
 		return SweepSpec{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	s := SweepSpec{Name: raw.Name, Base: Default(), Seeds: raw.Seeds, Workers: raw.Workers,
-		Removal: raw.Removal, Window: raw.Window, Finetune: raw.Finetune}
+		Removal: raw.Removal, Window: raw.Window, Finetune: raw.Finetune, Slurm: raw.Slurm}
 	if raw.Base.Kind != 0 {
 		base, err := yaml.Marshal(&raw.Base)
 		if err != nil {

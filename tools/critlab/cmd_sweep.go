@@ -79,9 +79,12 @@ resumes unfinished ones, and writes OUT/sweep.parquet and the report (OUT/report
 
 Example:
    critlab sweep --config demo                 # configs/demo.yaml into runs-out/demo
-   critlab sweep --config demo --data cifar10  # the same sweep on CIFAR-10`,
+   critlab sweep --config demo --data cifar10  # the same sweep on CIFAR-10
+   critlab sweep --config demo --executor slurm --time 1:00:00   # as Slurm job arrays
+   critlab sweep status runs-out/demo          # where each run stands`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Required: true, Usage: "sweep spec: a YAML file or a built-in preset (configs/NAME.yaml)"},
+			// Not Required: cli would demand it of the subcommands too.
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "sweep spec: a YAML file or a built-in preset (configs/NAME.yaml; required)"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "sweep directory (default runs-out/NAME)"},
 			&cli.StringFlag{Name: "data", Usage: "override the base data set (cifar10, synthetic[:...], an archive path, ...)"},
 			&cli.StringFlag{Name: "model", Usage: "override the base model"},
@@ -95,10 +98,14 @@ Example:
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every epoch of every run"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the planned runs and exit"},
 			&cli.BoolFlag{Name: "no-report", Usage: "do not write the report at the end"},
-		}, runtimeFlags()...),
+		}, append(runtimeFlags(), slurmFlags()...)...),
+		Subcommands: sweepSubcommands(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return fmt.Errorf("sweep: unexpected arguments %q (flags only; see --help)", c.Args().Slice())
+			}
+			if !c.IsSet("config") {
+				return fmt.Errorf("sweep: --config is required (a YAML file or a preset: demo, cifar-cpu, ...)")
 			}
 			spec, name, err := loadSweepSpec(c.String("config"))
 			if err != nil {
@@ -139,6 +146,13 @@ Example:
 			if c.Bool("dry-run") {
 				_, err := fmt.Fprint(c.App.Writer, plan.Describe())
 				return err
+			}
+			switch c.String("executor") {
+			case executorLocal:
+			case executorSlurm:
+				return submitSweep(c, spec, dir)
+			default:
+				return fmt.Errorf("sweep: --executor %q: want %s or %s", c.String("executor"), executorLocal, executorSlurm)
 			}
 			cores := c.Int("cores")
 			if cores == 0 && c.IsSet("threads") {

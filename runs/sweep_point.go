@@ -1,0 +1,141 @@
+package runs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// LoadPlan plans the sweep of dir again from its sweep.yaml: the runs, ids
+// and configs every executor and RunPoint agree on.
+func LoadPlan(dir string) (SweepSpec, Plan, error) {
+	path := filepath.Join(dir, SweepSpecFile)
+	spec, err := LoadSweep(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			err = fmt.Errorf("%s is not a sweep directory (no %s)\n---> HINT: start the sweep with `critlab sweep --config SPEC --out %s` first", dir, SweepSpecFile, dir)
+		}
+		return SweepSpec{}, Plan{}, err
+	}
+	plan, err := spec.Plan(dir)
+	if err != nil {
+		return SweepSpec{}, Plan{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return spec, plan, nil
+}
+
+// PointOptions are the knobs of RunPoint.
+type PointOptions struct {
+	// Backend builds trainers and data; nil means NewBackend(BackendOptions{}).
+	Backend Backend
+	// Threads per run when the spec does not fix them; 0 means one per core.
+	Threads int
+	// Wait is how long to wait for the runs this one starts from to
+	// finish (for engines without job dependencies); 0 fails at once.
+	Wait time.Duration
+	// Progress receives progress and log lines; nil means none.
+	Progress Progress
+}
+
+// pollParents is how often RunPoint looks at the parents' directories
+// while it waits for them.
+const pollParents = 5 * time.Second
+
+// RunPoint trains run index (0-based, in plan order, as `critlab sweep
+// --dry-run` lists them) of the sweep in dir: what a scheduler's job runs.
+// It is idempotent (a finished run is skipped) and resumes an unfinished
+// run from its latest checkpoint, like RunSweep. The runs it starts from
+// must have finished (or finish within opts.Wait).
+func RunPoint(ctx context.Context, dir string, index int, opts PointOptions) (*Result, error) {
+	_, plan, err := LoadPlan(dir)
+	if err != nil {
+		return nil, err
+	}
+	if index < 0 || index >= len(plan.Runs) {
+		return nil, fmt.Errorf("%w: sweep %s has runs 0 to %d, not %d", ErrInvalidConfig, dir, len(plan.Runs)-1, index)
+	}
+	r := plan.Runs[index]
+	deadline := time.Now().Add(opts.Wait)
+	for {
+		missing := unfinished(dir, r.After)
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("run %s: starts from %s, not finished yet\n---> HINT: run that point first (a scheduler: make this job depend on it), or pass --wait", r.ID, strings.Join(missing, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("run %s: waiting for %s: %w", r.ID, strings.Join(missing, ", "), ctx.Err())
+		case <-time.After(min(pollParents, time.Until(deadline)+time.Millisecond)):
+		}
+	}
+	cfg := r.Config
+	if cfg.Threads == 0 {
+		cfg.Threads = opts.Threads
+	}
+	if cfg.Threads == 0 {
+		cfg.Threads = runtime.NumCPU()
+	}
+	return Run(ctx, cfg, filepath.Join(dir, r.ID), Options{Backend: opts.Backend, Progress: opts.Progress, RunID: r.ID})
+}
+
+// unfinished lists the runs among ids whose directory in dir holds no
+// finished run.
+func unfinished(dir string, ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if state, _, err := Inspect(filepath.Join(dir, id)); err != nil || state != StateFinished {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// CollectSweep writes dir/sweep.parquet from the finished runs of the
+// sweep in dir, as RunSweep does at its end: what the last job of a
+// scheduled sweep runs. It fails, after writing what finished, when runs
+// are missing.
+func CollectSweep(dir string) (*SweepResult, error) {
+	spec, plan, err := LoadPlan(dir)
+	if err != nil {
+		return nil, err
+	}
+	res := &SweepResult{Plan: plan, Results: map[string]*Result{}}
+	var missing []string
+	for _, r := range plan.Runs {
+		rdir := filepath.Join(dir, r.ID)
+		state, cfg, err := Inspect(rdir)
+		if err != nil {
+			return nil, err
+		}
+		if state != StateFinished {
+			missing = append(missing, r.ID)
+			continue
+		}
+		if cfg.Hash() != r.Config.Hash() {
+			return nil, fmt.Errorf("%w: %s holds config %s, the sweep plans %s", ErrConfigChanged, rdir, cfg.Hash(), r.Config.Hash())
+		}
+		rows, err := ReadMetrics(filepath.Join(rdir, MetricsFile))
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", r.ID, err)
+		}
+		res.Results[r.ID] = &Result{Dir: rdir, RunID: r.ID, Status: Skipped, Rows: rows}
+	}
+	res.Rows = sweepRows(plan, res.Results)
+	if len(res.Rows) > 0 {
+		if err := WriteSweep(filepath.Join(dir, SweepFile), res.Rows, spec.YAML()); err != nil {
+			return nil, err
+		}
+	}
+	if len(missing) > 0 {
+		return res, fmt.Errorf("sweep %s: %d of %d runs not finished: %s\n---> HINT: `critlab sweep status %s` says why; submit the sweep again to run them",
+			plan.Name, len(missing), len(plan.Runs), strings.Join(missing, ", "), dir)
+	}
+	return res, nil
+}
