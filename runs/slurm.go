@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"github.com/critlab/critlab/internal/atomicfile"
 )
 
 // SlurmSpec are the scheduler settings of a sweep submitted to Slurm (the
@@ -102,16 +100,17 @@ func SubmitSweep(ctx context.Context, spec SweepSpec, dir string, opts SlurmOpti
 	if backend == nil {
 		backend = NewBackend(BackendOptions{})
 	}
-	plan, err := prepareSweep(spec, dir, backend)
-	if err != nil {
-		return nil, err
-	}
 	set := SlurmSpec{}
 	if spec.Slurm != nil {
 		set = *spec.Slurm
 	}
 	if set.CPUs < 0 || set.GPUs < 0 || set.Signal < 0 {
 		return nil, fmt.Errorf("%w: slurm: cpus %d, gpus %d, signal %d: want 0 or more", ErrInvalidConfig, set.CPUs, set.GPUs, set.Signal)
+	}
+	threads := max(1, set.CPUs)
+	plan, err := PrepareSweep(spec, dir, backend, threads)
+	if err != nil {
+		return nil, err
 	}
 	if set.Binary == "" {
 		if set.Binary, err = os.Executable(); err != nil {
@@ -131,17 +130,6 @@ func SubmitSweep(ctx context.Context, spec SweepSpec, dir string, opts SlurmOpti
 		return nil, err
 	}
 	defer unlock()
-	threads := max(1, set.CPUs)
-	for _, r := range plan.Runs {
-		cfg := r.Config
-		if cfg.Threads == 0 {
-			cfg.Threads = threads // as run-point --threads will
-		}
-		if err := writeRunConfig(filepath.Join(dir, r.ID), cfg); err != nil {
-			return nil, err
-		}
-	}
-
 	live, stuck, err := s.liveJobs(ctx)
 	if err != nil {
 		return nil, err
@@ -278,19 +266,6 @@ func SubmitSweep(ctx context.Context, spec SweepSpec, dir string, opts SlurmOpti
 		fmt.Fprintf(opts.Log, "job %s: sweep.parquet and the report, after the others\n", sub.Collect)
 	}
 	return sub, s.record(collectID + "\t" + sub.Collect)
-}
-
-// writeRunConfig writes a planned run's config.yaml into an empty run
-// directory; Run checks it against the plan when the job starts.
-func writeRunConfig(dir string, cfg Config) error {
-	state, _, err := Inspect(dir)
-	if err != nil || state != StateEmpty {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("run %s: %w", dir, err)
-	}
-	return atomicfile.Write(filepath.Join(dir, ConfigFile), cfg.YAML())
 }
 
 // slurm talks to Slurm's commands for one sweep directory.

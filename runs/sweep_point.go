@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/critlab/critlab/internal/atomicfile"
 )
 
 // LoadPlan plans the sweep of dir again from its sweep.yaml: the runs, ids
@@ -27,6 +29,42 @@ func LoadPlan(dir string) (SweepSpec, Plan, error) {
 		return SweepSpec{}, Plan{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return spec, plan, nil
+}
+
+// PrepareSweep readies the sweep in dir for executors that run its points
+// in other processes (`critlab sweep run-point`): it plans and checks every
+// run and writes sweep.yaml and each new run's config.yaml, with threads
+// when the spec does not fix them (the threads run-point will be given,
+// which branched runs must share with their parents).
+func PrepareSweep(spec SweepSpec, dir string, backend Backend, threads int) (Plan, error) {
+	if backend == nil {
+		backend = NewBackend(BackendOptions{})
+	}
+	plan, err := prepareSweep(spec, dir, backend)
+	if err != nil {
+		return Plan{}, err
+	}
+	for _, r := range plan.Runs {
+		rdir := filepath.Join(dir, r.ID)
+		state, _, err := Inspect(rdir)
+		if err != nil {
+			return Plan{}, err
+		}
+		if state != StateEmpty {
+			continue // Run checks it against the plan
+		}
+		cfg := r.Config
+		if cfg.Threads == 0 {
+			cfg.Threads = threads
+		}
+		if err := os.MkdirAll(rdir, 0o755); err != nil {
+			return Plan{}, fmt.Errorf("run %s: %w", r.ID, err)
+		}
+		if err := atomicfile.Write(filepath.Join(rdir, ConfigFile), cfg.YAML()); err != nil {
+			return Plan{}, err
+		}
+	}
+	return plan, nil
 }
 
 // PointOptions are the knobs of RunPoint.

@@ -82,6 +82,8 @@ func SweepStatus(dir string, jobs map[string]Job) ([]PointStatus, error) {
 			st.State = PointFinished
 		case hasJob && job.State != "":
 			st.State, st.Detail = job.State, job.Reason
+		case state == StateUnfinished && !exists(filepath.Join(rdir, LogFile)):
+			// Only the config.yaml that PrepareSweep wrote.
 		case state == StateUnfinished:
 			st.State = PointStopped
 			if line := lastLine(filepath.Join(rdir, LogFile)); strings.Contains(line, " stopped: ") {

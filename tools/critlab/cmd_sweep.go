@@ -151,8 +151,10 @@ Example:
 			case executorLocal:
 			case executorSlurm:
 				return submitSweep(c, spec, dir)
+			case executorPlan:
+				return planSweep(c, spec, dir)
 			default:
-				return fmt.Errorf("sweep: --executor %q: want %s or %s", c.String("executor"), executorLocal, executorSlurm)
+				return fmt.Errorf("sweep: --executor %q: want %s, %s or %s", c.String("executor"), executorLocal, executorSlurm, executorPlan)
 			}
 			cores := c.Int("cores")
 			if cores == 0 && c.IsSet("threads") {

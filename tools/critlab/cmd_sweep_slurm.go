@@ -19,13 +19,16 @@ import (
 const (
 	executorLocal = "local"
 	executorSlurm = "slurm"
+	// executorPlan only writes the plan, for other engines to run with
+	// run-point (a Kubernetes Indexed Job, GNU parallel).
+	executorPlan = "plan"
 )
 
 // slurmFlags are the `critlab sweep` flags of the slurm executor; each
 // overrides its field of the spec's slurm section.
 func slurmFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "executor", Value: executorLocal, Usage: "local (runs in this process) or slurm (one sbatch job array per group of runs; see README)"},
+		&cli.StringFlag{Name: "executor", Value: executorLocal, Usage: "local (runs in this process), slurm (sbatch job arrays; see README) or plan (write sweep.yaml and the run configs for another engine to run with `critlab sweep run-point`)"},
 		&cli.StringFlag{Name: "partition", Usage: "slurm: sbatch --partition"},
 		&cli.StringFlag{Name: "time", Usage: "slurm: each job's time limit (sbatch --time, e.g. 4:00:00)"},
 		&cli.IntFlag{Name: "cpus-per-task", Usage: "slurm: CPUs (and threads) per run (default 1)"},
@@ -84,6 +87,21 @@ func submitSweep(c *cli.Context, spec runs.SweepSpec, dir string) error {
 		return collect(c, dir)
 	}
 	_, err = fmt.Fprintf(w, "follow it with: critlab sweep status %s\n", dir)
+	return err
+}
+
+// planSweep is `critlab sweep --executor plan`.
+func planSweep(c *cli.Context, spec runs.SweepSpec, dir string) error {
+	threads := c.Int("threads")
+	if threads == 0 {
+		threads = 1
+	}
+	plan, err := runs.PrepareSweep(spec, dir, newBackend(c), threads)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "sweep %s: %d runs planned in %s (%d threads each); run each with\n  critlab sweep run-point %s INDEX --threads %d    # INDEX 0 to %d; see critlab sweep status %s\n",
+		plan.Name, len(plan.Runs), dir, threads, dir, threads, len(plan.Runs)-1, dir)
 	return err
 }
 
