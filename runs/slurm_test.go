@@ -18,8 +18,8 @@ import (
 func fakeSlurm(t *testing.T) string {
 	dir := t.TempDir()
 	scripts := map[string]string{
-		"sbatch": `n=$(cat "$D/n" 2>/dev/null || echo 100); n=$((n+1)); echo $n >"$D/n"; echo "$n $*" >>"$D/sbatch.log"; echo "$n;cluster"`,
-		"squeue": `cat "$D/queue" 2>/dev/null; true`,
+		"sbatch":  `n=$(cat "$D/n" 2>/dev/null || echo 100); n=$((n+1)); echo $n >"$D/n"; echo "$n $*" >>"$D/sbatch.log"; echo "$n;cluster"`,
+		"squeue":  `cat "$D/queue" 2>/dev/null; true`,
 		"scancel": `echo "$*" >>"$D/scancel.log"`,
 	}
 	for name, body := range scripts {
