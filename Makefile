@@ -5,7 +5,7 @@ ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 export CRITLAB_ORT_LIB ?= $(ORT_LIB)
 export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
 
-.PHONY: setup setup-cuda device-prepare build test test-long run results results-v2 bench proto vet clean
+.PHONY: setup setup-cuda device-prepare build test test-long test-slurm run results results-v2 bench proto vet clean
 
 setup: .deps/.setup-done
 .deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
@@ -25,6 +25,19 @@ test: setup vet
 # Longer checks (full-width gradient checks, real CIFAR-10 when present).
 test-long: setup
 	$(GO) test -count=1 -timeout 60m ./...
+
+# The demo sweep (seed 0) through a throwaway single-node Slurm cluster
+# (tools/slurm-local.sh; installs slurm-wlm and munge when missing, as root)
+# against the local executor, with a scancel and a resubmission. About 3
+# minutes on 2 cores; SEEDS=0,1 runs the whole demo.
+SEEDS ?= 0
+test-slurm: setup build
+	tools/slurm-local.sh install
+	@dir=$$(mktemp -d /tmp/critlab-slurm.XXXXXX); \
+	trap 'tools/slurm-local.sh stop '$$dir EXIT; \
+	eval "$$(tools/slurm-local.sh start $$dir)" && \
+	CRITLAB_TEST_SLURM=1 CRITLAB_TEST_SLURM_SEEDS=$(SEEDS) CRITLAB_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -timeout 40m -run '^TestSlurmSweep$$' -v ./tools/critlab
 
 # The main job: a small critical-period sweep (configs/demo.yaml) on the
 # generated data set; DATA=cifar10 (or an archive path) runs it on CIFAR-10.
