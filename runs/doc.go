@@ -35,6 +35,10 @@
 // after deficit pretraining against training from scratch, plus controls,
 // for several seeds. RunSweep checks every run before any trains, trains
 // them in parallel under a worker limit, and writes sweep.parquet.
+// Executors in other processes share its plan through dir/sweep.yaml:
+// PrepareSweep writes it, RunPoint trains one planned run, CollectSweep
+// writes sweep.parquet, SweepStatus says where each run stands, and
+// SubmitSweep hands the runs to Slurm as dependent job arrays.
 //
 // # Reports
 //

@@ -71,7 +71,8 @@ func PrepareSweep(spec SweepSpec, dir string, backend Backend, threads int) (Pla
 type PointOptions struct {
 	// Backend builds trainers and data; nil means NewBackend(BackendOptions{}).
 	Backend Backend
-	// Threads per run when the spec does not fix them; 0 means one per core.
+	// Threads per run when the spec does not fix them; 0 means those of
+	// the run's config.yaml (PrepareSweep's), else one per core.
 	Threads int
 	// Wait is how long to wait for the runs this one starts from to
 	// finish (for engines without job dependencies); 0 fails at once.
@@ -113,14 +114,20 @@ func RunPoint(ctx context.Context, dir string, index int, opts PointOptions) (*R
 		case <-time.After(min(pollParents, time.Until(deadline)+time.Millisecond)):
 		}
 	}
+	rdir := filepath.Join(dir, r.ID)
 	cfg := r.Config
 	if cfg.Threads == 0 {
 		cfg.Threads = opts.Threads
 	}
 	if cfg.Threads == 0 {
-		cfg.Threads = runtime.NumCPU()
+		// The threads PrepareSweep wrote, else one per core.
+		if _, old, err := Inspect(rdir); err == nil && old.Threads > 0 {
+			cfg.Threads = old.Threads
+		} else {
+			cfg.Threads = runtime.NumCPU()
+		}
 	}
-	return Run(ctx, cfg, filepath.Join(dir, r.ID), Options{Backend: opts.Backend, Progress: opts.Progress, RunID: r.ID})
+	return Run(ctx, cfg, rdir, Options{Backend: opts.Backend, Progress: opts.Progress, RunID: r.ID})
 }
 
 // unfinished lists the runs among ids whose directory in dir holds no

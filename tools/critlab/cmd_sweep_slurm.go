@@ -100,8 +100,8 @@ func planSweep(c *cli.Context, spec runs.SweepSpec, dir string) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "sweep %s: %d runs planned in %s (%d threads each); run each with\n  critlab sweep run-point %s INDEX --threads %d    # INDEX 0 to %d; see critlab sweep status %s\n",
-		plan.Name, len(plan.Runs), dir, threads, dir, threads, len(plan.Runs)-1, dir)
+	_, err = fmt.Fprintf(c.App.Writer, "sweep %s: %d runs planned in %s (%d threads each); run each with\n  critlab sweep run-point %s INDEX    # INDEX 0 to %d; see critlab sweep status %s\n",
+		plan.Name, len(plan.Runs), dir, threads, dir, len(plan.Runs)-1, dir)
 	return err
 }
 
