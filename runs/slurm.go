@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // SlurmSpec are the scheduler settings of a sweep submitted to Slurm (the
@@ -24,8 +23,8 @@ type SlurmSpec struct {
 	Partition string `yaml:"partition,omitempty"`
 	// Time is each job's limit (sbatch --time, e.g. 4:00:00).
 	Time string `yaml:"time,omitempty"`
-	// CPUs per run (sbatch --cpus-per-task), also its thread count; 0
-	// means 1.
+	// CPUs per run (sbatch --cpus-per-task); 0 means the runs' thread
+	// count, which a new sweep takes from CPUs (else 1) and then pins.
 	CPUs int `yaml:"cpus,omitempty"`
 	// GPUs per run (sbatch --gres=gpu:N).
 	GPUs int `yaml:"gpus,omitempty"`
@@ -48,7 +47,7 @@ type SlurmSpec struct {
 
 // Files of a sweep directory that the slurm executor writes.
 const (
-	// SlurmDir holds the job record, logs and the submission lock.
+	// SlurmDir holds the job record and the jobs' output.
 	SlurmDir = "slurm"
 	// slurmJobs records every submitted job, one "RUN\tJOB" line each;
 	// the last line of a run wins.
@@ -94,7 +93,8 @@ type Submission struct {
 // `critlab sweep collect`. The array task id of a run is its index in the
 // plan, which `critlab sweep run-point` reads. Jobs are recorded in
 // dir/slurm/jobs.tsv; two submissions of one sweep are serialised by a
-// lock, and the second submits only what the first did not.
+// lock (the sweep directory's), and the second submits only what the
+// first did not.
 func SubmitSweep(ctx context.Context, spec SweepSpec, dir string, opts SlurmOptions) (*Submission, error) {
 	backend := opts.Backend
 	if backend == nil {
@@ -107,10 +107,17 @@ func SubmitSweep(ctx context.Context, spec SweepSpec, dir string, opts SlurmOpti
 	if set.CPUs < 0 || set.GPUs < 0 || set.Signal < 0 {
 		return nil, fmt.Errorf("%w: slurm: cpus %d, gpus %d, signal %d: want 0 or more", ErrInvalidConfig, set.CPUs, set.GPUs, set.Signal)
 	}
-	threads := max(1, set.CPUs)
-	plan, err := PrepareSweep(spec, dir, backend, threads)
+	lock, err := lockSweep(dir)
 	if err != nil {
 		return nil, err
+	}
+	defer lock.Release()
+	plan, err := prepareSweep(spec, dir, backend, set.CPUs)
+	if err != nil {
+		return nil, err
+	}
+	if set.CPUs == 0 && len(plan.Runs) > 0 {
+		set.CPUs = plan.Runs[0].Config.Threads // the pinned count
 	}
 	if set.Binary == "" {
 		if set.Binary, err = os.Executable(); err != nil {
@@ -125,11 +132,6 @@ func SubmitSweep(ctx context.Context, spec SweepSpec, dir string, opts SlurmOpti
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	live, stuck, err := s.liveJobs(ctx)
 	if err != nil {
 		return nil, err
@@ -191,7 +193,7 @@ func SubmitSweep(ctx context.Context, spec SweepSpec, dir string, opts SlurmOpti
 		sub.Jobs[r.ID] = fmt.Sprintf("@%d_%d", a.n, i)
 	}
 
-	runCmd := []string{set.Binary, "sweep", "run-point", dir, "--threads", strconv.Itoa(threads)}
+	runCmd := []string{set.Binary, "sweep", "run-point", dir}
 	if set.Requeue {
 		runCmd = append(runCmd, "--requeue")
 	}
@@ -283,21 +285,6 @@ func openSlurm(sweepDir, name string) (*slurm, error) {
 		return nil, fmt.Errorf("slurm: %w", err)
 	}
 	return &slurm{dir: abs, jobName: "critlab-" + name}, nil
-}
-
-// lock takes the sweep's submission lock (flock: released when the
-// process dies).
-func (s *slurm) lock() (func(), error) {
-	path := filepath.Join(s.dir, "submit.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("slurm: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("slurm: another submission of this sweep holds %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }
 
 // jobArgs are the sbatch arguments of every job; perRun adds the

@@ -64,7 +64,8 @@ func TestSubmitSweep(t *testing.T) {
 	fake := fakeSlurm(t)
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "sw")
-	spec := branchedSweep()
+	spec := pointSweep()
+	spec.Base.Threads = 0 // taken from cpus
 	spec.Slurm = &runs.SlurmSpec{Partition: "gpu", CPUs: 4, GPUs: 1, Requeue: true, Binary: "/opt/critlab", Args: []string{"--account=lab"}}
 	b := &runstest.Backend{}
 	sub, err := runs.SubmitSweep(ctx, spec, dir, runs.SlurmOptions{Backend: b, Throttle: 2})
@@ -86,7 +87,7 @@ func TestSubmitSweep(t *testing.T) {
 		t.Errorf("submission %+v", sub)
 	}
 	log := readLines(t, filepath.Join(fake, "sbatch.log"))[0]
-	if !strings.Contains(log, "--wrap=exec /opt/critlab sweep run-point "+dir+" --threads 4 --requeue") {
+	if !strings.Contains(log, "--wrap=exec /opt/critlab sweep run-point "+dir+" --requeue") {
 		t.Errorf("job command: %s", log)
 	}
 	cfg, err := runs.LoadConfig(filepath.Join(dir, "removal-T002-s0", runs.ConfigFile), runs.Config{})

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/critlab/critlab/internal/atomicfile"
+	"github.com/critlab/critlab/internal/dirlock"
 )
 
 // LoadPlan plans the sweep of dir again from its sweep.yaml: the runs, ids
@@ -32,16 +32,50 @@ func LoadPlan(dir string) (SweepSpec, Plan, error) {
 }
 
 // PrepareSweep readies the sweep in dir for executors that run its points
-// in other processes (`critlab sweep run-point`): it plans and checks every
-// run and writes sweep.yaml and each new run's config.yaml, with threads
-// when the spec does not fix them (the threads run-point will be given,
-// which branched runs must share with their parents).
+// in other processes (`critlab sweep run-point`): under the sweep's lock it
+// pins the thread count (the spec's, else the one an earlier start pinned,
+// else threads), plans and checks every run, and writes sweep.yaml and each
+// new run's config.yaml.
 func PrepareSweep(spec SweepSpec, dir string, backend Backend, threads int) (Plan, error) {
+	lock, err := lockSweep(dir)
+	if err != nil {
+		return Plan{}, err
+	}
+	defer lock.Release()
+	return prepareSweep(spec, dir, backend, threads)
+}
+
+// lockSweep creates and locks a sweep directory.
+func lockSweep(dir string) (*dirlock.Lock, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sweep %s: %w", dir, err)
+	}
+	lock, err := dirlock.Acquire(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sweep %s: %w", dir, err)
+	}
+	return lock, nil
+}
+
+// prepareSweep is PrepareSweep under a lock the caller holds.
+func prepareSweep(spec SweepSpec, dir string, backend Backend, threads int) (Plan, error) {
 	if backend == nil {
 		backend = NewBackend(BackendOptions{})
 	}
-	plan, err := prepareSweep(spec, dir, backend)
+	if spec.Base.Threads <= 0 {
+		spec.Base.Threads = pinnedThreads(dir)
+	}
+	if spec.Base.Threads <= 0 {
+		spec.Base.Threads = max(1, threads)
+	}
+	plan, err := spec.Plan(dir)
 	if err != nil {
+		return Plan{}, err
+	}
+	if err := checkPlan(plan, backend); err != nil {
+		return Plan{}, err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, SweepSpecFile), spec.YAML()); err != nil {
 		return Plan{}, err
 	}
 	for _, r := range plan.Runs {
@@ -53,14 +87,10 @@ func PrepareSweep(spec SweepSpec, dir string, backend Backend, threads int) (Pla
 		if state != StateEmpty {
 			continue // Run checks it against the plan
 		}
-		cfg := r.Config
-		if cfg.Threads == 0 {
-			cfg.Threads = threads
-		}
 		if err := os.MkdirAll(rdir, 0o755); err != nil {
 			return Plan{}, fmt.Errorf("run %s: %w", r.ID, err)
 		}
-		if err := atomicfile.Write(filepath.Join(rdir, ConfigFile), cfg.YAML()); err != nil {
+		if err := atomicfile.Write(filepath.Join(rdir, ConfigFile), r.Config.YAML()); err != nil {
 			return Plan{}, err
 		}
 	}
@@ -71,8 +101,8 @@ func PrepareSweep(spec SweepSpec, dir string, backend Backend, threads int) (Pla
 type PointOptions struct {
 	// Backend builds trainers and data; nil means NewBackend(BackendOptions{}).
 	Backend Backend
-	// Threads per run when the spec does not fix them; 0 means those of
-	// the run's config.yaml (PrepareSweep's), else one per core.
+	// Threads per run when neither the sweep nor the run's config.yaml
+	// fixes them; 0 means one per core.
 	Threads int
 	// Wait is how long to wait for the runs this one starts from to
 	// finish (for engines without job dependencies); 0 fails at once.
@@ -114,20 +144,7 @@ func RunPoint(ctx context.Context, dir string, index int, opts PointOptions) (*R
 		case <-time.After(min(pollParents, time.Until(deadline)+time.Millisecond)):
 		}
 	}
-	rdir := filepath.Join(dir, r.ID)
-	cfg := r.Config
-	if cfg.Threads == 0 {
-		cfg.Threads = opts.Threads
-	}
-	if cfg.Threads == 0 {
-		// The threads PrepareSweep wrote, else one per core.
-		if _, old, err := Inspect(rdir); err == nil && old.Threads > 0 {
-			cfg.Threads = old.Threads
-		} else {
-			cfg.Threads = runtime.NumCPU()
-		}
-	}
-	return Run(ctx, cfg, rdir, Options{Backend: opts.Backend, Progress: opts.Progress, RunID: r.ID})
+	return Run(ctx, r.Config, filepath.Join(dir, r.ID), Options{Backend: opts.Backend, Progress: opts.Progress, RunID: r.ID, Root: dir, Threads: opts.Threads})
 }
 
 // unfinished lists the runs among ids whose directory in dir holds no
@@ -151,6 +168,11 @@ func CollectSweep(dir string) (*SweepResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	lock, err := lockSweep(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	res := &SweepResult{Plan: plan, Results: map[string]*Result{}}
 	var missing []string
 	for _, r := range plan.Runs {
@@ -163,18 +185,27 @@ func CollectSweep(dir string) (*SweepResult, error) {
 			missing = append(missing, r.ID)
 			continue
 		}
-		if cfg.Hash() != r.Config.Hash() {
-			return nil, fmt.Errorf("%w: %s holds config %s, the sweep plans %s", ErrConfigChanged, rdir, cfg.Hash(), r.Config.Hash())
+		hash := r.Config.Hash()
+		if cfg.Hash() != hash && !sameRun(cfg, r.Config, dir) {
+			return nil, fmt.Errorf("%w: %s holds config %s, the sweep plans %s (differs in %s)", ErrConfigChanged, rdir, cfg.Hash(), hash, diffConfigs(cfg, r.Config))
 		}
 		rows, err := ReadMetrics(filepath.Join(rdir, MetricsFile))
 		if err != nil {
 			return nil, fmt.Errorf("run %s: %w", r.ID, err)
 		}
+		for i := range rows {
+			rows[i].ConfigHash = hash // as Run returns a finished run
+		}
 		res.Results[r.ID] = &Result{Dir: rdir, RunID: r.ID, Status: Skipped, Rows: rows}
 	}
-	res.Rows = sweepRows(plan, res.Results)
-	if len(res.Rows) > 0 {
-		if err := WriteSweep(filepath.Join(dir, SweepFile), res.Rows, spec.YAML()); err != nil {
+	// As RunSweep does: merged with what is there, never shrunk.
+	path := filepath.Join(dir, SweepFile)
+	old, err := readParquet[SweepRow](path, true)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n---> HINT: move %s aside; collect writes it again from the run directories", err, path)
+	}
+	if res.Rows = mergeSweepRows(plan, sweepRows(plan, res.Results), old); len(res.Rows) > 0 {
+		if err := WriteSweep(path, res.Rows, spec.YAML()); err != nil {
 			return nil, err
 		}
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/critlab/critlab/runs/runstest"
 )
 
-// branchedSweep has a trunk and three runs that start from it.
-func branchedSweep() runs.SweepSpec {
+// pointSweep has a trunk and three runs that start from it.
+func pointSweep() runs.SweepSpec {
 	s := tinySweep()
 	s.Seeds = []int64{0}
 	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2, Branch: true,
@@ -23,8 +23,7 @@ func branchedSweep() runs.SweepSpec {
 }
 
 // sweepMetrics reads sweep.parquet as text, without the timing columns,
-// which no two runs share, and the config hash, which depends on the sweep
-// directory of branched runs.
+// which no two runs share.
 func sweepMetrics(t *testing.T, dir string) []string {
 	t.Helper()
 	rows, err := runs.ReadSweep(filepath.Join(dir, runs.SweepFile))
@@ -34,7 +33,7 @@ func sweepMetrics(t *testing.T, dir string) []string {
 	out := make([]string, len(rows))
 	for i, r := range rows {
 		loss, acc := *r.TestLoss, *r.TestAcc
-		r.EpochSeconds, r.ImagesPerSec, r.ConfigHash, r.TestLoss, r.TestAcc = 0, 0, "", nil, nil
+		r.EpochSeconds, r.ImagesPerSec, r.TestLoss, r.TestAcc = 0, 0, nil, nil
 		out[i] = fmt.Sprintf("%+v test %v %v", r, loss, acc)
 	}
 	return out
@@ -54,12 +53,12 @@ func TestRunPointMatchesRunSweep(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	local, points := filepath.Join(root, "local"), filepath.Join(root, "points")
-	if _, err := runs.RunSweep(ctx, branchedSweep(), local, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2, Cores: 2}); err != nil {
+	if _, err := runs.RunSweep(ctx, pointSweep(), local, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2, Cores: 2}); err != nil {
 		t.Fatal(err)
 	}
 
 	b := &runstest.Backend{}
-	plan, err := runs.PrepareSweep(branchedSweep(), points, b, 1)
+	plan, err := runs.PrepareSweep(pointSweep(), points, b, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +113,7 @@ func TestRunPointMatchesRunSweep(t *testing.T) {
 func TestSweepStatus(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "sw")
-	if _, err := runs.PrepareSweep(branchedSweep(), dir, &runstest.Backend{}, 1); err != nil {
+	if _, err := runs.PrepareSweep(pointSweep(), dir, &runstest.Backend{}, 1); err != nil {
 		t.Fatal(err)
 	}
 	cancelled, cancel := context.WithCancel(ctx)

@@ -100,6 +100,7 @@ func planSweep(c *cli.Context, spec runs.SweepSpec, dir string) error {
 	if err != nil {
 		return err
 	}
+	threads = plan.Runs[0].Config.Threads // the count the sweep pinned
 	_, err = fmt.Fprintf(c.App.Writer, "sweep %s: %d runs planned in %s (%d threads each); run each with\n  critlab sweep run-point %s INDEX    # INDEX 0 to %d; see critlab sweep status %s\n",
 		plan.Name, len(plan.Runs), dir, threads, dir, len(plan.Runs)-1, dir)
 	return err

@@ -140,8 +140,7 @@ func waitForQueue(t *testing.T, name string) {
 	}
 }
 
-// sweepRows reads sweep.parquet as text without the timing columns and
-// the config hash, which holds the sweep directory of branched runs.
+// sweepRows reads sweep.parquet as text without the timing columns.
 func sweepRows(t *testing.T, dir string) []string {
 	rows, err := runs.ReadSweep(filepath.Join(dir, runs.SweepFile))
 	if err != nil {
@@ -150,8 +149,8 @@ func sweepRows(t *testing.T, dir string) []string {
 	out := make([]string, len(rows))
 	for i, r := range rows {
 		m := r.Metrics()
-		out[i] = fmt.Sprintf("%s %s %d %d %s %s %v %v %v %v %v %v %v", r.Variant, r.RunID, r.Point, r.Epoch, r.Deficit, r.DeficitWindows,
-			r.LR, r.TrainLoss, r.TrainAcc, deref(m.TestLoss), deref(m.TestAcc), deref(r.FisherTrace), r.Seed)
+		out[i] = fmt.Sprintf("%s %s %d %d %s %s %v %v %v %v %v %v %v %s", r.Variant, r.RunID, r.Point, r.Epoch, r.Deficit, r.DeficitWindows,
+			r.LR, r.TrainLoss, r.TrainAcc, deref(m.TestLoss), deref(m.TestAcc), deref(r.FisherTrace), r.Seed, r.ConfigHash)
 	}
 	return out
 }
