@@ -111,6 +111,11 @@ func (b *ortBackend) model(cfg Config, ds *preprocessing.Dataset) (*pb.ModelProt
 			}
 			return nil, fmt.Errorf("model: %w", err)
 		}
+		for _, f := range graph.ExportFindings(m) {
+			if f.Refuse {
+				return nil, fmt.Errorf("model %s: %s", cfg.Model, f)
+			}
+		}
 		return m, nil
 	}
 	if ds.Train.H != ds.Train.W {

@@ -112,8 +112,8 @@ func prepare(forward *pb.ModelProto) (*prepared, error) {
 	m := proto.Clone(forward).(*pb.ModelProto)
 	g := m.Graph
 	opset := graph.ModelOpset(m)
-	if opset < 13 || opset > 20 {
-		return nil, fmt.Errorf("%w: default-domain opset %d (want 13 to 20)", ErrUnsupported, opset)
+	if opset < graph.MinOpset || opset > graph.MaxOpset {
+		return nil, fmt.Errorf("%w: default-domain opset %d (want %d to %d)", ErrUnsupported, opset, graph.MinOpset, graph.MaxOpset)
 	}
 	for _, o := range m.OpsetImport {
 		if d := o.GetDomain(); d != "" && d != "ai.onnx" {
@@ -129,6 +129,8 @@ func prepare(forward *pb.ModelProto) (*prepared, error) {
 			return nil, fmt.Errorf("%w: node %q (%s) is in domain %q; only standard ONNX ops are supported", ErrUnsupported, n.GetName(), n.GetOpType(), d)
 		}
 	}
+	// Parameters the exporter tied by value train separately, as in PyTorch.
+	graph.Untie(g)
 	p := &prepared{g: g, init: map[string]*pb.TensorProto{}}
 	for _, t := range g.Initializer {
 		p.init[t.GetName()] = t
@@ -150,8 +152,14 @@ func prepare(forward *pb.ModelProto) (*prepared, error) {
 		return nil, fmt.Errorf("%w: input %q is %v, want float32 images", ErrUnsupported, inputs[0].GetName(), et)
 	}
 	p.imageDims = imgDims
+	if len(imgDims) > 0 && imgDims[0] > 0 {
+		// Exported with a fixed batch: free it where that is sound.
+		if _, err := graph.FreeBatch(g, inputs[0].GetName(), imgDims); err != nil {
+			return nil, fmt.Errorf("%w: %w\n---> HINT: %s", ErrUnsupported, err, graph.FixedBatchHint)
+		}
+	}
 	if len(imgDims) > 0 {
-		p.imageDims[0] = -1
+		p.imageDims = append([]int64{-1}, imgDims[1:]...)
 	}
 	// Move clashing names out of the way, then name the input "images".
 	used := map[string]bool{}

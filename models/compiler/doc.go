@@ -22,7 +22,7 @@
 //
 // # How a graph is compiled
 //
-//  1. prepare: clone, check the opset (13 to 20), rename the input to
+//  1. prepare: clone, check the opset (13 to 22), rename the input to
 //     "images", normalise (graph.Normalize: opset-17 spelling, explicit
 //     symmetric pads), infer static shapes and small integer constants
 //     (graph.InferValues), classify initializers.

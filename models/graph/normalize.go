@@ -2,81 +2,72 @@ package graph
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 
 	pb "github.com/critlab/critlab/models/onnxpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Normalize rewrites g in place into the forms the training-graph compiler
-// emits and every execution provider accepts: nodes from opsets 18 to 20
-// get their opset-17 spelling (reduce axes as attributes, Split sizes
-// instead of num_outputs), and auto_pad of Conv, ConvTranspose and the
-// pools becomes explicit pads, asymmetric Conv pads a Pad node before a
-// symmetrically padded Conv. opset is the model's default-domain opset;
-// inputs overrides input dimensions as in InferShapes.
+// emits and every execution provider accepts, all valid at opset 17: nodes
+// from opsets 18 to 22 get their opset-17 spelling (reduce axes as
+// attributes, noop_with_empty_axes resolved, Split sizes instead of
+// num_outputs, Pad axes expanded, AveragePool's unit dilations and Cast's
+// saturate dropped, Gelu written out with Erf or Tanh), CastLike becomes
+// Cast, and auto_pad of Conv, ConvTranspose and the pools becomes explicit
+// pads, asymmetric Conv pads a Pad node before a symmetrically padded Conv.
+// opset is the model's default-domain opset; inputs overrides input
+// dimensions as in InferShapes.
 func Normalize(g *pb.GraphProto, opset int64, inputs map[string][]int64) error {
-	if err := opset17(g, opset, inputs); err != nil {
+	types, consts, err := InferValues(g, inputs)
+	if err != nil {
 		return err
 	}
-	types, err := InferShapes(g, inputs)
-	if err != nil {
+	if err := opset17(g, opset, types, consts); err != nil {
+		return err
+	}
+	if types, err = InferShapes(g, inputs); err != nil {
 		return err
 	}
 	return explicitPads(g, types)
 }
 
-// opset17 rewrites reduce axes inputs and Split num_outputs (opsets 18 to
-// 20) into their opset-17 form.
-func opset17(g *pb.GraphProto, opset int64, inputs map[string][]int64) error {
-	if opset <= 17 {
-		return nil
-	}
-	consts := map[string][]int64{}
-	for _, t := range g.Initializer {
-		if pb.TensorProto_DataType(t.GetDataType()) == Int64 {
-			if v, err := Int64s(t); err == nil {
-				consts[t.GetName()] = v
-			}
-		}
-	}
-	var types map[string]ValueType // inferred at the first Split with num_outputs
-	for _, n := range g.Node {
-		if n.GetOpType() == "Constant" && len(n.Output) == 1 {
-			if a := Attr(n, "value"); a != nil && a.T != nil && pb.TensorProto_DataType(a.T.GetDataType()) == Int64 {
-				if v, err := Int64s(a.T); err == nil {
-					consts[n.Output[0]] = v
-				}
-			}
-		}
+// opset17 rewrites the nodes of g that opset 17 spells differently or lacks;
+// types and consts are g's inferred types and known integer values.
+func opset17(g *pb.GraphProto, opset int64, types map[string]ValueType, consts map[string][]int64) error {
+	b := Wrap(g)
+	nodes := g.Node
+	g.Node = nil
+	for _, n := range nodes {
 		op := n.GetOpType()
+		bad := func(format string, args ...any) error {
+			return fmt.Errorf("node %q (%s): %s", n.GetName(), op, fmt.Sprintf(format, args...))
+		}
 		switch {
-		case strings.HasPrefix(op, "Reduce") && op != "ReduceSum":
-			if len(n.Input) > 1 && n.Input[1] != "" {
+		case strings.HasPrefix(op, "Reduce"):
+			if op != "ReduceSum" && len(n.Input) > 1 && n.Input[1] != "" {
 				axes, ok := consts[n.Input[1]]
 				if !ok {
-					return fmt.Errorf("node %q (%s): axes must be a constant", n.GetName(), op)
+					return bad("axes %q are computed at run time; critlab needs them constant", n.Input[1])
 				}
 				n.Input = n.Input[:1]
-				n.Attribute = append(n.Attribute, Ints("axes", axes...))
+				if len(axes) > 0 {
+					n.Attribute = append(n.Attribute, Ints("axes", axes...))
+				}
 			}
-		case op == "Split":
-			if a := Attr(n, "num_outputs"); a != nil {
-				if types == nil {
-					var err error
-					if types, err = InferShapes(g, inputs); err != nil {
-						return err
-					}
+			if op != "ReduceSum" && Attr(n, "noop_with_empty_axes") != nil {
+				noop := AttrInt(n, "noop_with_empty_axes", 0) != 0 && Attr(n, "axes") == nil
+				dropAttrs(n, "noop_with_empty_axes")
+				if noop { // no axes and noop: the identity
+					n.OpType = proto.String("Identity")
+					n.Attribute = nil
 				}
-				var attrs []*pb.AttributeProto
-				for _, x := range n.Attribute {
-					if x.GetName() != "num_outputs" {
-						attrs = append(attrs, x)
-					}
-				}
-				n.Attribute = attrs
-				if len(n.Input) > 1 && n.Input[1] != "" {
-					continue
-				}
+			}
+		case op == "Split" && Attr(n, "num_outputs") != nil:
+			dropAttrs(n, "num_outputs")
+			if len(n.Input) < 2 || n.Input[1] == "" {
 				// Opset 13-17 splits evenly when sizes divide; opset 18's
 				// uneven last chunk becomes explicit sizes.
 				if err := splitSizes(g, n, types); err != nil {
@@ -84,9 +75,82 @@ func opset17(g *pb.GraphProto, opset int64, inputs map[string][]int64) error {
 				}
 			}
 		case op == "Pad" && len(n.Input) > 3 && n.Input[3] != "":
-			return fmt.Errorf("node %q (Pad) uses the opset-18 axes input", n.GetName())
+			if err := padAxes(b, n, types, consts); err != nil {
+				return bad("%v", err)
+			}
+		case op == "AveragePool" && Attr(n, "dilations") != nil:
+			for _, d := range AttrInts(n, "dilations", nil) {
+				if d != 1 {
+					return bad("dilations %v: dilated average pooling is not supported", AttrInts(n, "dilations", nil))
+				}
+			}
+			dropAttrs(n, "dilations")
+		case op == "Cast":
+			dropAttrs(n, "saturate")
+		case op == "CastLike":
+			t, ok := types[n.Input[1]]
+			if !ok {
+				return bad("type of %q unknown", n.Input[1])
+			}
+			n.OpType = proto.String("Cast")
+			n.Input = n.Input[:1]
+			n.Attribute = []*pb.AttributeProto{Int("to", int64(t.Elem))}
+		case op == "Gelu":
+			gelu(b, n)
+			continue
+		}
+		g.Node = append(g.Node, n)
+	}
+	return nil
+}
+
+// dropAttrs removes the named attributes of n.
+func dropAttrs(n *pb.NodeProto, names ...string) {
+	var attrs []*pb.AttributeProto
+	for _, a := range n.Attribute {
+		if !slices.Contains(names, a.GetName()) {
+			attrs = append(attrs, a)
 		}
 	}
+	n.Attribute = attrs
+}
+
+// gelu appends Gelu node n written out as opset-13 ops, as PyTorch computes
+// it: 0.5·x·(1 + erf(x/√2)), or with approximate="tanh"
+// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+func gelu(b *Builder, n *pb.NodeProto) {
+	x := n.Input[0]
+	var inner string
+	if AttrString(n, "approximate", "none") == "tanh" {
+		x3 := b.Op("Mul", []string{b.Op("Mul", []string{x, x}), x})
+		u := b.Op("Add", []string{x, b.Op("Mul", []string{x3, b.ConstFloat(0.044715)})})
+		inner = b.Op("Tanh", []string{b.Op("Mul", []string{u, b.ConstFloat(float32(math.Sqrt(2 / math.Pi)))})})
+	} else {
+		inner = b.Op("Erf", []string{b.Op("Mul", []string{x, b.ConstFloat(float32(1 / math.Sqrt2))})})
+	}
+	half := b.Op("Mul", []string{x, b.ConstFloat(0.5)})
+	b.NodeNamed("Mul", []string{half, b.Op("Add", []string{inner, b.ConstFloat(1)})}, n.Output)
+}
+
+// padAxes rewrites an opset-18 Pad with an axes input into full pads.
+func padAxes(b *Builder, n *pb.NodeProto, types map[string]ValueType, consts map[string][]int64) error {
+	x, ok := types[n.Input[0]]
+	axes, okA := consts[n.Input[3]]
+	pads, okP := consts[n.Input[1]]
+	if !ok || !okA || !okP || len(pads) != 2*len(axes) {
+		return fmt.Errorf("the opset-18 axes input needs constant axes and pads")
+	}
+	r := len(x.Dims)
+	full := make([]int64, 2*r)
+	for i, a := range axes {
+		ax, err := normAxis(a, r)
+		if err != nil {
+			return err
+		}
+		full[ax], full[ax+r] = pads[i], pads[i+len(axes)]
+	}
+	n.Input[1] = b.ConstInt64s(full...)
+	n.Input = n.Input[:3]
 	return nil
 }
 
@@ -202,3 +266,68 @@ func explicitPads(g *pb.GraphProto, types map[string]ValueType) error {
 	g.Node = nodes
 	return nil
 }
+
+// FreeBatch makes the batch dimension of a graph exported with a fixed batch
+// size symbolic, where that is sound: input is the image input, whose first
+// dimension is batch > 0. Reshape nodes whose constant target starts with
+// batch while their data's first dimension is the batch copy it instead
+// (target 0). It returns the rewritten nodes, or an error naming the node
+// that still depends on the fixed size; g is unchanged on error.
+func FreeBatch(g *pb.GraphProto, input string, dims []int64) ([]string, error) {
+	batch := dims[0]
+	free := append([]int64{-1}, dims[1:]...)
+	types, consts, err := InferValues(g, map[string][]int64{input: dims})
+	if err != nil {
+		return nil, err
+	}
+	b := Wrap(g)
+	nInit := len(g.Initializer)
+	type edit struct {
+		n     *pb.NodeProto
+		shape string
+	}
+	var edits []edit
+	for _, n := range g.Node {
+		if n.GetOpType() != "Reshape" || len(n.Input) < 2 || AttrInt(n, "allowzero", 0) != 0 {
+			continue
+		}
+		x, target := types[n.Input[0]], consts[n.Input[1]]
+		if len(target) > 0 && target[0] == batch && len(x.Dims) > 0 && x.Dims[0] == batch {
+			edits = append(edits, edit{n, n.Input[1]})
+		}
+	}
+	var rewritten []string
+	for _, e := range edits {
+		t := append([]int64{0}, consts[e.shape][1:]...)
+		e.n.Input[1] = b.ConstInt64s(t...)
+		rewritten = append(rewritten, e.n.GetName())
+	}
+	undo := func() {
+		for _, e := range edits {
+			e.n.Input[1] = e.shape
+		}
+		g.Initializer = g.Initializer[:nInit]
+	}
+	st, err := inferGraph(g, map[string][]int64{input: free})
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("the batch size %d is fixed in the graph: %w", batch, err)
+	}
+	sym := st.types[input].Dims[0]
+	for _, e := range edits {
+		if d := st.types[e.n.Input[0]].Dims; len(d) == 0 || d[0] != sym {
+			undo()
+			return nil, fmt.Errorf("the batch size %d is fixed in the graph: node %q (Reshape) reshapes to it, and its input's first dimension is not the batch", batch, e.n.GetName())
+		}
+	}
+	for _, o := range g.Output {
+		if d := st.types[o.GetName()].Dims; len(d) == 0 || d[0] != sym {
+			undo()
+			return nil, fmt.Errorf("the batch size %d is fixed in the graph: output %q has dims %v, not batch-first", batch, o.GetName(), publicType(st.types[o.GetName()]).Dims)
+		}
+	}
+	return rewritten, nil
+}
+
+// FixedBatchHint is the re-export that gives a graph a symbolic batch.
+const FixedBatchHint = `re-export with a symbolic batch: torch.onnx.export(model, (x,), "m.onnx", input_names=["images"], dynamic_axes={"images": {0: "N"}}), or use tools/export_torch.py`

@@ -43,7 +43,7 @@ func Floats(t *pb.TensorProto) ([]float32, error) {
 		return nil, fmt.Errorf("tensor %q: data type %v, want FLOAT", t.GetName(), pb.TensorProto_DataType(t.GetDataType()))
 	}
 	if t.GetDataLocation() == pb.TensorProto_EXTERNAL {
-		return nil, fmt.Errorf("tensor %q: external data is not supported; re-export with all weights inside the model", t.GetName())
+		return nil, fmt.Errorf("tensor %q: external data not loaded; read the model with graph.Load from its file", t.GetName())
 	}
 	n := NumElements(t.Dims)
 	if len(t.RawData) > 0 {

@@ -11,7 +11,7 @@ import (
 // Opset range critlab accepts for imported models (see docs/design.md).
 const (
 	MinOpset = 13
-	MaxOpset = 20
+	MaxOpset = 22
 )
 
 // NodeError is a validation error about one node, with a hint on the fix.

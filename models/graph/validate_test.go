@@ -71,7 +71,7 @@ func TestValidate(t *testing.T) {
 		{
 			name:   "old opset",
 			mutate: func(_ tb, m *pb.ModelProto) { m.OpsetImport[0].Version = ptr(int64(9)) },
-			err:    `opset 9 is outside the supported range 13..20`,
+			err:    `opset 9 is outside the supported range 13..22`,
 		},
 		{
 			name: "shape mismatch",

@@ -159,12 +159,33 @@ func inspectModel(w io.Writer, path string, m *pb.ModelProto) error {
 		fmt.Fprintf(w, row, width, op.Op, fmt.Sprint(op.Count), thousands(op.FLOPs), fmt.Sprintf("%.1f%%", share), grad)
 	}
 	fmt.Fprintln(w)
-	if len(missing) == 0 {
-		fmt.Fprintln(w, "trainable: every op has a gradient rule")
-	} else {
-		fmt.Fprintf(w, "trainable: no; ops without a gradient rule: %s\n", strings.Join(missing, ", "))
+	findings := graph.ExportFindings(m)
+	refused := false
+	for _, f := range findings {
+		refused = refused || f.Refuse
 	}
+	switch {
+	case len(missing) > 0:
+		fmt.Fprintf(w, "trainable: no; ops without a gradient rule: %s\n", strings.Join(missing, ", "))
+	case refused:
+		fmt.Fprintln(w, "trainable: no; see the exporter findings below")
+	default:
+		fmt.Fprintln(w, "trainable: every op has a gradient rule")
+	}
+	writeFindings(w, findings)
 	return nil
+}
+
+// writeFindings prints what the exporter did (graph.ExportFindings):
+// refusals as ERROR, the rest as NOTE.
+func writeFindings(w io.Writer, findings []graph.Finding) {
+	for _, f := range findings {
+		kind := "NOTE"
+		if f.Refuse {
+			kind = "ERROR"
+		}
+		fmt.Fprintf(w, "%s: %s\n", kind, f)
+	}
 }
 
 // typeString formats a value type as float32[N,3,32,32].

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/critlab/critlab/models/graph"
 	"github.com/critlab/critlab/runs"
 	"github.com/urfave/cli/v2"
 )
@@ -185,6 +186,15 @@ Example (Achille et al. 2019, blur removed at epoch 40):
 			dir := c.String("out")
 			if dir == "" {
 				dir = defaultRunDir(cfg)
+			}
+			if m, err := graph.Load(cfg.Model); err == nil {
+				// A model file: say what its exporter did (refusals come
+				// from the run's model check).
+				for _, f := range graph.ExportFindings(m) {
+					if !f.Refuse {
+						fmt.Fprintf(c.App.ErrWriter, "NOTE: %s: %s\n", cfg.Model, f)
+					}
+				}
 			}
 			res, err := runs.Run(c.Context, cfg, dir, runs.Options{
 				Backend:  newBackend(c),
