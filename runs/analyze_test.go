@@ -218,3 +218,85 @@ func TestCompareMetricsScript(t *testing.T) {
 		t.Errorf("other seed: %v\n%s", err, out)
 	}
 }
+
+// TestProtocolV2Script runs tools/protocol_v2.py (Protocol v2's
+// pre-registered analysis) on tiny sweeps shaped like the two v2 presets:
+// its rule self-test passes, and its paired comparisons against the sham
+// and the baseline agree with critlab report's.
+func TestProtocolV2Script(t *testing.T) {
+	py := pyenv.Require(t, "pyarrow", "pandas", "polars", "scipy")
+	script := filepath.Join("..", "tools", "protocol_v2.py")
+	if out, err := exec.Command(py, script, "--selftest").CombinedOutput(); err != nil || !strings.Contains(string(out), "selftest ok") {
+		t.Fatalf("selftest: %v\n%s", err, out)
+	}
+	root := t.TempDir()
+	sweep := func(name string, f func(*runs.SweepSpec)) (string, *runs.Report) {
+		s := tinySweep()
+		s.Seeds = []int64{0, 1, 2}
+		s.Base.EvalEvery = 2
+		f(&s)
+		dir := filepath.Join(root, name)
+		if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := runs.LoadReport(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir, rep
+	}
+	removal, rr := sweep("removal", func(s *runs.SweepSpec) {
+		s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 3}, After: 2, Restart: true, Branch: true,
+			Controls: runs.Controls{At: "all", VFlip: true, Noise: true, Sham: true}}
+	})
+	window, wr := sweep("window", func(s *runs.SweepSpec) {
+		s.Base.LRSchedule, s.Base.LRStep, s.Base.LRDecay = "step", 4, 0.05
+		s.Window = &runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{0, 1, 2}, Total: 5, Branch: true,
+			Controls: runs.Controls{At: "all", VFlip: true}}
+	})
+	csvPath := filepath.Join(root, "v2.csv")
+	out, err := exec.Command(py, script, removal, window, "--csv", csvPath).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "verdict:") {
+		t.Fatalf("protocol_v2.py: %v\n%s", err, out)
+	}
+	f, err := os.Open(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]float64{} // name -> n, mean (points)
+	for _, r := range recs[1:] {
+		n, _ := strconv.ParseFloat(r[3], 64)
+		mean, _ := strconv.ParseFloat(r[4], 64)
+		got[r[0]] = [2]float64{n, mean}
+	}
+	checks := []struct {
+		name    string
+		rep     *runs.Report
+		variant string
+		point   int
+	}{
+		{"Δblur(2)", rr, runs.VariantRemoval, 2}, {"Δblur(3)", rr, runs.VariantRemoval, 3},
+		{"Δvflip(3)", rr, runs.VariantVFlip, 3}, {"Δnoise(2)", rr, runs.VariantNoise, 2},
+		{"W_blur(0)", wr, runs.VariantWindow, 0}, {"W_blur(2)", wr, runs.VariantWindow, 2},
+		{"W_vflip(1)", wr, runs.VariantWindowVFlip, 1},
+	}
+	for _, c := range checks {
+		p, ok := c.rep.Point(c.variant, c.point)
+		g, have := got[c.name]
+		if !ok || !have {
+			t.Errorf("%s: report point %v, script row %v", c.name, ok, have)
+			continue
+		}
+		if int(g[0]) != p.Diff.N || math.Abs(g[1]-100*p.Diff.Mean) > 1e-9 {
+			t.Errorf("%s: script n %v mean %v, report n %d mean %v (vs %s)", c.name, g[0], g[1], p.Diff.N, 100*p.Diff.Mean, p.Reference)
+		}
+	}
+	if _, ok := got["W_blur(0) − W_blur(2)"]; !ok {
+		t.Errorf("no timing contrast in %v", got)
+	}
+}

@@ -12,8 +12,9 @@ deficit columns: no deficit -> ``baseline`` (point -1), a first window that
 starts at epoch 0 -> ``removal`` at its end epoch, any other -> ``window``
 at its onset epoch.
 
-Per run, the final test accuracy is the mean ``test_acc`` of its last 5
-epochs (fewer if it has fewer). Per (sweep, model, dataset, variant,
+Per run, the final test accuracy is ``test_acc`` of its last evaluated
+epoch, and the secondary one the mean over its last 5 evaluated epochs
+(fewer if it has fewer). Per (sweep, model, dataset, variant,
 point) the table gives the number of runs (seeds), the mean and the
 sample standard deviation (ddof 1) of the final accuracy over them, and
 the change of the mean from its reference, as ``critlab report`` computes
