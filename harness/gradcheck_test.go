@@ -607,6 +607,36 @@ func gradCases() []gradCase {
 			y := n.b.Op("Gather", []string{x, "gidx"}, graph.Int("axis", 2)) // [N,3]
 			return n.head(y, 3, 3)
 		}},
+		{name: "LayerNormalization/last-two-axes", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("LayerNormalization", []string{n.in(std(n)), n.param("s", 0.5, 4, 4), n.param("b", 0.5, 4, 4)}, graph.Int("axis", -2))
+			return n.head(y, 3, 48)
+		}},
+		{name: "InstanceNormalization", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("InstanceNormalization", []string{n.in(std(n)), n.param("s", 0.5, 3), n.param("b", 0.5, 3)}, graph.Flt("epsilon", 1e-3))
+			return n.head(y, 3, 48)
+		}},
+		{name: "GroupNormalization/opset21", dims: []int64{2, 4, 3, 3}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("GroupNormalization", []string{n.in(n.param("x", 1, 1, 4, 3, 3)), n.param("s", 0.5, 4), n.param("b", 0.5, 4)}, graph.Int("num_groups", 2))
+			m := n.head(y, 3, 36)
+			v := int64(21)
+			m.OpsetImport[0].Version = &v
+			return m
+		}},
+		{name: "GroupNormalization/opset18-per-group", dims: []int64{2, 4, 3, 3}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			y := n.b.Op("GroupNormalization", []string{n.in(n.param("x", 1, 1, 4, 3, 3)), n.param("s", 0.5, 2), n.param("b", 0.5, 2)}, graph.Int("num_groups", 2))
+			m := n.head(y, 3, 36)
+			v := int64(18)
+			m.OpsetImport[0].Version = &v
+			return m
+		}},
+		{name: "Gelu/opset20-erf-and-tanh", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			x := n.in(std(n))
+			y := n.b.Op("Add", []string{n.b.Op("Gelu", []string{x}), n.b.Op("Gelu", []string{n.b.Op("Mul", []string{x, n.param("a", 1, 3, 1, 1)})}, graph.Str("approximate", "tanh"))})
+			m := n.head(y, 3, 48)
+			v := int64(20)
+			m.OpsetImport[0].Version = &v
+			return m
+		}},
 		{name: "Expand", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
 			e := n.b.Op("Expand", []string{n.param("e", 1, 3, 1, 4), n.b.ConstInt64s(2, 3, 4, 4)})
 			return n.head(n.b.Op("Mul", []string{n.x, e}), 3, 48)
@@ -634,6 +664,13 @@ func TestGradCasesCoverRules(t *testing.T) {
 		}
 		if !seen[op] {
 			t.Errorf("%s has a gradient rule but no case in gradCases()", op)
+		}
+	}
+	// Ops written out in others (CastLike, a Cast, is checked by the
+	// exporter fixtures).
+	for _, op := range graph.RewrittenOps {
+		if !seen[op] && op != "CastLike" {
+			t.Errorf("%s is trained through its rewrite but has no case in gradCases()", op)
 		}
 	}
 }

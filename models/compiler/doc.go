@@ -90,6 +90,12 @@
 // Gather (float data): ScatterND(add) of dy into zeros, so repeated indices
 // accumulate.
 //
+// LayerNormalization, InstanceNormalization, GroupNormalization (opset 18's
+// per-group and opset 21's per-channel affine) and Gelu (Erf or tanh form)
+// have no rule of their own: graph.Normalize writes them out in ReduceMean,
+// Sub, Mul, Sqrt, Reciprocal, Add, Erf and Tanh (graph.RewrittenOps), whose
+// rules give their gradients; CastLike becomes Cast.
+//
 // Dropout is the identity in every compiled graph: critlab's compiled steps
 // are deterministic functions of their inputs, and ONNX random ops cannot
 // be seeded per step (RandomUniformLike without a seed is not

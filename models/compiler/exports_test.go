@@ -25,8 +25,8 @@ var exportCases = []exportCase{
 	{"dynamo_opset22", []string{"no Dropout node", "fixed the batch size at 2"}, false, true},
 	{"script_default", []string{"BatchNorm was folded", "no Dropout node", "fixed the batch size at 2"}, true, true},
 	{"script_tied", []string{"2 initializers are tied", "no Dropout node"}, false, true},
-	{"lngelu_dynamo", []string{"no Dropout node", "fixed the batch size at 2"}, false, false},
-	{"lngelu_script", []string{"no Dropout node"}, false, false},
+	{"lngelu_dynamo", []string{"no Dropout node", "fixed the batch size at 2"}, false, true},
+	{"lngelu_script", []string{"no Dropout node"}, false, true},
 }
 
 // TestExports: ordinary PyTorch exports (external data, opsets 13 to 22,

@@ -1,7 +1,10 @@
 package compiler
 
 import (
+	"slices"
 	"sort"
+
+	"github.com/critlab/critlab/models/graph"
 )
 
 // rules maps op types to their gradient rules; see rules_*.go.
@@ -25,13 +28,16 @@ func init() {
 // HasRule reports whether the compiler can differentiate through opType (or
 // knows it carries no gradient).
 func HasRule(opType string) bool {
+	if slices.Contains(graph.RewrittenOps, opType) {
+		return true // written out in ops with rules (graph.Normalize)
+	}
 	r := rules[opType]
 	return r != nil && (r.bwd != nil || (r.diff != nil && len(r.diff) == 0))
 }
 
 // Supported lists the op types HasRule accepts, sorted.
 func Supported() []string {
-	var ops []string
+	ops := slices.Clone(graph.RewrittenOps)
 	for op := range rules {
 		if HasRule(op) {
 			ops = append(ops, op)

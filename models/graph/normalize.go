@@ -98,6 +98,11 @@ func opset17(g *pb.GraphProto, opset int64, types map[string]ValueType, consts m
 		case op == "Gelu":
 			gelu(b, n)
 			continue
+		case op == "LayerNormalization" || op == "InstanceNormalization" || op == "GroupNormalization":
+			if err := normalization(b, n, types[n.Input[0]], opset); err != nil {
+				return bad("%v", err)
+			}
+			continue
 		}
 		g.Node = append(g.Node, n)
 	}
@@ -130,6 +135,83 @@ func gelu(b *Builder, n *pb.NodeProto) {
 	}
 	half := b.Op("Mul", []string{x, b.ConstFloat(0.5)})
 	b.NodeNamed("Mul", []string{half, b.Op("Add", []string{inner, b.ConstFloat(1)})}, n.Output)
+}
+
+// RewrittenOps are the op types Normalize writes out in other ops, so that
+// they train through those ops' gradient rules.
+var RewrittenOps = []string{"CastLike", "Gelu", "GroupNormalization", "InstanceNormalization", "LayerNormalization"}
+
+// normalization appends LayerNormalization, InstanceNormalization or
+// GroupNormalization node n (input type x) written out as
+// (x - mean)·(var + ε)^-½·scale + bias with the biased variance, both over
+// the normalised axes, as PyTorch computes them.
+func normalization(b *Builder, n *pb.NodeProto, x ValueType, opset int64) error {
+	op := n.GetOpType()
+	r := len(x.Dims)
+	eps := AttrFloat(n, "epsilon", 1e-5)
+	in := n.Input[0]
+	var axes, affine []int64 // affine: the shape scale and bias broadcast to
+	switch op {
+	case "LayerNormalization":
+		if len(n.Output) > 1 && (n.Output[1] != "" || len(n.Output) > 2 && n.Output[2] != "") {
+			return fmt.Errorf("the mean and inverse-deviation outputs are not supported")
+		}
+		axis, err := normAxis(AttrInt(n, "axis", -1), r)
+		if err != nil {
+			return err
+		}
+		for i := axis; i < r; i++ {
+			axes = append(axes, int64(i))
+		}
+	default:
+		if r < 3 || x.Dims[1] <= 0 {
+			return fmt.Errorf("input %q needs rank >= 3 and a known channel count, has dims %v", in, x.Dims)
+		}
+		affine = append([]int64{x.Dims[1]}, make([]int64, r-2)...)
+		for i := 1; i < len(affine); i++ {
+			affine[i] = 1
+		}
+		axes = []int64{2}
+		if op == "InstanceNormalization" {
+			for i := 3; i < r; i++ {
+				axes = append(axes, int64(i))
+			}
+		} else {
+			groups := AttrInt(n, "num_groups", 0)
+			if groups <= 0 || x.Dims[1]%groups != 0 {
+				return fmt.Errorf("num_groups %d does not divide %d channels", groups, x.Dims[1])
+			}
+			in = b.Op("Reshape", []string{in, b.ConstInt64s(0, groups, -1)})
+		}
+	}
+	mean := b.Op("ReduceMean", []string{in}, Ints("axes", axes...))
+	xc := b.Op("Sub", []string{in, mean})
+	variance := b.Op("ReduceMean", []string{b.Op("Mul", []string{xc, xc})}, Ints("axes", axes...))
+	inv := b.Op("Reciprocal", []string{b.Op("Sqrt", []string{b.Op("Add", []string{variance, b.ConstFloat(eps)})})})
+	y := b.Op("Mul", []string{xc, inv})
+	if op == "GroupNormalization" {
+		y = b.Op("Reshape", []string{y, b.Op("Shape", []string{n.Input[0]})})
+	}
+	scale, bias := n.Input[1], ""
+	if len(n.Input) > 2 {
+		bias = n.Input[2]
+	}
+	if op == "GroupNormalization" && opset < 21 {
+		// Opset 18's scale and bias are per group: repeat each over its channels.
+		per := b.ConstInt64s(AttrInt(n, "num_groups", 0), x.Dims[1]/AttrInt(n, "num_groups", 0))
+		scale = b.Op("Reshape", []string{b.Op("Expand", []string{b.Op("Unsqueeze", []string{scale, b.ConstInt64s(1)}), per}), b.ConstInt64s(-1)})
+		bias = b.Op("Reshape", []string{b.Op("Expand", []string{b.Op("Unsqueeze", []string{bias, b.ConstInt64s(1)}), per}), b.ConstInt64s(-1)})
+	}
+	if op != "LayerNormalization" {
+		scale = b.Op("Reshape", []string{scale, b.ConstInt64s(affine...)})
+		bias = b.Op("Reshape", []string{bias, b.ConstInt64s(affine...)})
+	}
+	if bias == "" {
+		b.NodeNamed("Mul", []string{y, scale}, n.Output[:1])
+		return nil
+	}
+	b.NodeNamed("Add", []string{b.Op("Mul", []string{y, scale}), bias}, n.Output[:1])
+	return nil
 }
 
 // padAxes rewrites an opset-18 Pad with an axes input into full pads.

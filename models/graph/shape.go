@@ -408,7 +408,7 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 		"Reciprocal", "Softmax", "LogSoftmax", "Erf", "Floor", "Ceil", "Round", "Sign",
 		"Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Gelu",
 		"Sin", "Cos", "Clip", "Shrink", "ThresholdedRelu", "Mish", "CumSum", "LRN",
-		"InstanceNormalization":
+		"InstanceNormalization", "GroupNormalization":
 		x, err := st.in(n, 0)
 		if err != nil {
 			return err
@@ -838,7 +838,7 @@ func ShapeOps() []string {
 		"Abs", "Add", "And", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "Bernoulli", "BitShift",
 		"Cast", "CastLike", "Ceil", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
 		"ConvTranspose", "Cos", "CumSum", "Div", "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "EyeLike",
-		"Flatten", "Floor", "Gather", "GatherElements", "Gelu", "Gemm", "GlobalAveragePool",
+		"Flatten", "Floor", "Gather", "GatherElements", "Gelu", "GroupNormalization", "Gemm", "GlobalAveragePool",
 		"GlobalLpPool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "HardSigmoid", "HardSwish",
 		"Identity", "InstanceNormalization", "IsInf", "IsNaN", "LRN", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log",
 		"LogSoftmax", "LpPool", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish", "Mod", "Mul", "Neg",
