@@ -5,16 +5,25 @@ ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 export CRITLAB_ORT_LIB ?= $(ORT_LIB)
 export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
 
-.PHONY: setup setup-cuda device-prepare build test test-long test-slurm run results results-v2 bench proto vet clean
+.PHONY: FORCE setup setup-cuda device-prepare build test test-long test-slurm run results results-v2 bench proto vet clean
 
 setup: .deps/.setup-done
 .deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
 	tools/setup.sh
 	touch $@
 
+# The version stamp (critlab --version, every run's provenance) comes from
+# git; the binary is relinked each time so the stamp follows the worktree
+# (Go's build cache keeps that cheap).
+VERSION_PKG := github.com/critlab/critlab/internal/version
+LDFLAGS     := -X $(VERSION_PKG).Version=$(shell git describe --tags --always --dirty 2>/dev/null) \
+               -X $(VERSION_PKG).Commit=$(shell git rev-parse HEAD 2>/dev/null) \
+               -X $(VERSION_PKG).Dirty=$(shell test -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo true)
+
 build: $(BIN)
-$(BIN): $(shell find . -name '*.go' -not -path './.deps/*') go.mod go.sum
-	$(GO) build -o $(BIN) ./tools/critlab
+$(BIN): FORCE
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./tools/critlab
+FORCE:
 
 vet:
 	$(GO) vet ./...

@@ -3,10 +3,11 @@ package runs
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/critlab/critlab/internal/progress"
 )
 
 // Progress receives a run's progress. Implementations must be safe for
@@ -18,8 +19,8 @@ type Progress interface {
 	EpochStart(run string, epoch, epochs, steps int)
 	// Step reports the running means of the epoch after a step.
 	Step(run string, step int, loss, acc, imagesPerSec float64)
-	// EpochEnd reports a finished epoch.
-	EpochEnd(run string, row MetricsRow)
+	// EpochEnd reports a finished epoch that trained on images images.
+	EpochEnd(run string, row MetricsRow, images int)
 }
 
 // NopProgress discards everything.
@@ -30,84 +31,72 @@ type nop struct{}
 func (nop) Logf(string, string, ...any)                 {}
 func (nop) EpochStart(string, int, int, int)            {}
 func (nop) Step(string, int, float64, float64, float64) {}
-func (nop) EpochEnd(string, MetricsRow)                 {}
+func (nop) EpochEnd(string, MetricsRow, int)            {}
 
-// IsTerminal reports whether w is a character device (a terminal), where
-// progress bars redraw in place.
-func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// NewProgress returns a bar that redraws in place when w is a terminal and
-// not quiet, else one line per epoch (for logs).
+// NewProgress returns the progress of one run: a bar that redraws in place
+// when w is a terminal and not quiet, and a line per finished epoch.
 func NewProgress(w io.Writer, quiet bool) Progress {
-	return &epochProgress{w: w, bar: !quiet && IsTerminal(w), every: 100 * time.Millisecond}
+	return &epochProgress{line: progress.New(w, quiet, 100*time.Millisecond)}
 }
 
-// epochProgress draws a bar per epoch, timm style:
+// epochProgress draws a bar per epoch, timm style, with the run's elapsed
+// time and the time left (the epochs left at the mean measured epoch time):
 //
-//	removal-T4-s0 epoch 3/20 [#########-----------]  45/97 loss 1.2345 acc 0.5421 2150 img/s
+//	small-cifar10-s0 epoch 3/20 [#########-----------]  45/97 loss 1.2345 acc 0.5421 2150 img/s 1m05s elapsed, ETA 6m40s
 //
 // and, when the epoch ends, a line with the test metrics.
 type epochProgress struct {
-	mu     sync.Mutex
-	w      io.Writer
-	bar    bool
-	every  time.Duration
-	last   time.Time
-	drawn  bool
-	epoch  int
-	epochs int
-	steps  int
-}
-
-func (p *epochProgress) clear() {
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
-	}
+	mu         sync.Mutex
+	line       *progress.Line
+	t0         time.Time // first epoch's start
+	epochT0    time.Time
+	epoch      int
+	epochs     int
+	steps      int
+	epochSecs  float64 // sum over the epochs finished here
+	epochsDone int
 }
 
 func (p *epochProgress) Logf(run, format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.clear()
-	fmt.Fprintf(p.w, format+"\n", args...)
+	p.line.Println(fmt.Sprintf(format, args...))
 }
 
 func (p *epochProgress) EpochStart(run string, epoch, epochs, steps int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.epoch, p.epochs, p.steps = epoch, epochs, steps
-	p.last = time.Time{}
+	p.epochT0 = time.Now()
+	if p.t0.IsZero() {
+		p.t0 = p.epochT0
+	}
 }
 
 func (p *epochProgress) Step(run string, step int, loss, acc, ips float64) {
-	if !p.bar {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
-	if step < p.steps && now.Sub(p.last) < p.every {
-		return
-	}
-	p.last = now
-	fmt.Fprintf(p.w, "\r\033[K%s epoch %d/%d %s %*d/%d loss %.4f acc %.4f %.0f img/s",
-		run, p.epoch, p.epochs, bar(step, p.steps, 20), digits(p.steps), step, p.steps, loss, acc, ips)
-	p.drawn = true
+	p.line.Draw(step == p.steps, func() string {
+		// The epoch's remaining steps at its step rate, then the epochs
+		// left at the mean epoch time (evaluation included) once known.
+		stepRate := float64(step) / max(time.Since(p.epochT0).Seconds(), 1e-9)
+		perEpoch := float64(p.steps) / max(stepRate, 1e-9)
+		if p.epochsDone > 0 {
+			perEpoch = p.epochSecs / float64(p.epochsDone)
+		}
+		left := float64(p.steps-step)/max(stepRate, 1e-9) + float64(p.epochs-p.epoch-1)*perEpoch
+		return fmt.Sprintf("%s epoch %d/%d %s %*d/%d loss %.4f acc %.4f %.0f img/s %s elapsed, ETA %s",
+			run, p.epoch, p.epochs, progress.Bar(step, p.steps, 20), digits(p.steps), step, p.steps, loss, acc, ips,
+			progress.Duration(time.Since(p.t0)), progress.ETA(left, 1))
+	})
 }
 
-func (p *epochProgress) EpochEnd(run string, r MetricsRow) {
+func (p *epochProgress) EpochEnd(run string, r MetricsRow, images int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.clear()
-	fmt.Fprintln(p.w, epochLine(r, p.epochs))
+	p.epochSecs += r.EpochSeconds
+	p.epochsDone++
+	p.line.Println(epochLine(r, p.epochs))
 }
 
 // epochLine is the one-line summary of an epoch.
@@ -129,32 +118,29 @@ func testColumns(r MetricsRow) string {
 	return fmt.Sprintf("test loss %.4f acc %.4f", *r.TestLoss, *r.TestAcc)
 }
 
-func bar(done, total, width int) string {
-	if total <= 0 {
-		total = 1
-	}
-	n := done * width / total
-	n = max(0, min(n, width))
-	return "[" + strings.Repeat("#", n) + strings.Repeat("-", width-n) + "]"
-}
-
 func digits(n int) int { return len(fmt.Sprint(n)) }
 
-// SweepProgress shows one bar for a whole sweep: runs done out of the
-// total and the epoch each running run is in. Run events are printed as
-// lines above it; per-epoch lines only when Verbose.
+// SweepProgress shows one bar for a whole sweep: runs and epochs done out
+// of the total, elapsed time, the time left and the epoch each running run
+// is in. Run events are printed as lines above it; per-epoch lines only
+// when Verbose.
 type SweepProgress struct {
 	mu      sync.Mutex
-	w       io.Writer
-	bar     bool
+	line    *progress.Line
 	name    string
 	total   int
 	done    int
 	failed  int
 	running map[string]string
-	last    time.Time
-	drawn   bool
 	start   time.Time
+	// left is the epochs each run has still to train (see begin).
+	left    map[string]int
+	workers int
+	// epochs, images, epochSecs: the epochs finished in this process, the
+	// images they trained on and the sum of their times.
+	epochs    int
+	images    int64
+	epochSecs float64
 	// Verbose prints a line per finished epoch of every run.
 	Verbose bool
 }
@@ -162,46 +148,55 @@ type SweepProgress struct {
 // NewSweepProgress returns the progress of a sweep of total runs; the bar
 // redraws in place when w is a terminal and not quiet.
 func NewSweepProgress(w io.Writer, name string, total int, quiet bool) *SweepProgress {
-	return &SweepProgress{w: w, bar: !quiet && IsTerminal(w), name: name, total: total,
-		running: map[string]string{}, start: time.Now()}
+	return &SweepProgress{line: progress.New(w, quiet, 200*time.Millisecond), name: name, total: total,
+		running: map[string]string{}, left: map[string]int{}, workers: 1, start: time.Now()}
 }
 
-func (p *SweepProgress) clear() {
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
+// begin records the plan's epochs to train and the runs trained at once,
+// which the ETA needs.
+func (p *SweepProgress) begin(plan Plan, workers int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.workers = max(1, workers)
+	for _, r := range plan.Runs {
+		p.left[r.ID] = r.Config.Epochs - r.Config.BranchEpoch
 	}
+}
+
+// eta is the sweep's time left: the epochs left, trained workers at a time
+// at the mean epoch time measured so far.
+func (p *SweepProgress) eta() string {
+	if p.epochs == 0 {
+		return "--"
+	}
+	left := 0
+	for _, n := range p.left {
+		left += n
+	}
+	return progress.ETA(float64(left)*p.epochSecs/float64(p.epochs), float64(p.workers))
 }
 
 func (p *SweepProgress) draw(force bool) {
-	if !p.bar {
-		return
-	}
-	now := time.Now()
-	if !force && now.Sub(p.last) < 200*time.Millisecond {
-		return
-	}
-	p.last = now
-	ids := sortedKeys(p.running)
-	parts := make([]string, 0, len(ids))
-	for _, id := range ids {
-		parts = append(parts, id+" "+p.running[id])
-	}
-	line := fmt.Sprintf("%s %s %d/%d runs %s | %s", p.name, bar(p.done, p.total, 20), p.done, p.total,
-		time.Since(p.start).Round(time.Second), strings.Join(parts, " | "))
-	if len(line) > 160 {
-		line = line[:157] + "..."
-	}
-	fmt.Fprint(p.w, "\r\033[K"+line)
-	p.drawn = true
+	p.line.Draw(force, func() string {
+		ids := sortedKeys(p.running)
+		parts := make([]string, 0, len(ids))
+		for _, id := range ids {
+			parts = append(parts, id+" "+p.running[id])
+		}
+		line := fmt.Sprintf("%s %s %d/%d runs %s elapsed, ETA %s | %s", p.name, progress.Bar(p.done, p.total, 20), p.done, p.total,
+			progress.Duration(time.Since(p.start)), p.eta(), strings.Join(parts, " | "))
+		if len(line) > 160 {
+			line = line[:157] + "..."
+		}
+		return line
+	})
 }
 
 // Logf prints a line above the bar.
 func (p *SweepProgress) Logf(run, format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.clear()
-	fmt.Fprintf(p.w, format+"\n", args...)
+	p.line.Println(fmt.Sprintf(format, args...))
 	p.draw(true)
 }
 
@@ -210,6 +205,7 @@ func (p *SweepProgress) EpochStart(run string, epoch, epochs, steps int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.running[run] = fmt.Sprintf("e%d/%d", epoch, epochs)
+	p.left[run] = epochs - epoch
 	p.draw(false)
 }
 
@@ -220,13 +216,16 @@ func (p *SweepProgress) Step(run string, step int, loss, acc, ips float64) {
 	p.draw(false)
 }
 
-// EpochEnd prints the epoch's line when Verbose.
-func (p *SweepProgress) EpochEnd(run string, r MetricsRow) {
+// EpochEnd counts the epoch, and prints its line when Verbose.
+func (p *SweepProgress) EpochEnd(run string, r MetricsRow, images int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.epochs++
+	p.images += int64(images)
+	p.epochSecs += r.EpochSeconds
+	p.left[run] = max(0, p.left[run]-1)
 	if p.Verbose {
-		p.clear()
-		fmt.Fprintln(p.w, epochLine(r, 0))
+		p.line.Println(epochLine(r, 0))
 	}
 	p.draw(false)
 }
@@ -236,6 +235,7 @@ func (p *SweepProgress) RunDone(run string, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.running, run)
+	p.left[run] = 0
 	p.done++
 	if err != nil {
 		p.failed++
@@ -243,10 +243,12 @@ func (p *SweepProgress) RunDone(run string, err error) {
 	p.draw(true)
 }
 
-// Finish clears the bar and prints the sweep's totals.
+// Finish clears the bar and prints the sweep's totals: runs, wall time,
+// and the epochs and images trained in this process.
 func (p *SweepProgress) Finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.clear()
-	fmt.Fprintf(p.w, "%s: %d/%d runs done (%d failed) in %s\n", p.name, p.done, p.total, p.failed, time.Since(p.start).Round(time.Second))
+	wall := time.Since(p.start)
+	p.line.Println(fmt.Sprintf("%s: %d/%d runs done (%d failed) in %s; trained %d epochs here, %.0f img/s",
+		p.name, p.done, p.total, p.failed, progress.Duration(wall), p.epochs, float64(p.images)/max(wall.Seconds(), 1e-9)))
 }

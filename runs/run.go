@@ -70,6 +70,10 @@ type Result struct {
 	Status Status
 	// Rows are the run's metrics, one per epoch.
 	Rows []MetricsRow
+	// Images is the number of training images of the epochs trained in
+	// this call, Wall its wall time.
+	Images int64
+	Wall   time.Duration
 }
 
 // Run trains cfg in dir: for each epoch it picks the active deficit,
@@ -165,6 +169,7 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 		}
 	}
 
+	t0 := time.Now()
 	l := &loop{cfg: cfg, dir: dir, root: opts.Root, runID: runID, hash: hash, diskHash: diskHash, prog: prog,
 		log: openRunLog(filepath.Join(dir, LogFile))}
 	defer l.log.Flush()
@@ -173,6 +178,7 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 		l.log.Printf("stopped: %v", err)
 		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
+	res.Images, res.Wall = l.images, time.Since(t0)
 	return res, nil
 }
 
@@ -232,6 +238,8 @@ type loop struct {
 	data     Data
 	rows     []MetricsRow
 	fisher   []FisherRow
+	// images counts the training images of the epochs trained here.
+	images int64
 }
 
 func (l *loop) logf(format string, args ...any) {
@@ -611,7 +619,8 @@ func (l *loop) epoch(ctx context.Context, epoch int) (MetricsRow, error) {
 	row.TrainAcc = float64(correct) / float64(images)
 	row.EpochSeconds = time.Since(t0).Seconds()
 	row.ImagesPerSec = float64(images) / math.Max(trainSecs, 1e-9)
-	l.prog.EpochEnd(l.runID, row)
+	l.images += int64(images)
+	l.prog.EpochEnd(l.runID, row, images)
 	return row, nil
 }
 

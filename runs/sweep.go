@@ -104,6 +104,7 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 	var prog Progress = NopProgress()
 	if opts.Progress != nil {
 		prog = opts.Progress
+		opts.Progress.begin(plan, workers)
 		prog.Logf("", "sweep %s: %d runs, %d at a time with %d threads each", plan.Name, len(plan.Runs), workers, threads)
 	}
 

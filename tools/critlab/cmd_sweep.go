@@ -5,10 +5,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/critlab/critlab/configs"
+	"github.com/critlab/critlab/preprocessing"
 	"github.com/critlab/critlab/runs"
 	"github.com/urfave/cli/v2"
 )
@@ -144,7 +146,7 @@ Example:
 				return err
 			}
 			if c.Bool("dry-run") {
-				_, err := fmt.Fprint(c.App.Writer, plan.Describe())
+				_, err := fmt.Fprint(c.App.Writer, plan.Describe(), dryRunEstimate(c, spec, plan))
 				return err
 			}
 			switch c.String("executor") {
@@ -182,4 +184,32 @@ Example:
 			return runErr
 		},
 	}
+}
+
+// dryRunEstimate is the cost line of `sweep --dry-run` (runs.EstimatePlan),
+// with the runs at once the sweep would use and bench.json of the working
+// directory as the fallback measurement.
+func dryRunEstimate(c *cli.Context, spec runs.SweepSpec, plan runs.Plan) runs.Estimate {
+	workers := c.Int("workers")
+	if workers <= 0 {
+		workers = spec.Workers
+	}
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	sizes := map[string]int{}
+	trainSize := func(cfg runs.Config) int {
+		if cfg.TrainSubset > 0 {
+			return cfg.TrainSubset
+		}
+		n, ok := sizes[cfg.Data]
+		if !ok {
+			if ds, err := preprocessing.Open(cfg.Data, preprocessing.OpenOptions{}); err == nil {
+				n = ds.Train.N
+			}
+			sizes[cfg.Data] = n
+		}
+		return n
+	}
+	return runs.EstimatePlan(plan, trainSize, workers, "bench.json")
 }

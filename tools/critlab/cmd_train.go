@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/critlab/critlab/internal/progress"
 	"github.com/critlab/critlab/models/graph"
 	"github.com/critlab/critlab/runs"
 	"github.com/urfave/cli/v2"
@@ -209,6 +210,10 @@ Example (Achille et al. 2019, blur removed at epoch 40):
 			}
 			fmt.Fprintf(c.App.Writer, "run %s (%s): final test accuracy %.2f%% (last epoch), %.2f%% (mean of the last %d evaluated epochs)\n",
 				dir, res.Status, 100*runs.FinalAccuracy(res.Rows), 100*runs.LastKAccuracy(res.Rows), runs.FinalEpochs)
+			if res.Images > 0 {
+				fmt.Fprintf(c.App.Writer, "trained %d images in %s: %.0f img/s (evaluation included)\n",
+					res.Images, progress.Duration(res.Wall), float64(res.Images)/max(res.Wall.Seconds(), 1e-9))
+			}
 			fmt.Fprintf(c.App.Writer, "metrics: %s\nmodel:   %s\n", filepath.Join(dir, runs.MetricsFile), filepath.Join(dir, runs.ModelFile))
 			return nil
 		},

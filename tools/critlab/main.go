@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/internal/version"
 	"github.com/urfave/cli/v2"
 )
 
@@ -43,7 +44,62 @@ func init() {
 func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
+	if err := checkCommand(app.Commands, args); err != nil {
+		return err
+	}
 	return app.RunContext(ctx, hoistFlags(app.Commands, args))
+}
+
+// checkCommand refuses an unknown command, subcommand or help topic in
+// one line with the nearest one, where cli would print its whole help.
+func checkCommand(cmds []*cli.Command, args []string) error {
+	path := "critlab"
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "help" && i == 1 {
+			continue
+		}
+		if strings.HasPrefix(a, "-") || len(cmds) == 0 {
+			return nil
+		}
+		c := findCommand(cmds, a)
+		if c == nil {
+			msg := fmt.Sprintf("unknown command %q", strings.TrimPrefix(path+" "+a, "critlab "))
+			if s := cli.SuggestCommand(cmds, a); s != "" {
+				msg += "; did you mean" + strings.TrimPrefix(s, "Did you mean")
+			}
+			return fmt.Errorf("%s (see %s --help)", msg, path)
+		}
+		path += " " + c.Name
+		cmds = c.Subcommands
+	}
+	return nil
+}
+
+// usageError is a flag error in one line with the nearest flag, where cli
+// would print the command's whole help.
+func usageError(c *cli.Context, err error, _ bool) error {
+	prefix, name, flags := "", "critlab", c.App.Flags
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
+		prefix, name, flags = c.Command.FullName()+": ", "critlab "+c.Command.FullName(), c.Command.Flags
+	}
+	msg := err.Error()
+	if bad, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		bad = strings.TrimLeft(bad, "-")
+		msg = "unknown flag --" + bad
+		if s := cli.SuggestFlag(flags, bad, false); s != "" {
+			msg += fmt.Sprintf("; did you mean %s?", s)
+		}
+	}
+	return fmt.Errorf("%s%s (see %s --help)", prefix, msg, name)
+}
+
+// setUsageErrors gives every command the one-line flag errors.
+func setUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = usageError
+		setUsageErrors(c.Subcommands)
+	}
 }
 
 // hoistFlags moves the flags written after a command's positional arguments
@@ -114,9 +170,10 @@ func takesValue(f cli.Flag) bool {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
-		Name:  "critlab",
-		Usage: "critical learning periods in deep networks, trained through ONNX Runtime",
+	app := &cli.App{
+		Name:    "critlab",
+		Usage:   "critical learning periods in deep networks, trained through ONNX Runtime",
+		Version: version.Get().String(),
 		Commands: []*cli.Command{
 			modelCommand(),
 			dataCommand(),
@@ -126,9 +183,23 @@ func newApp() *cli.App {
 			exportCommand(),
 			benchCommand(),
 			doctorCommand(),
+			versionCommand(),
 		},
-		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {}, // main prints errors once
+		OnUsageError:   usageError,
+		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
+	}
+	setUsageErrors(app.Commands)
+	return app
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print critlab's version and the git commit it was built from",
+		Action: func(c *cli.Context) error {
+			_, err := fmt.Fprintf(c.App.Writer, "critlab %s\n", version.Get())
+			return err
+		},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,45 @@ func TestHoistFlags(t *testing.T) {
 		if got := hoistFlags(cmds, tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("hoistFlags(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// The entry points a new user tries first answer in one line (or the
+// command's help), and a typo names the nearest command or flag.
+func TestHelpVersionAndDidYouMean(t *testing.T) {
+	tests := []struct {
+		args    []string
+		out     string // in stdout
+		errText string // the whole error, "" for none
+	}{
+		{args: []string{"--version"}, out: "critlab version dev"},
+		{args: []string{"version"}, out: "critlab dev"},
+		{args: []string{"help"}, out: "COMMANDS:"},
+		{args: []string{"help", "train"}, out: "critlab train - train one run"},
+		{args: []string{"trian"}, errText: `unknown command "trian"; did you mean "train"? (see critlab --help)`},
+		{args: []string{"help", "trian"}, errText: `unknown command "trian"; did you mean "train"? (see critlab --help)`},
+		{args: []string{"data", "fetsh"}, errText: `unknown command "data fetsh"; did you mean "fetch"? (see critlab data --help)`},
+		{args: []string{"train", "--bacth-size", "3"}, errText: "train: unknown flag --bacth-size; did you mean --batch-size? (see critlab train --help)"},
+		{args: []string{"--bogus"}, errText: "unknown flag --bogus; did you mean --version? (see critlab --help)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, stderr, err := runCLI(t, tt.args...)
+			if tt.errText != "" {
+				if err == nil || err.Error() != tt.errText {
+					t.Fatalf("error %v, want %q", err, tt.errText)
+				}
+				if out != "" || stderr != "" {
+					t.Errorf("printed more than the one-line error: %q %q", out, stderr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, tt.out) {
+				t.Errorf("stdout %q lacks %q", out, tt.out)
+			}
+		})
 	}
 }
