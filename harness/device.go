@@ -75,34 +75,16 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 		return fail("inter-op threads", err)
 	}
 	if r.device.Kind == "cuda" {
-		co, err := ort.NewCUDAProviderOptions()
+		co, err := r.cudaOptions()
 		if err != nil {
-			return fail("CUDA provider options", fmt.Errorf("%w%s", err, cudaHint(err, r.lib)))
+			so.Destroy()
+			return nil, err
 		}
 		defer co.Destroy()
-		c := r.opts.CUDA
-		algo := c.ConvAlgoSearch
-		if algo == "" {
-			algo = "EXHAUSTIVE"
-		}
-		m := map[string]string{
-			"device_id":                    strconv.Itoa(r.device.Index),
-			"cudnn_conv_algo_search":       algo,
-			"use_tf32":                     boolFlag(c.TF32),
-			"cudnn_conv_use_max_workspace": "1",
-		}
-		if c.MemLimitBytes > 0 {
-			m["gpu_mem_limit"] = strconv.FormatInt(c.MemLimitBytes, 10)
-		}
-		// Update loads libonnxruntime_providers_cuda.so and asks CUDA for the
-		// device count, so most set-up faults surface here.
-		if err := co.Update(m); err != nil {
-			return fail("CUDA provider options", fmt.Errorf("%w%s", err, cudaHint(err, r.lib)))
-		}
 		if err := so.AppendExecutionProviderCUDA(co); err != nil {
-			return fail("CUDA provider", fmt.Errorf("%w%s", err, cudaHint(err, r.lib)))
+			return fail("CUDA provider", r.cudaError(err))
 		}
-		if c.Deterministic {
+		if r.opts.CUDA.Deterministic {
 			if err := so.AddSessionConfigEntry("session.use_deterministic_compute", "1"); err != nil {
 				return fail("deterministic compute", err)
 			}
@@ -111,23 +93,65 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 	return so, nil
 }
 
+// cudaOptions makes the CUDA provider options of the runtime's device.
+// Their Update loads libonnxruntime_providers_cuda.so and asks CUDA for the
+// device count, so most set-up faults surface here (Open calls it first).
+func (r *Runtime) cudaOptions() (*ort.CUDAProviderOptions, error) {
+	co, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return nil, r.cudaError(err)
+	}
+	c := r.opts.CUDA
+	algo := c.ConvAlgoSearch
+	if algo == "" {
+		algo = "EXHAUSTIVE"
+	}
+	m := map[string]string{
+		"device_id":                    strconv.Itoa(r.device.Index),
+		"cudnn_conv_algo_search":       algo,
+		"use_tf32":                     boolFlag(c.TF32),
+		"cudnn_conv_use_max_workspace": "1",
+	}
+	if c.MemLimitBytes > 0 {
+		m["gpu_mem_limit"] = strconv.FormatInt(c.MemLimitBytes, 10)
+	}
+	if err := co.Update(m); err != nil {
+		co.Destroy()
+		return nil, r.cudaError(err)
+	}
+	return co, nil
+}
+
+// cudaError says that the device cannot be used, with ONNX Runtime's reason
+// (less its source location) and the fix.
+func (r *Runtime) cudaError(err error) error {
+	msg := err.Error()
+	if _, after, ok := strings.Cut(msg, "] : 1 : FAIL : "); ok {
+		msg = after
+	}
+	return fmt.Errorf("device %s: %w: %s%s", r.device, ErrNoCUDA, msg, cudaHint(err, r.lib))
+}
+
 // cudaHint names the fix for the usual reasons the CUDA provider does not
 // load (docs/cuda.md shows each message).
 func cudaHint(err error, lib string) string {
 	msg := err.Error()
+	var hint string
 	switch {
 	case strings.Contains(msg, "not enabled in this build"):
-		return fmt.Sprintf("\n---> HINT: %s is an ONNX Runtime build without CUDA; run `make setup-cuda` and set %s=.deps/onnxruntime-cuda/libonnxruntime.so", lib, LibraryEnv)
+		hint = fmt.Sprintf("%s is an ONNX Runtime build without CUDA; run `make setup-cuda` and set %s=.deps/onnxruntime-cuda/libonnxruntime.so", lib, LibraryEnv)
 	case strings.Contains(msg, "providers_shared.so: cannot open"), strings.Contains(msg, "providers_cuda.so: cannot open"):
-		return fmt.Sprintf("\n---> HINT: libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so must sit beside %s; run `make setup-cuda` and set %s=.deps/onnxruntime-cuda/libonnxruntime.so", lib, LibraryEnv)
+		hint = fmt.Sprintf("%s has no CUDA provider beside it (libonnxruntime_providers_shared.so, libonnxruntime_providers_cuda.so): run `make setup-cuda` and set %s=.deps/onnxruntime-cuda/libonnxruntime.so", lib, LibraryEnv)
 	case strings.Contains(msg, "libcuda.so.1: cannot open"):
-		return "\n---> HINT: libcuda.so.1 comes with the NVIDIA driver (>= 580 for CUDA 13): is there a GPU and a driver (nvidia-smi)?"
+		hint = "libcuda.so.1 comes with the NVIDIA driver (>= 580 for CUDA 13): is there a GPU and a driver (nvidia-smi)?"
 	case strings.Contains(msg, "cannot open shared object file"):
-		return "\n---> HINT: a CUDA library is missing: LD_LIBRARY_PATH must hold the CUDA 13 runtime, cuBLAS, cuRAND and cuDNN 9, e.g. a PyTorch environment's: export LD_LIBRARY_PATH=$(tools/setup_cuda.sh --ld-path)"
+		hint = "a CUDA library is missing: LD_LIBRARY_PATH must hold the CUDA 13 runtime, cuBLAS, cuRAND and cuDNN 9, e.g. a PyTorch environment's: export LD_LIBRARY_PATH=$(tools/setup_cuda.sh --ld-path)"
 	case strings.Contains(msg, "CUDA failure 100"), strings.Contains(msg, "CUDA failure 35"):
-		return "\n---> HINT: CUDA finds no usable GPU: check nvidia-smi, CUDA_VISIBLE_DEVICES and the driver (>= 580 for CUDA 13)"
+		hint = "CUDA finds no usable GPU: check nvidia-smi, CUDA_VISIBLE_DEVICES and the driver (>= 580 for CUDA 13)"
+	default:
+		hint = fmt.Sprintf("the library %s must be a CUDA build of ONNX Runtime with libonnxruntime_providers_cuda.so beside it, and CUDA/cuDNN libraries on LD_LIBRARY_PATH", lib)
 	}
-	return fmt.Sprintf("\n---> HINT: the library %s must be a CUDA build of ONNX Runtime with libonnxruntime_providers_cuda.so beside it, and CUDA/cuDNN libraries on LD_LIBRARY_PATH (docs/cuda.md)", lib)
+	return "\n---> HINT: " + hint + "; `critlab doctor --device cuda` checks the set-up, docs/cuda.md describes it"
 }
 
 func boolFlag(b bool) string {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/critlab/critlab/models/graph"
 )
@@ -19,6 +20,8 @@ type ProviderStatus struct {
 	Name   string
 	OK     bool
 	Status string
+	// Err is why the provider failed, with the fix (nil when OK).
+	Err error
 }
 
 // Diagnose opens the runtime and tries a tiny session on the CPU and, when
@@ -47,7 +50,7 @@ func Diagnose(o RuntimeOptions) (Report, error) {
 	p := probe(rt, "cuda")
 	rep.Providers = append(rep.Providers, p)
 	if !p.OK {
-		return rep, fmt.Errorf("CUDA provider unavailable: %s", p.Status)
+		return rep, p.Err
 	}
 	return rep, nil
 }
@@ -80,7 +83,9 @@ func probe(rt *Runtime, name string) ProviderStatus {
 		}
 	}
 	if err != nil {
-		return ProviderStatus{Name: name, Status: "FAILED: " + err.Error()}
+		// The status is the reason's first line; Err keeps the hint.
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		return ProviderStatus{Name: name, Status: "FAILED: " + first, Err: err}
 	}
 	return ProviderStatus{Name: name, OK: true, Status: "ok"}
 }

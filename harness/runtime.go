@@ -24,6 +24,9 @@ const MinVersion = "1.24.0"
 // ErrNoLibrary means no ONNX Runtime library could be found.
 var ErrNoLibrary = errors.New("harness: ONNX Runtime library not found")
 
+// ErrNoCUDA means the CUDA execution provider cannot be used (docs/cuda.md).
+var ErrNoCUDA = errors.New("CUDA unavailable")
+
 // RuntimeOptions selects the library, execution provider and threads.
 type RuntimeOptions struct {
 	// Library is the path of libonnxruntime.so; empty means $CRITLAB_ORT_LIB,
@@ -57,8 +60,24 @@ var (
 
 // Open finds and loads the ONNX Runtime library and initialises the
 // environment. The environment is process-wide: several Runtimes may be open
-// at once if they name the same library.
+// at once if they name the same library. For a CUDA device it loads the CUDA
+// provider first, so a set-up without one is refused (ErrNoCUDA) before
+// anything else is built.
 func Open(o RuntimeOptions) (*Runtime, error) {
+	r, err := openEnv(o)
+	if err != nil || r.device.Kind != "cuda" {
+		return r, err
+	}
+	co, err := r.cudaOptions()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	co.Destroy()
+	return r, nil
+}
+
+func openEnv(o RuntimeOptions) (*Runtime, error) {
 	dev, err := ParseDevice(o.Device)
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ type BackendOptions struct {
 // the data sets it opens (and their subsets and cached deficits) for the
 // runs that follow, so the runs of a sweep share them.
 func NewBackend(o BackendOptions) Backend {
-	return &ortBackend{o: o, sets: map[string]*dataEntry{}, subsets: map[subsetKey]*preprocessing.Dataset{}}
+	return &ortBackend{o: o, sets: map[string]*dataEntry{}, subsets: map[subsetKey]*preprocessing.Dataset{}, devices: map[string]bool{}}
 }
 
 type ortBackend struct {
@@ -42,6 +42,7 @@ type ortBackend struct {
 	mu      sync.Mutex
 	sets    map[string]*dataEntry
 	subsets map[subsetKey]*preprocessing.Dataset
+	devices map[string]bool // CUDA devices checkDevice found usable
 }
 
 type dataEntry struct {
@@ -124,10 +125,14 @@ func (b *ortBackend) model(cfg Config, ds *preprocessing.Dataset) (*pb.ModelProt
 	return zoo.Build(cfg.Model, zoo.Options{Width: cfg.Width, Seed: uint64(cfg.Seed), Classes: ds.Train.Classes, ImageSize: ds.Train.H})
 }
 
-// Check opens the model and the data set and checks that they fit.
+// Check opens the model and the data set and checks that they fit, and
+// that ONNX Runtime can use a CUDA device (once per device).
 func (b *ortBackend) Check(cfg Config) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if err := b.checkDevice(cfg); err != nil {
+		return err
 	}
 	for i, w := range cfg.Deficits {
 		if _, err := preprocessing.ParseDeficit(w.Deficit); err != nil {
@@ -149,6 +154,26 @@ func (b *ortBackend) Check(cfg Config) error {
 		return bad("model %s does not take data set %s: %v", cfg.Model, cfg.Data, err)
 	}
 	return nil
+}
+
+// checkDevice opens the runtime of a CUDA config once, which loads the CUDA
+// provider (see harness.Open): a set-up without one is refused before any
+// data is read or run directory written.
+func (b *ortBackend) checkDevice(cfg Config) error {
+	if dev, err := harness.ParseDevice(cfg.Device); err != nil || dev.Kind != "cuda" {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.devices[cfg.Device] {
+		return nil
+	}
+	rt, err := harness.Open(harness.RuntimeOptions{Library: b.o.Library, Device: cfg.Device, Threads: 1, CUDA: cfg.CUDA})
+	if err != nil {
+		return err
+	}
+	b.devices[cfg.Device] = true
+	return rt.Close()
 }
 
 // fits checks the model's input (N×C×H×W) and output (N×classes) against
