@@ -194,6 +194,16 @@ func (d Deficit) Validate() error {
 	return nil
 }
 
+// FitsImages refuses a deficit that makes no sense for h×w images: a blur
+// to a size larger than the images (it would upsample). A blur to the
+// images' own height leaves them unchanged, as sham does, and is allowed.
+func (d Deficit) FitsImages(h, w int) error {
+	if d.Kind == "blur" && d.Size > h {
+		return configErr("blur size %d is larger than the %d×%d images: the images would be enlarged, not blurred (want at most %d; sham is a window that changes nothing)", d.Size, h, w, h)
+	}
+	return nil
+}
+
 // String returns the canonical spec: "none", "blur:size=8,down=box,up=linear",
 // "gauss:sigma=1.5", "vflip", ... ParseDeficit(d.String()) == d.
 func (d Deficit) String() string {

@@ -134,17 +134,35 @@ func (b *ortBackend) Check(cfg Config) error {
 	if err := b.checkDevice(cfg); err != nil {
 		return err
 	}
+	deficits := make([]preprocessing.Deficit, len(cfg.Deficits))
 	for i, w := range cfg.Deficits {
-		if _, err := preprocessing.ParseDeficit(w.Deficit); err != nil {
+		d, err := preprocessing.ParseDeficit(w.Deficit)
+		if err != nil {
 			return bad("deficits[%d]: %v (known: %s)", i, err, preprocessing.DeficitUsage)
 		}
+		deficits[i] = d
 	}
 	ds, err := b.dataset(cfg.Data)
 	if err != nil {
 		return bad("data %q: %v", cfg.Data, err)
 	}
-	if cfg.TrainSubset > ds.Train.N {
-		return bad("train_subset %d is larger than the %d training images of %s", cfg.TrainSubset, ds.Train.N, cfg.Data)
+	for i, d := range deficits {
+		if err := d.FitsImages(ds.Train.H, ds.Train.W); err != nil {
+			return bad("deficits[%d] %s: %v", i, cfg.Deficits[i].Deficit, err)
+		}
+	}
+	n := ds.Train.N
+	if cfg.TrainSubset > n {
+		return bad("train_subset %d is larger than the %d training images of %s", cfg.TrainSubset, n, cfg.Data)
+	}
+	if cfg.TrainSubset > 0 {
+		n = cfg.TrainSubset
+	}
+	if cfg.BatchSize > n {
+		return bad("batch_size %d is larger than the %d training images of %s: no full batch to train on (lower batch_size)", cfg.BatchSize, n, cfg.Data)
+	}
+	if cfg.Fisher.Images > n {
+		return bad("fisher.images %d is more than the %d training images of %s", cfg.Fisher.Images, n, cfg.Data)
 	}
 	m, err := b.model(cfg, ds)
 	if err != nil {

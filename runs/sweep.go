@@ -254,8 +254,8 @@ func checkPlan(plan Plan, backend Backend) error {
 			errs = append(errs, fmt.Errorf("run %s: %w", r.ID, err))
 			continue
 		}
-		// The backend's checks depend on model, data and deficits only.
-		key := fmt.Sprintf("%s|%g|%s|%s", cfg.Model, cfg.Width, cfg.Data, cfg.DeficitWindows())
+		// The backend's checks depend on these fields only.
+		key := fmt.Sprintf("%s|%g|%s|%s|%d|%d|%d|%s", cfg.Model, cfg.Width, cfg.Data, cfg.DeficitWindows(), cfg.TrainSubset, cfg.BatchSize, cfg.Fisher.Images, cfg.Device)
 		if checked[key] {
 			continue
 		}
