@@ -217,6 +217,11 @@ func TestE2ERefusesBadConfigs(t *testing.T) {
 		{"image size", func(c *Config) { c.Model = wrongSize }, "images are 3×16×16"},
 		{"unknown data", func(c *Config) { c.Data = "mnist" }, "mnist"},
 		{"subset too large", func(c *Config) { c.TrainSubset = 1000 }, "larger than the 192 training images"},
+		{"blur larger than the images", func(c *Config) { c.Deficits[0].Deficit = "blur:size=4096" }, "blur size 4096 is larger than the 16×16 images"},
+		{"blur short form", func(c *Config) { c.Deficits[0].Deficit = "blur:17" }, "blur size 17 is larger than the 16×16 images"},
+		{"batch larger than the training set", func(c *Config) { c.BatchSize = 193 }, "batch_size 193 is larger than the 192 training images"},
+		{"batch larger than the subset", func(c *Config) { c.TrainSubset, c.BatchSize = 64, 65 }, "train_subset 64 is smaller than batch_size 65"},
+		{"fisher images beyond the training set", func(c *Config) { c.Fisher = FisherConfig{Images: 193, Samples: 1, Every: 1} }, "fisher.images 193 is more than the 192 training images"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,56 +303,37 @@ func TestE2EShamTrainsAsNoDeficit(t *testing.T) {
 	}
 }
 
-// TestE2ERefusedBeforeAnyWork gives the real backend configs that cannot
-// train as asked: each is refused with a message naming the setting, and
-// neither a run nor a sweep directory is created.
-func TestE2ERefusedBeforeAnyWork(t *testing.T) {
+// TestE2ESweepRefusedBeforeAnyWork: a sweep whose runs the run check
+// refuses is refused as a whole before any trains, without a directory.
+func TestE2ESweepRefusedBeforeAnyWork(t *testing.T) {
 	backend := ortBackendOrSkip(t)
 	base := e2eConfig() // 192 training images of 16×16
 	base.Deficits = nil
+	window := func(deficit string) *WindowSpec {
+		return &WindowSpec{Deficit: deficit, Length: 1, Onsets: []int{0, 1}}
+	}
 	tests := []struct {
 		name string
-		edit func(*Config)
+		edit func(*SweepSpec)
 		want string
 	}{
-		{"blur larger than the images", func(c *Config) { c.Deficits = []Window{{Deficit: "blur:size=4096", Start: 0, End: 1}} },
-			"blur size 4096 is larger than the 16×16 images"},
-		{"blur short form", func(c *Config) { c.Deficits = []Window{{Deficit: "blur:17", Start: 0, End: 1}} },
-			"blur size 17 is larger than the 16×16 images"},
-		{"batch larger than the training set", func(c *Config) { c.BatchSize = 193 },
-			"batch_size 193 is larger than the 192 training images"},
-		{"batch larger than the subset", func(c *Config) { c.TrainSubset, c.BatchSize = 64, 65 },
-			"train_subset 64 is smaller than batch_size 65"},
-		{"subset larger than the training set", func(c *Config) { c.TrainSubset = 193 },
-			"train_subset 193 is larger than the 192 training images"},
-		{"fisher images beyond the training set", func(c *Config) { c.Fisher = FisherConfig{Images: 193, Samples: 1, Every: 1} },
-			"fisher.images 193 is more than the 192 training images"},
+		{"blur larger than the images", func(s *SweepSpec) { s.Window = window("blur:size=4096") }, "blur size 4096 is larger than the 16×16 images"},
+		{"batch larger than the training set", func(s *SweepSpec) { s.Base.BatchSize = 193 }, "batch_size 193 is larger than the 192 training images"},
+		{"fisher images beyond the subset", func(s *SweepSpec) {
+			s.Base.TrainSubset, s.Base.Fisher = 96, FisherConfig{Images: 97, Samples: 1, Every: 1}
+		}, "fisher.images 97 is more than the 96 training images"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := base
-			tc.edit(&cfg)
-			dir := filepath.Join(t.TempDir(), "run")
-			_, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
+			spec := SweepSpec{Name: "absurd", Base: base, Seeds: []int64{0, 1}, Window: window("vflip")}
+			tc.edit(&spec)
+			dir := filepath.Join(t.TempDir(), "sweep")
+			_, err := RunSweep(context.Background(), spec, dir, SweepOptions{Backend: backend, Workers: 1, Cores: 1})
 			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Run: %v, want %q", err, tc.want)
+				t.Errorf("err = %v, want ErrInvalidConfig with %q", err, tc.want)
 			}
-			spec := SweepSpec{Name: "absurd", Base: base, Seeds: []int64{0, 1},
-				Window: &WindowSpec{Deficit: "vflip", Length: 1, Onsets: []int{0, 1}}}
-			// The sweep's window runs carry the edit; its baseline does not.
-			if strings.HasPrefix(tc.name, "blur") {
-				spec.Window.Deficit = cfg.Deficits[0].Deficit
-			} else {
-				spec.Base = cfg
-			}
-			sweepDir := filepath.Join(t.TempDir(), "sweep")
-			if _, err := RunSweep(context.Background(), spec, sweepDir, SweepOptions{Backend: backend, Workers: 1, Cores: 1}); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("RunSweep: %v, want %q", err, tc.want)
-			}
-			for _, d := range []string{dir, sweepDir} {
-				if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("%s exists after the refusal (%v)", d, err)
-				}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s exists after the refusal (%v)", dir, err)
 			}
 		})
 	}
