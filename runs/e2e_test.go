@@ -360,3 +360,80 @@ func TestE2ECUDAWithoutProvider(t *testing.T) {
 		t.Errorf("%s exists after the refusal (%v)", dir, err)
 	}
 }
+
+// corrupt overwrites 16 bytes in the middle of a file, as a bad disk would.
+func corrupt(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, 16), st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestE2ECorruptCheckpoints: a corrupt latest.ckpt is refused with the file
+// named and the earlier kept checkpoint to fall back to; following the hint
+// resumes to the metrics of the straight run. A corrupt kept checkpoint
+// that a branch needs is refused naming it and its parent run.
+func TestE2ECorruptCheckpoints(t *testing.T) {
+	backend := ortBackendOrSkip(t)
+	cfg := e2eConfig()
+	cfg.KeepCheckpoints = []int{1}
+	dir := filepath.Join(t.TempDir(), "run")
+	straight, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without model.onnx the run is unfinished: its resume loads latest.ckpt.
+	if err := os.Remove(filepath.Join(dir, ModelFile)); err != nil {
+		t.Fatal(err)
+	}
+	latest, kept := LatestCheckpointPath(dir), CheckpointPath(dir, 1)
+	corrupt(t, latest)
+	_, err = Run(context.Background(), cfg, dir, Options{Backend: backend})
+	if !errors.Is(err, harness.ErrCorrupt) || !strings.Contains(err.Error(), latest+": its content does not match") ||
+		!strings.Contains(err.Error(), "fall back to the earlier checkpoint "+kept+": copy it over "+latest+" and run again to resume from epoch 1") {
+		t.Fatalf("resume from a corrupt latest.ckpt: %v", err)
+	}
+	t.Logf("the resume's error:\n%v", err)
+	data, err := os.ReadFile(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(latest, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	strip := func(rows []MetricsRow) []MetricsRow {
+		out := append([]MetricsRow(nil), rows...)
+		for i := range out {
+			out[i].EpochSeconds, out[i].ImagesPerSec = 0, 0
+		}
+		return out
+	}
+	if resumed.Status != Resumed || !reflect.DeepEqual(strip(resumed.Rows), strip(straight.Rows)) {
+		t.Fatalf("resumed (%s) from the kept checkpoint: metrics differ from the straight run\n got %+v\nwant %+v", resumed.Status, strip(resumed.Rows), strip(straight.Rows))
+	}
+
+	// A branch from the parent's corrupt epoch-1 checkpoint.
+	corrupt(t, kept)
+	child := cfg
+	child.KeepCheckpoints, child.BranchFrom, child.BranchEpoch = nil, dir, 1
+	childDir := filepath.Join(t.TempDir(), "child")
+	_, err = Run(context.Background(), child, childDir, Options{Backend: backend})
+	if !errors.Is(err, harness.ErrCorrupt) || !strings.Contains(err.Error(), kept+": its content does not match") ||
+		!strings.Contains(err.Error(), "remove the parent run "+dir) {
+		t.Fatalf("branch from a corrupt kept checkpoint: %v", err)
+	}
+	t.Logf("the branch's error:\n%v", err)
+}
