@@ -111,6 +111,25 @@ func Open(spec string, opts OpenOptions) (*Dataset, error) {
 	return ds, nil
 }
 
+// SpecPath returns the kind of a data set spec and the file or folder it
+// reads, as Open resolves them: cifar10 and cifar100 (PATH defaults to
+// DataDir()), archive (also a bare path) and folder; synthetic reads none
+// (path "").
+func SpecPath(spec string) (kind, path string) {
+	kind, arg, _ := strings.Cut(strings.TrimSpace(spec), ":")
+	switch k := strings.ToLower(kind); k {
+	case "cifar10", "cifar-10":
+		return "cifar10", cifarPath(arg, cifar10Layout)
+	case "cifar100", "cifar-100":
+		return "cifar100", cifarPath(arg, cifar100Layout)
+	case "archive", "folder":
+		return k, arg
+	case "synthetic":
+		return k, ""
+	}
+	return "archive", strings.TrimSpace(spec)
+}
+
 // cifarPath resolves the PATH of a cifar spec; empty means DataDir().
 func cifarPath(arg string, _ *cifarLayout) string {
 	if arg == "" {

@@ -93,6 +93,26 @@ func (b *ortBackend) trainSet(cfg Config) (*preprocessing.Dataset, error) {
 	return sub, nil
 }
 
+// sameData reports whether two data specs read the same data: equal as
+// typed, or of one kind with paths that name the same existing file or
+// folder (x, ./x, /abs/x, or through a symbolic link).
+func sameData(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ka, pa := preprocessing.SpecPath(a)
+	kb, pb := preprocessing.SpecPath(b)
+	if ka != kb || pa == "" || pb == "" {
+		return false
+	}
+	sa, err := os.Stat(pa)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(pb)
+	return err == nil && os.SameFile(sa, sb)
+}
+
 // isModelFile reports whether a model setting names a file rather than a
 // zoo model.
 func isModelFile(model string) bool {

@@ -239,3 +239,73 @@ func TestRunStartsOverCleanly(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeDataPathSpelledOtherwise: the data path is hashed as typed, and a
+// resume that spells it otherwise but names the same file keeps the run
+// (under the spelling it started with: config.yaml and hash unchanged);
+// another file, kind or a missing one is a config change.
+func TestResumeDataPathSpelledOtherwise(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	os.Mkdir("d", 0o755)
+	for _, f := range []string{"d/x.bin", "d/y.bin"} {
+		os.WriteFile(f, []byte(f), 0o644)
+	}
+	if err := os.Symlink("x.bin", "d/link.bin"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig()
+	cfg.Data = "archive:d/x.bin"
+	dir := "run"
+	first, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: &runstest.Backend{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml, _ := os.ReadFile(filepath.Join(dir, runs.ConfigFile))
+	tests := []struct {
+		data string
+		same bool
+	}{
+		{"archive:./d/x.bin", true},
+		{"archive:" + filepath.Join(root, "d", "x.bin"), true},
+		{"archive:d/../d/x.bin", true},
+		{"archive:d/link.bin", true},
+		{"d/x.bin", true}, // a bare path is an archive
+		{"archive:d/y.bin", false},
+		{"folder:d/x.bin", false},
+		{"archive:d/missing.bin", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.data, func(t *testing.T) {
+			// Without model.onnx the run is unfinished: it resumes from latest.ckpt.
+			os.Remove(filepath.Join(dir, runs.ModelFile))
+			c := cfg
+			c.Data = tc.data
+			res, err := runs.Run(context.Background(), c, dir, runs.Options{Backend: &runstest.Backend{}})
+			if !tc.same {
+				if !errors.Is(err, runs.ErrConfigChanged) || !strings.Contains(err.Error(), "differs in data") {
+					t.Fatalf("err = %v, want ErrConfigChanged in data", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(filepath.Join(dir, runs.ConfigFile))
+			if res.Status != runs.Resumed || string(got) != string(yaml) || res.Rows[0].ConfigHash != cfg.Hash() ||
+				!reflect.DeepEqual(comparable(res.Rows), comparable(first.Rows)) {
+				t.Errorf("status %s, hash %s (want %s), config.yaml changed: %v", res.Status, res.Rows[0].ConfigHash, cfg.Hash(), string(got) != string(yaml))
+			}
+		})
+	}
+	// A branch may spell its parent's data path otherwise too.
+	child := cfg
+	child.Data = "archive:./d/x.bin"
+	if err := runs.BranchCompatible(cfg, child, 2); err != nil {
+		t.Errorf("BranchCompatible with the data path spelled otherwise: %v", err)
+	}
+	child.Data = "archive:d/y.bin"
+	if err := runs.BranchCompatible(cfg, child, 2); err == nil {
+		t.Error("BranchCompatible with another data file: no error")
+	}
+}

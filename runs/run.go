@@ -124,6 +124,13 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
+	// The data path is hashed as typed; another spelling of the same file
+	// (x, ./x, /abs/x) resumes the run under the spelling it started with,
+	// so its hash, config.yaml and checkpoints stay as they are.
+	if state != StateEmpty && !opts.Force && old.Data != cfg.Data && sameData(old.Data, cfg.Data) {
+		cfg.Data = old.Data
+		hash = cfg.Hash()
+	}
 	// diskHash is the identity the directory's files carry: hash, or the
 	// hash of a run written before parents were named relative to Root.
 	diskHash := hash
@@ -381,7 +388,7 @@ func (l *loop) restore() (int, Status, error) {
 func (l *loop) load(path, wantHash string) (int, error) {
 	meta, err := l.tr.LoadCheckpoint(path)
 	if err != nil {
-		return 0, fmt.Errorf("load checkpoint: %w", err)
+		return 0, err // the trainer's error names the checkpoint
 	}
 	if v := meta[metaVersion]; v != checkpointVer {
 		return 0, fmt.Errorf("checkpoint %s: loop state version %q, want %q (written by another critlab version?)", path, v, checkpointVer)
@@ -456,7 +463,11 @@ func (l *loop) branch() error {
 	path := CheckpointPath(parentDir, epoch)
 	got, err := l.load(path, parent.Hash())
 	if err != nil {
-		return fmt.Errorf("branch: %w\n---> HINT: remove the parent run %s (or its %s) and run again: it trains again and keeps the checkpoint", err, parentDir, ModelFile)
+		hint := fmt.Sprintf("remove the parent run %s and run again: it trains again and keeps the checkpoint", parentDir)
+		if errors.Is(err, fs.ErrNotExist) && epoch == parent.Epochs {
+			hint += fmt.Sprintf(" (removing its %s is enough: its resume writes the missing checkpoint of its last epoch)", ModelFile)
+		}
+		return fmt.Errorf("branch: %w\n---> HINT: %s", err, hint)
 	}
 	if got != epoch {
 		return fmt.Errorf("branch: checkpoint %s is at epoch %d, want %d", path, got, epoch)
@@ -475,6 +486,9 @@ func (l *loop) branch() error {
 func BranchCompatible(parent, child Config, epoch int) error {
 	if epoch > parent.Epochs {
 		return fmt.Errorf("parent trains %d epochs, branch epoch is %d", parent.Epochs, epoch)
+	}
+	if sameData(parent.Data, child.Data) {
+		child.Data = parent.Data // another spelling of the parent's data path
 	}
 	trunk := func(c Config) Config {
 		c.Epochs, c.Deficits, c.KeepCheckpoints = 0, nil, nil
