@@ -1,6 +1,7 @@
 package runs_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,8 +23,9 @@ import (
 // TestAnalyzeScriptMatchesReport runs tools/analyze.py (polars, pandas,
 // scipy) on a tiny sweep of three seeds and checks that its table gives
 // the same final and last-K accuracy, reference, paired difference, t-
-// interval and n per variant and point as critlab report. The window
-// baseline is longer than removal point 0, so the two references differ.
+// interval and n per variant and point, and the same warnings, as
+// critlab report. The window baseline is longer than removal point 0, so
+// the two references differ.
 func TestAnalyzeScriptMatchesReport(t *testing.T) {
 	py := pyenv.Require(t, "pyarrow", "pandas", "polars", "scipy")
 	dir := analyzeSweep(t)
@@ -38,6 +41,27 @@ func TestAnalyzeScriptMatchesReport(t *testing.T) {
 	if n := compareTable(t, rep, table); n != 5 {
 		t.Fatalf("compared %d points, want 5 (baseline, removal 0 and 3, window 1, control-vflip 3)", n)
 	}
+	var report bytes.Buffer
+	if err := rep.WriteTable(&report); err != nil {
+		t.Fatal(err)
+	}
+	got, want := warningLines(string(out)), warningLines(report.String())
+	if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("analyze.py warnings:\n%s\nreport's:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// warningLines are a table's warning lines, sorted (analyze.py orders
+// variants by name, the report in its own order).
+func warningLines(table string) []string {
+	var lines []string
+	for _, l := range strings.Split(table, "\n") {
+		if strings.HasPrefix(l, "warning: ") {
+			lines = append(lines, l)
+		}
+	}
+	sort.Strings(lines)
+	return lines
 }
 
 // TestNotebookMatchesReport executes tools/critical_period.ipynb (nbclient)

@@ -415,7 +415,7 @@ func bySeed(p Paired) string {
 func tableVariant(v string) bool { return v != VariantTrunk }
 
 // WriteTable prints the per-point summary table, a note on the intervals
-// and a warning per run whose last-K mean is not over K sharp epochs.
+// and the warnings of runs whose last-K mean is not over K sharp epochs.
 func (r *Report) WriteTable(w io.Writer) error {
 	var b bytes.Buffer
 	n := countRuns(r.Runs)
@@ -460,13 +460,47 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Margin > 0 {
 		fmt.Fprintf(&b, "TOST: two one-sided t-tests that |Δ final| < %.2f points; p < 0.05 supports \"no effect larger than the margin\"\n", 100*r.Margin)
 	}
-	for _, rs := range r.Runs {
-		if rs.Warning != "" && tableVariant(rs.Variant) {
-			fmt.Fprintf(&b, "warning: %s: %s\n", rs.RunID, rs.Warning)
-		}
+	for _, line := range r.warnings() {
+		fmt.Fprintln(&b, line)
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// warnings are the runs' last-K warnings, one line per (variant, point)
+// and text: a sweep's seeds mostly share them, and one line per run would
+// bury the table (runs.csv keeps them per run).
+func (r *Report) warnings() []string {
+	type key struct {
+		label Label
+		text  string
+	}
+	var order []key
+	runs := map[key][]RunSummary{}
+	for _, rs := range r.Runs {
+		if rs.Warning == "" || !tableVariant(rs.Variant) {
+			continue
+		}
+		k := key{Label{rs.Variant, rs.Point}, rs.Warning}
+		if _, ok := runs[k]; !ok {
+			order = append(order, k)
+		}
+		runs[k] = append(runs[k], rs)
+	}
+	var lines []string
+	for _, k := range order {
+		rs := runs[k]
+		if len(rs) == 1 {
+			lines = append(lines, fmt.Sprintf("warning: %s: %s", rs[0].RunID, k.text))
+			continue
+		}
+		seeds := make([]string, len(rs))
+		for i, s := range rs {
+			seeds[i] = strconv.FormatInt(s.Seed, 10)
+		}
+		lines = append(lines, fmt.Sprintf("warning: %s, %d runs (seeds %s): %s", k.label, len(rs), strings.Join(seeds, ","), k.text))
+	}
+	return lines
 }
 
 func tostText(e Equivalence, p Paired) string {

@@ -320,10 +320,25 @@ def format_table(tab: pd.DataFrame, runs: pd.DataFrame | None = None) -> str:
     for row in [head] + rows:
         out.append("  ".join(c.ljust(w) if i in (0, 1) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
     if runs is not None:
-        for r in runs.to_dict("records"):
-            if r["warning"] and r["variant"] != "trunk":
-                out.append(f"warning: {r['run_id']}: {r['warning']}")
+        out += warnings(runs)
     return "\n".join(out) + "\n"
+
+
+def warnings(runs: pd.DataFrame) -> list[str]:
+    """The runs' last-K warnings, one line per (variant, point) and text, as critlab report prints them."""
+    groups: dict[tuple, list] = {}
+    for r in runs.sort_values(["variant", "point", "seed"], kind="stable").to_dict("records"):
+        if r["warning"] and r["variant"] != "trunk":
+            groups.setdefault((r["variant"], r["point"], r["warning"]), []).append(r)
+    lines = []
+    for (variant, point, text), rs in groups.items():
+        if len(rs) == 1:
+            lines.append(f"warning: {rs[0]['run_id']}: {text}")
+            continue
+        label = "baseline" if variant == "baseline" else f"{variant}@{point}"
+        seeds = ",".join(str(r["seed"]) for r in rs)
+        lines.append(f"warning: {label}, {len(rs)} runs (seeds {seeds}): {text}")
+    return lines
 
 
 # ---------------------------------------------------------------- plot
