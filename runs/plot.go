@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,12 +118,12 @@ func (f *figure) save(path, format string) error {
 // figures builds every figure the report's data supports.
 func (r *Report) figures() ([]*figure, error) {
 	var out []*figure
-	for _, fam := range []struct{ name, title, xlabel, variant, controls string }{
-		{"removal", "Deficit removal", "epoch T the deficit is removed", VariantRemoval, "control-"},
-		{"window", "Deficit window", "window onset (epoch)", VariantWindow, "window-control-"},
-		{"finetune", "Fine-tuning after deficit pretraining", "deficit pretraining epochs", VariantFinetune, ""},
+	for _, fam := range []struct{ name, title, xlabel, sym, variant, controls string }{
+		{"removal", "Deficit removal", "epoch T the deficit is removed", "T", VariantRemoval, "control-"},
+		{"window", "Deficit window", "window onset (epoch)", "S", VariantWindow, "window-control-"},
+		{"finetune", "Fine-tuning after deficit pretraining", "deficit pretraining epochs", "P", VariantFinetune, ""},
 	} {
-		f, err := r.diffFigure(fam.name, fam.title, fam.xlabel, fam.variant, fam.controls)
+		f, err := r.diffFigure(fam.name, fam.title, fam.xlabel, fam.sym, fam.variant, fam.controls)
 		if err != nil {
 			return nil, fmt.Errorf("plot %s: %w", fam.name, err)
 		}
@@ -190,19 +191,64 @@ func (r *Report) variantColors() map[string]color.Color {
 	return cs
 }
 
-// numTicks labels ticks without trailing zeros ("25", not "25.00").
-var numTicks = plot.TickerFunc(func(min, max float64) []plot.Tick {
-	ts := plot.DefaultTicks{}.Ticks(min, max)
-	labelled := 0
-	for _, t := range ts {
-		if t.Label != "" {
-			labelled++
+// numTicks puts labels at a round step (1, 2 or 5 times a power of ten)
+// that gives every axis 4 to 7 of them, so that panels of one figure
+// read alike, with unlabelled minor ticks between; labels carry no
+// trailing zeros ("25", not "25.00").
+var numTicks = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+	if !(hi > lo) || math.IsInf(hi-lo, 0) {
+		return plot.DefaultTicks{}.Ticks(lo, hi)
+	}
+	raw := (hi - lo) / 7
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step, minor := 10*mag, 5.0
+	for _, m := range []struct{ mult, minor float64 }{{1, 2}, {2, 2}, {5, 5}} {
+		if m.mult*mag >= raw {
+			step, minor = m.mult*mag, m.minor
+			break
 		}
 	}
-	for i := range ts {
-		// Too few labels to read values off: label the minor ticks too.
-		if ts[i].Label != "" || labelled < 4 {
-			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+	dec := max(0, int(-math.Floor(math.Log10(step/minor)+1e-9)))
+	var ts []plot.Tick
+	for k := math.Ceil(lo / step * minor); k <= math.Floor(hi/step*minor); k++ {
+		v := k * step / minor
+		t := plot.Tick{Value: v}
+		if math.Mod(k, minor) == 0 {
+			t.Label = strconv.FormatFloat(v, 'f', dec, 64)
+			if strings.Contains(t.Label, ".") {
+				t.Label = strings.TrimRight(strings.TrimRight(t.Label, "0"), ".")
+			}
+			if t.Label == "-0" {
+				t.Label = "0"
+			}
+		}
+		ts = append(ts, t)
+	}
+	return ts
+})
+
+// logTicks labels an axis of log10 values with the powers of ten inside
+// its range (and 2 and 5 times them when it spans less than two decades),
+// minor ticks at the other multiples. Log panels plot log10 on a linear
+// axis: gonum's LogScale places the axis label's glyph box as on a linear
+// scale, which pushed the data down from the title.
+var logTicks = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+	if !(hi > lo) || math.IsInf(hi-lo, 0) {
+		return plot.DefaultTicks{}.Ticks(lo, hi)
+	}
+	dense := hi-lo < 2
+	var ts []plot.Tick
+	for e := math.Floor(lo); e <= math.Ceil(hi); e++ {
+		for m := 1.0; m < 10; m++ {
+			v := math.Log10(m) + e
+			if v < lo || v > hi {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || dense && (m == 2 || m == 5) {
+				t.Label = strconv.FormatFloat(m*math.Pow(10, e), 'g', -1, 64)
+			}
+			ts = append(ts, t)
 		}
 	}
 	return ts
@@ -222,106 +268,216 @@ func newPanel(title, x, y string) *plot.Plot {
 	return p
 }
 
+// diffPanel holds the points of a difference figure compared with one
+// kind of reference: a fixed run (removal@0, the baseline) or a variant at
+// each point's own point (control-sham at the same T).
+type diffPanel struct {
+	// ref names the reference ("control-sham at the same T"), refVariant
+	// its run ("control-sham"), why what it shares with the arms.
+	ref, refVariant, why string
+	samePoint            bool
+	points               []PointSummary
+}
+
+// diffPanels sorts a family's points with a reference into panels, one per
+// kind of reference, those at the same point first: each panel's zero line
+// is then one reference. A point that is its own reference (removal@0)
+// anchors its variant's line where that variant has other points in its
+// panel and is dropped elsewhere.
+func (r *Report) diffPanels(series []string, sym string) []*diffPanel {
+	in := map[string]bool{}
+	for _, v := range series {
+		in[v] = true
+	}
+	avail := func(l Label) bool { _, ok := r.Point(l.Variant, l.Point); return ok }
+	var panels []*diffPanel
+	byRef := map[string]*diffPanel{}
+	var self []PointSummary
+	for _, p := range r.Points {
+		if !in[p.Variant] || p.Diff.N == 0 {
+			continue
+		}
+		ref, rule := referenceOf(Label{p.Variant, p.Point}, avail)
+		if ref == (Label{p.Variant, p.Point}) {
+			self = append(self, p)
+			continue
+		}
+		key := ref.String()
+		if rule.samePoint {
+			key = fmt.Sprintf("%s at the same %s", rule.variant, sym)
+		}
+		dp := byRef[key]
+		name := ref.String()
+		if rule.samePoint {
+			name = rule.variant
+		}
+		if dp == nil {
+			dp = &diffPanel{ref: key, why: rule.why, refVariant: name, samePoint: rule.samePoint}
+			byRef[key] = dp
+			panels = append(panels, dp)
+		}
+		dp.points = append(dp.points, p)
+	}
+	for _, p := range self {
+		if dp := byRef[p.Reference]; dp != nil && slices.ContainsFunc(dp.points, func(q PointSummary) bool { return q.Variant == p.Variant }) {
+			dp.points = append(dp.points, p)
+		}
+	}
+	sort.SliceStable(panels, func(i, j int) bool { return panels[i].samePoint && !panels[j].samePoint })
+	for _, dp := range panels {
+		sort.SliceStable(dp.points, func(i, j int) bool {
+			a, b := dp.points[i], dp.points[j]
+			if a.Variant != b.Variant {
+				return slices.Index(series, a.Variant) < slices.Index(series, b.Variant)
+			}
+			return a.Point < b.Point
+		})
+	}
+	return panels
+}
+
 // diffFigure plots the paired difference of final accuracy against each
 // point's reference for a variant and its controls (the variants named
-// with the controls prefix), nil without the variant.
-func (r *Report) diffFigure(name, title, xlabel, variant, controls string) (*figure, error) {
+// with the controls prefix), one panel per kind of reference (see
+// diffPanels); nil without the variant. sym names the point on the x
+// axis ("T").
+func (r *Report) diffFigure(name, title, xlabel, sym, variant, controls string) (*figure, error) {
 	series := []string{variant}
 	if controls != "" {
 		for _, p := range r.Points {
-			if strings.HasPrefix(p.Variant, controls) && (len(series) == 1 || series[len(series)-1] != p.Variant) {
+			if strings.HasPrefix(p.Variant, controls) && !slices.Contains(series, p.Variant) {
 				series = append(series, p.Variant)
 			}
 		}
 	}
 	var xs []float64
-	refs, ns := map[string]bool{}, map[int]bool{}
 	for _, p := range r.Points {
 		if p.Variant == variant && p.Diff.N > 0 {
 			xs = append(xs, float64(p.Point))
 		}
 	}
-	if len(xs) == 0 {
+	panels := r.diffPanels(series, sym)
+	if len(xs) == 0 || len(panels) == 0 {
 		return nil, nil
 	}
 	x0, x1 := xs[0], xs[len(xs)-1]
 	span := max(x1-x0, 1)
-	p := newPanel(title, xlabel, "Δ final test accuracy (points)")
-	f := &figure{name: name, panels: []*plot.Plot{p}, cols: 1, w: 7 * vg.Inch, rowH: 4 * vg.Inch}
+	f := &figure{name: name, cols: len(panels), w: 7*vg.Inch + vg.Length(len(panels)-1)*4.5*vg.Inch, rowH: 4 * vg.Inch}
 	cs := r.variantColors()
-	lo, hi := 0.0, 0.0
-	for si, v := range series {
-		var means, seeds plotter.XYs
-		var bars errBars
-		off := float64(si) * 0.035 * span
-		for _, ps := range r.Points {
-			if ps.Variant != v || ps.Diff.N == 0 {
+	ns := map[int]bool{}
+	inLegend := map[string]bool{}
+	var legend []legendItem
+	var notes []string
+	for pi, dp := range panels {
+		ptitle := title
+		if len(panels) > 1 {
+			tag := fmt.Sprintf("(%c)", 'a'+pi)
+			ptitle = fmt.Sprintf("%s against %s", tag, dp.ref)
+			var vs []string
+			for _, p := range dp.points {
+				if !slices.Contains(vs, p.Variant) {
+					vs = append(vs, p.Variant)
+				}
+			}
+			notes = append(notes, fmt.Sprintf("%s %s minus %s, same seed (%s); %s is the zero line.", tag, andList(vs), dp.ref, dp.why, dp.refVariant))
+		}
+		p := newPanel(ptitle, xlabel, "Δ final test accuracy (points)")
+		lo, hi := 0.0, 0.0
+		refs := map[string]bool{}
+		col := 0
+		for si, v := range series {
+			var means, seeds plotter.XYs
+			var bars errBars
+			off := float64(col) * 0.035 * span
+			for _, ps := range dp.points {
+				if ps.Variant != v {
+					continue
+				}
+				refs[ps.Reference], ns[ps.Diff.N] = true, true
+				x := float64(ps.Point) + off
+				means = append(means, plotter.XY{X: x, Y: 100 * ps.Diff.Mean})
+				for _, d := range ps.Diff.Diffs {
+					seeds = append(seeds, plotter.XY{X: x, Y: 100 * d})
+					lo, hi = min(lo, 100*d), max(hi, 100*d)
+				}
+				if ps.Diff.HasInterval() {
+					bars.XYs = append(bars.XYs, plotter.XY{X: x, Y: 100 * ps.Diff.Mean})
+					bars.YErrors = append(bars.YErrors, struct{ Low, High float64 }{100 * (ps.Diff.Mean - ps.Diff.Low), 100 * (ps.Diff.High - ps.Diff.Mean)})
+					lo, hi = min(lo, 100*ps.Diff.Low), max(hi, 100*ps.Diff.High)
+				}
+			}
+			if len(means) == 0 {
 				continue
 			}
-			refs[ps.Reference], ns[ps.Diff.N] = true, true
-			x := float64(ps.Point) + off
-			means = append(means, plotter.XY{X: x, Y: 100 * ps.Diff.Mean})
-			for _, d := range ps.Diff.Diffs {
-				seeds = append(seeds, plotter.XY{X: x, Y: 100 * d})
-				lo, hi = min(lo, 100*d), max(hi, 100*d)
+			col++
+			c, shape := cs[v], shapes[si%len(shapes)]
+			var thumbs []plot.Thumbnailer
+			if v == variant && len(means) > 1 {
+				l, err := plotter.NewLine(means)
+				if err != nil {
+					return nil, err
+				}
+				l.LineStyle.Color, l.LineStyle.Width = c, vg.Points(1.5)
+				p.Add(l)
+				thumbs = append(thumbs, l)
 			}
-			if ps.Diff.HasInterval() {
-				bars.XYs = append(bars.XYs, plotter.XY{X: x, Y: 100 * ps.Diff.Mean})
-				bars.YErrors = append(bars.YErrors, struct{ Low, High float64 }{100 * (ps.Diff.Mean - ps.Diff.Low), 100 * (ps.Diff.High - ps.Diff.Mean)})
-				lo, hi = min(lo, 100*ps.Diff.Low), max(hi, 100*ps.Diff.High)
+			if len(bars.XYs) > 0 {
+				eb, err := plotter.NewYErrorBars(bars)
+				if err != nil {
+					return nil, err
+				}
+				eb.LineStyle.Color, eb.LineStyle.Width = c, vg.Points(1.2)
+				p.Add(eb)
 			}
-		}
-		if len(means) == 0 {
-			continue
-		}
-		c, shape := cs[v], shapes[si%len(shapes)]
-		var thumbs []plot.Thumbnailer
-		if v == variant && len(means) > 1 {
-			l, err := plotter.NewLine(means)
+			sc, err := plotter.NewScatter(seeds)
 			if err != nil {
 				return nil, err
 			}
-			l.LineStyle.Color, l.LineStyle.Width = c, vg.Points(1.5)
-			p.Add(l)
-			thumbs = append(thumbs, l)
-		}
-		if len(bars.XYs) > 0 {
-			eb, err := plotter.NewYErrorBars(bars)
+			sc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(2), Shape: draw.RingGlyph{}}
+			mc, err := plotter.NewScatter(means)
 			if err != nil {
 				return nil, err
 			}
-			eb.LineStyle.Color, eb.LineStyle.Width = c, vg.Points(1.2)
-			p.Add(eb)
+			mc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: shape}
+			p.Add(sc, mc)
+			if !inLegend[v] {
+				inLegend[v] = true
+				legend = append(legend, legendItem{v + " (mean)", append(thumbs, mc)})
+			}
 		}
-		sc, err := plotter.NewScatter(seeds)
+		zero, err := plotter.NewLine(plotter.XYs{{X: x0 - 0.08*span, Y: 0}, {X: x1 + 0.12*span, Y: 0}})
 		if err != nil {
 			return nil, err
 		}
-		sc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(2), Shape: draw.RingGlyph{}}
-		mc, err := plotter.NewScatter(means)
-		if err != nil {
-			return nil, err
+		zero.LineStyle.Color, zero.LineStyle.Dashes = refColor, []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(zero)
+		if len(panels) == 1 {
+			f.addLegend("reference ("+strings.Join(sortedKeys(refs), ", ")+")", zero)
+		} else {
+			f.addLegend(fmt.Sprintf("zero line (%c): %s", 'a'+pi, dp.ref), zero)
 		}
-		mc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: shape}
-		p.Add(sc, mc)
-		f.addLegend(v+" (mean)", append(thumbs, mc)...)
-		if si == len(series)-1 {
-			f.addLegend("single seeds", &plotter.Scatter{GlyphStyle: draw.GlyphStyle{Color: color.Black, Radius: vg.Points(2), Shape: draw.RingGlyph{}}})
-		}
+		// Explicit ranges so that the shifted controls and the bars stay
+		// inside, and the panels share the x axis.
+		p.X.Min, p.X.Max = x0-0.08*span, x1+0.12*span
+		pad := 0.08 * max(hi-lo, 1)
+		p.Y.Min, p.Y.Max = lo-pad, hi+pad
+		f.panels = append(f.panels, p)
 	}
-	zero, err := plotter.NewLine(plotter.XYs{{X: x0 - 0.08*span, Y: 0}, {X: x1 + 0.12*span, Y: 0}})
-	if err != nil {
-		return nil, err
-	}
-	zero.LineStyle.Color, zero.LineStyle.Dashes = refColor, []vg.Length{vg.Points(4), vg.Points(3)}
-	p.Add(zero)
-	f.addLegend("reference ("+strings.Join(sortedKeys(refs), ", ")+")", zero)
-	// Explicit ranges so that the shifted controls and the bars stay inside.
-	p.X.Min, p.X.Max = x0-0.08*span, x1+0.12*span
-	pad := 0.08 * max(hi-lo, 1)
-	p.Y.Min, p.Y.Max = lo-pad, hi+pad
+	legend = append(legend, legendItem{"single seeds", []plot.Thumbnailer{&plotter.Scatter{GlyphStyle: draw.GlyphStyle{Color: color.Black, Radius: vg.Points(2), Shape: draw.RingGlyph{}}}}})
+	f.legend = append(legend, f.legend...)
 	f.caption = diffCaption(intKeys(ns))
+	if len(notes) > 0 {
+		f.caption = strings.Join(notes, "\n") + "\n" + f.caption
+	}
 	return f, nil
+}
+
+// andList joins names as "a", "a and b", "a, b and c".
+func andList(xs []string) string {
+	if len(xs) < 2 {
+		return strings.Join(xs, "")
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
 }
 
 // diffCaption says what the markers and bars are and over how many seeds.
@@ -438,12 +594,21 @@ func (r *Report) seriesFigure(name, ylabel string, logY bool, series func(RunSum
 				ss = append(ss, s)
 			}
 		}
-		return seedBand(ss)
+		b := seedBand(ss)
+		if logY {
+			for _, xys := range []plotter.XYs{b.mean, b.low, b.high} {
+				for i := range xys {
+					xys[i].Y = math.Log10(xys[i].Y)
+				}
+			}
+		}
+		return b
 	}
 	cs := r.variantColors()
 	f := &figure{name: name, w: 10 * vg.Inch, rowH: 2.4 * vg.Inch}
 	var panels []*plot.Plot
-	ylo, yhi := math.Inf(1), math.Inf(-1)
+	ylo, yhi, xhi := math.Inf(1), math.Inf(-1), 0.0
+	shifted := false
 	ns := map[int]bool{}
 	seenVariant := map[string]bool{}
 	for _, ps := range r.Points {
@@ -455,26 +620,38 @@ func (r *Report) seriesFigure(name, ylabel string, logY bool, series func(RunSum
 		if len(b.mean) == 0 {
 			continue
 		}
-		p := newPanel(labelText(l), "epochs trained", ylabel)
+		title := labelText(l)
+		ref, hasRef := r.pointNamed(ps.Reference)
+		hasRef = hasRef && (ref.Variant != ps.Variant || ref.Point != ps.Point)
+		if hasRef {
+			title += "\nvs " + ps.Reference
+		}
+		p := newPanel(title, "epochs trained", ylabel)
 		if logY {
-			p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+			p.Y.Tick.Marker = logTicks
 		}
 		for _, s := range deficitSpans(byLabel[l][0].Rows) {
 			p.Add(shade{s[0], s[1]})
 		}
-		ref, hasRef := r.pointNamed(ps.Reference)
-		if hasRef && ref.Variant != ps.Variant || hasRef && ref.Point != ps.Point {
+		if hasRef {
 			rb := bandOf(Label{ref.Variant, ref.Point})
+			// A shorter reference (removal@0 for a sham at T: the sharp
+			// epochs after removal) ends where the arm ends, so that the gap
+			// at the right edge is the paired Δ.
+			if n, m := len(rb.mean), len(b.mean); n > 0 && m > 0 && rb.mean[n-1].X < b.mean[m-1].X {
+				rb = rb.shift(b.mean[m-1].X - rb.mean[n-1].X)
+				shifted = true
+			}
 			if _, err := addBand(p, rb, refColor, vg.Points(1)); err != nil {
 				return nil, err
 			}
-			ylo, yhi = bandRange(rb, ylo, yhi)
+			ylo, yhi, xhi = bandRange(rb, ylo, yhi, xhi)
 		}
 		line, err := addBand(p, b, cs[ps.Variant], vg.Points(1.5))
 		if err != nil {
 			return nil, err
 		}
-		ylo, yhi = bandRange(b, ylo, yhi)
+		ylo, yhi, xhi = bandRange(b, ylo, yhi, xhi)
 		ns[ps.N] = true
 		if !seenVariant[ps.Variant] {
 			seenVariant[ps.Variant] = true
@@ -485,26 +662,41 @@ func (r *Report) seriesFigure(name, ylabel string, logY bool, series func(RunSum
 	if len(panels) == 0 {
 		return nil, nil
 	}
+	// One scale for all panels: the arms compare at a glance and every
+	// panel gets the same ticks.
 	for _, p := range panels {
-		p.X.Min = 0
-		if !logY {
-			p.Y.Min, p.Y.Max = ylo, yhi
-		}
+		p.X.Min, p.X.Max = 0, xhi
+		p.Y.Min, p.Y.Max = ylo, yhi
 	}
 	refLine := &plotter.Line{LineStyle: draw.LineStyle{Color: refColor, Width: vg.Points(1)}}
 	f.addLegend("its reference", refLine)
 	f.addLegend("deficit epochs", &plotter.Polygon{Color: deficitShade})
 	f.panels, f.cols = panels, min(4, len(panels))
 	f.w = vg.Length(min(4, len(panels)))*2.5*vg.Inch + 1.5*vg.Inch
-	f.caption = fmt.Sprintf("Lines: mean over n = %s seeds at the epochs every seed evaluated; bands: range over the seeds.", joinInts(intKeys(ns)))
+	f.caption = fmt.Sprintf("Lines: mean over n = %s seeds at the epochs every seed evaluated; bands: range over the seeds; grey: the reference the panel's Δ is paired with (vs).", joinInts(intKeys(ns)))
+	if shifted {
+		f.caption += "\nA reference with fewer epochs than its arm is drawn shifted right to end with it: the final epochs are the pair Δ compares."
+	}
 	return f, nil
 }
 
-func bandRange(b band, lo, hi float64) (float64, float64) {
+// bandRange widens the y range lo..hi and the largest x xhi to b's.
+func bandRange(b band, lo, hi, xhi float64) (float64, float64, float64) {
 	for i := range b.low {
-		lo, hi = min(lo, b.low[i].Y), max(hi, b.high[i].Y)
+		lo, hi, xhi = min(lo, b.low[i].Y), max(hi, b.high[i].Y), max(xhi, b.low[i].X)
 	}
-	return lo, hi
+	return lo, hi, xhi
+}
+
+// shift is the band moved by dx along x.
+func (b band) shift(dx float64) band {
+	var out band
+	for i := range b.mean {
+		out.mean = append(out.mean, plotter.XY{X: b.mean[i].X + dx, Y: b.mean[i].Y})
+		out.low = append(out.low, plotter.XY{X: b.low[i].X + dx, Y: b.low[i].Y})
+		out.high = append(out.high, plotter.XY{X: b.high[i].X + dx, Y: b.high[i].Y})
+	}
+	return out
 }
 
 // shade fills the epochs [x0, x1) over the panel's full height; it takes

@@ -69,16 +69,22 @@ func referenceRules(variant string) []referenceRule {
 // Removal point 0 and the baseline stand in for each other where the one
 // is missing. Removal point 0 and the baseline are their own references.
 func ReferenceFor(l Label, available func(Label) bool) (Label, string) {
+	ref, r := referenceOf(l, available)
+	return ref, r.why
+}
+
+// referenceOf is ReferenceFor with the rule that chose the reference.
+func referenceOf(l Label, available func(Label) bool) (Label, referenceRule) {
 	for _, r := range referenceRules(l.Variant) {
 		ref := Label{r.variant, r.point}
 		if r.samePoint {
 			ref.Point = l.Point
 		}
 		if available(ref) {
-			return ref, r.why
+			return ref, r
 		}
 	}
-	return Label{}, ""
+	return Label{}, referenceRule{}
 }
 
 // String names the label as reports do: "baseline", else variant@point.
