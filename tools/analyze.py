@@ -344,23 +344,55 @@ def warnings(runs: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------- plot
 
 
+def diff_panels(part: pd.DataFrame, sym: str) -> list[tuple[str, pd.DataFrame]]:
+    """A family's rows split by kind of reference, those at the same point first (critlab report's
+    diffPanels): one zero line per panel. A row that is its own reference (removal@0) anchors its
+    variant's line where that variant has other rows in its panel and is dropped elsewhere."""
+    kinds, self_rows = {}, []
+    for i, r in part.iterrows():
+        rv, rp = _ref_key(r["reference"])
+        if (rv, rp) == (r["variant"], r["point"]):
+            self_rows.append(i)
+            continue
+        same = (rv, None) in REFERENCE_RULES.get(r["variant"], DEFAULT_RULES) and rp == r["point"]
+        kinds.setdefault((not same, f"{rv} at the same {sym}" if same else r["reference"]), []).append(i)
+    for i in self_rows:
+        r = part.loc[i]
+        for (_, kind), rows in kinds.items():
+            if kind == r["reference"] and (part.loc[rows, "variant"] == r["variant"]).any():
+                rows.append(i)
+    order = sorted(kinds, key=lambda k: k[0])  # stable: same-point panels first
+    return [(kind, part.loc[sorted(kinds[(fixed, kind)], key=lambda i: (list(part.index).index(i)))])
+            for fixed, kind in order]
+
+
 def plot(tab: pd.DataFrame, out: str | None = None):
-    """The paired differences vs point: removal and its controls, windows and theirs (critlab report's
-    removal and window figures). Returns the figure; saves it to out (PNG/SVG by extension) when given."""
+    """The paired differences vs point: removal and its controls, windows and theirs, one panel per kind
+    of reference (critlab report's removal and window figures). Returns the figure; saves it to out
+    (PNG/SVG by extension) when given."""
     import matplotlib.pyplot as plt
-    fams = [("removal", "epoch T the deficit is removed", lambda v: v == "removal" or v.startswith("control-")),
-            ("window", "window onset (epoch)", lambda v: v.startswith("window"))]
-    fams = [f for f in fams if tab["variant"].map(f[2]).any()]
-    fig, axes = plt.subplots(1, max(1, len(fams)), figsize=(5.5 * max(1, len(fams)), 4), squeeze=False)
-    ns = sorted(set(int(n) for n in tab["diff_n"] if n > 0))
-    for ax, (title, xlabel, member) in zip(axes[0], fams):
+    fams = [("removal", "epoch T the deficit is removed", "T", lambda v: v == "removal" or v.startswith("control-")),
+            ("window", "window onset (epoch)", "S", lambda v: v.startswith("window"))]
+    panels = []
+    for title, xlabel, sym, member in fams:
         part = tab[tab["variant"].map(member) & (tab["diff_n"] > 0)]
-        span = max(1, part["point"].max() - part["point"].min())
-        for i, (variant, v) in enumerate(part.groupby("variant", sort=False)):
+        if len(part):
+            ps = diff_panels(part, sym)
+            for k, (kind, rows) in enumerate(ps):
+                name = f"Deficit {title}" if len(ps) == 1 else f"({'abcdefgh'[k]}) against {kind}"
+                panels.append((name, xlabel, part, rows, kind if len(ps) > 1 else None, title))
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4), squeeze=False)
+    ns = sorted(set(int(n) for n in tab["diff_n"] if n > 0))
+    colors = {v: f"C{i % 10}" for i, v in enumerate(dict.fromkeys(tab["variant"]))}
+    for ax, (title, xlabel, family, part, kind, main) in zip(axes[0], panels):
+        span = max(1, family["point"].max() - family["point"].min())
+        groups = sorted(part.groupby("variant", sort=False), key=lambda g: g[0] != main)  # the main variant first
+        for i, (variant, v) in enumerate(groups):
             v = v.sort_values("point")
             x = v["point"].to_numpy() + 0.035 * span * i
             y = 100 * v["diff_mean"].to_numpy()
-            line = ax.plot(x, y, marker="osD^v"[i % 5], ms=7, lw=1.5 if len(x) > 1 else 0, label=f"{variant} (mean)")[0]
+            line = ax.plot(x, y, marker="osD^v"[i % 5], ms=7, lw=1.5 if variant == main and len(x) > 1 else 0,
+                           color=colors[variant], label=f"{variant} (mean)")[0]
             for xi, d in zip(x, v["diff_by_seed"]):
                 ds = [100 * float(t) for t in d.split()]
                 ax.plot([xi] * len(ds), ds, "o", mfc="none", ms=4, color=line.get_color())
@@ -370,16 +402,17 @@ def plot(tab: pd.DataFrame, out: str | None = None):
                                                 100 * v["diff_high"].to_numpy()[ci] - y[ci]],
                             fmt="none", capsize=3, color=line.get_color())
         refs = ", ".join(sorted(set(part["reference"])))
-        ax.axhline(0, color="gray", ls="--", lw=1, label=f"reference ({refs})")
+        ax.axhline(0, color="gray", ls="--", lw=1, label=f"zero line: {kind}" if kind else f"reference ({refs})")
         ax.plot([], [], "o", mfc="none", color="black", ms=4, label="single seeds")
-        ax.set(title=f"Deficit {title}", xlabel=xlabel, ylabel="Δ final test accuracy (points)")
+        ax.set(title=title, xlabel=xlabel, ylabel="Δ final test accuracy (points)")
+        ax.set_xlim(family["point"].min() - 0.08 * span, family["point"].max() + 0.12 * span)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     n = "/".join(str(k) for k in ns)
     note = (f"no interval where n < {MIN_INTERVAL_N}" if ns and min(ns) < MIN_INTERVAL_N
             else f"bars: {100 * CONFIDENCE:.0f}% t-interval")
-    fig.text(0.01, 0.01, f"Δ = last-epoch test accuracy minus the reference run of the same seed; filled: mean over "
-                         f"n = {n} seeds; rings: single seeds; {note}.", fontsize=8)
+    fig.text(0.01, 0.01, f"Δ = last-epoch test accuracy minus the panel's reference run of the same seed (the zero "
+                         f"line); filled: mean over n = {n} seeds; rings: single seeds; {note}.", fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     if out:
         fig.savefig(out, dpi=200, bbox_inches="tight")
@@ -388,14 +421,15 @@ def plot(tab: pd.DataFrame, out: str | None = None):
 
 def plot_curves(rows: pl.DataFrame, tab: pd.DataFrame, out: str | None = None, value: str = "test_acc"):
     """One panel per (variant, point) but the trunk: the mean over seeds of value (evaluated epochs only)
-    with the range over seeds as a band, the reference's in grey, deficit epochs shaded; one colour per
+    with the range over seeds as a band, the reference's in grey (shifted to end with the arm where it is
+    shorter), deficit epochs shaded, one x and y scale; one colour per
     variant, legend outside the panels (critlab report's curves figure)."""
     import matplotlib.pyplot as plt
     df = rows.filter(pl.col(value).is_not_null()).to_pandas()
     arms = [(r["variant"], r["point"], r["reference"]) for r in tab.to_dict("records") if r["variant"] != "trunk"]
     cols = min(4, len(arms))
     nrows = (len(arms) + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols + 1.6, 2.3 * nrows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols + 1.6, 2.3 * nrows), squeeze=False, sharey=True, sharex=True)
     colors = {}
     for v in [a[0] for a in arms if a[0] != "baseline"]:
         colors.setdefault(v, f"C{len(colors) % 10}")
@@ -413,20 +447,24 @@ def plot_curves(rows: pl.DataFrame, tab: pd.DataFrame, out: str | None = None, v
         first = one[one["run_id"] == one["run_id"].iloc[0]]
         for e in first.loc[first["deficit"] != "none", "epoch"]:
             ax.axvspan(e, e + 1, color="0.85", lw=0)
-        if ref and ref != ("baseline" if v == "baseline" else f"{v}@{p}"):
-            rv, rp = _ref_key(ref)
-            m, lo, hi = band(rv, rp)
-            ax.fill_between(m.index + 1, 100 * lo, 100 * hi, color="0.5", alpha=0.25, lw=0)
-            handles["its reference"] = ax.plot(m.index + 1, 100 * m, color="0.45", lw=1)[0]
+        title = v if p < 0 else f"{v} at {p}"
         m, lo, hi = band(v, p)
+        if ref and ref != ("baseline" if v == "baseline" else f"{v}@{p}"):
+            title += f"\nvs {ref}"
+            rm, rlo, rhi = band(*_ref_key(ref))
+            # A shorter reference ends where the arm ends: the gap at the right edge is the paired Δ.
+            x = rm.index + 1 + max(0, m.index.max() - rm.index.max())
+            ax.fill_between(x, 100 * rlo, 100 * rhi, color="0.5", alpha=0.25, lw=0)
+            handles["its reference"] = ax.plot(x, 100 * rm, color="0.45", lw=1)[0]
         ax.fill_between(m.index + 1, 100 * lo, 100 * hi, color=colors[v], alpha=0.25, lw=0)
         handles.setdefault(v, ax.plot(m.index + 1, 100 * m, color=colors[v], lw=1.5)[0])
-        ax.set_title(v if p < 0 else f"{v} at {p}", fontsize=9)
-        ax.set_xlim(left=0)
+        ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(arms):]:
         ax.axis("off")
-    for ax in axes[-1]:
+    for ax in axes.flat[:len(arms)]:
+        ax.set_xlim(0, df["epoch"].max() + 1)
+        ax.tick_params(labelbottom=True)
         ax.set_xlabel("epochs trained")
     for ax in axes[:, 0]:
         ax.set_ylabel(value.replace("_", " ") + (" %" if value == "test_acc" else ""))
