@@ -337,6 +337,14 @@ type ortData struct {
 
 func (d *ortData) TrainSize() int { return d.ds.Train.N }
 
+func (d *ortData) Checksums() (train, test [32]byte) {
+	return d.ds.Train.ContentHash(), d.ds.Test.ContentHash()
+}
+
+func (t *ortTrainer) RuntimeInfo() (ortVersion, provider string) {
+	return t.rt.Version(), t.rt.Device().String()
+}
+
 // split returns the training split under a deficit (computed once per
 // split and deficit, then memoised by preprocessing).
 func (d *ortData) split(deficit string) (*preprocessing.Split, error) {

@@ -1,13 +1,15 @@
 package runs
 
 import (
-	"github.com/critlab/critlab/internal/pyenv"
-
+	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/critlab/critlab/internal/pyenv"
 )
 
 // python returns the interpreter with pyarrow, pandas and polars, or skips
@@ -48,9 +50,46 @@ func TestParquetRoundTrip(t *testing.T) {
 	}
 }
 
-// TestParquetPyarrow checks with pyarrow that the files have the types of
-// docs/design.md and that pandas and polars read them.
-func TestParquetPyarrow(t *testing.T) {
+// documentedSchemas reads the column tables of docs/parquet.md: for each
+// file, its columns in order as [name, type, nullable]; sweep.parquet's
+// start with metrics.parquet's.
+func documentedSchemas(t *testing.T) map[string][][3]any {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "parquet.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][][3]any{}
+	file := ""
+	for _, line := range strings.Split(string(doc), "\n") {
+		if name, ok := strings.CutPrefix(line, "## "); ok {
+			file = name
+			if file == SweepFile {
+				out[file] = append(out[file], out[MetricsFile]...)
+			}
+			continue
+		}
+		cells := strings.Split(line, "|")
+		if file == "" || len(cells) < 4 || strings.TrimSpace(cells[1]) == "column" || strings.HasPrefix(strings.TrimSpace(cells[1]), "---") {
+			continue
+		}
+		typ, opt := strings.CutSuffix(strings.TrimSpace(cells[2]), ", optional")
+		for _, name := range strings.Split(cells[1], ",") {
+			out[file] = append(out[file], [3]any{strings.TrimSpace(name), typ, opt})
+		}
+	}
+	for _, f := range []string{MetricsFile, FisherFile, SweepFile} {
+		if len(out[f]) == 0 {
+			t.Fatalf("docs/parquet.md: no column table for %s", f)
+		}
+	}
+	return out
+}
+
+// TestParquetSchemaDocumented checks with pyarrow that the files have the
+// columns, types and nullability docs/parquet.md lists, and that pandas
+// and polars read them.
+func TestParquetSchemaDocumented(t *testing.T) {
 	py := python(t)
 	dir := t.TempDir()
 	cfg := tiny()
@@ -64,30 +103,21 @@ func TestParquetPyarrow(t *testing.T) {
 	}
 	var sw []SweepRow
 	for _, r := range rows {
-		sw = append(sw, sweepRow(r, "demo", "removal", 1))
+		sw = append(sw, sweepRow(r, "demo", "removal", 1, cfg, "r", `{"critlab_version":"dev"}`))
 	}
 	if err := WriteSweep(filepath.Join(dir, SweepFile), sw, []byte("name: demo\n")); err != nil {
 		t.Fatal(err)
 	}
 	script := `
-import sys, pyarrow as pa, pyarrow.parquet as pq, pandas as pd, polars as pl
+import json, sys, pyarrow as pa, pyarrow.parquet as pq, pandas as pd, polars as pl
 d = sys.argv[1]
-metrics = [("run_id", pa.string()), ("model", pa.string()), ("dataset", pa.string()), ("seed", pa.int64()),
-    ("epoch", pa.int32()), ("deficit", pa.string()), ("deficit_start", pa.int32()), ("deficit_end", pa.int32()),
-    ("deficit_windows", pa.string()), ("lr", pa.float64()), ("train_loss", pa.float64()), ("train_acc", pa.float64()),
-    ("test_loss", pa.float64()), ("test_acc", pa.float64()), ("epoch_seconds", pa.float64()),
-    ("images_per_sec", pa.float64()), ("fisher_trace", pa.float64()), ("config_hash", pa.string())]
-want = {
-    "metrics.parquet": metrics,
-    "fisher.parquet": [("run_id", pa.string()), ("epoch", pa.int32()), ("layer", pa.string()), ("trace", pa.float64())],
-    "sweep.parquet": metrics + [("sweep", pa.string()), ("variant", pa.string()), ("point", pa.int32())],
-}
+types = {"string": pa.string(), "int64": pa.int64(), "int32": pa.int32(), "double": pa.float64(), "bool": pa.bool_()}
+want = json.loads(sys.argv[2])
 for name, cols in want.items():
     t = pq.read_table(f"{d}/{name}")
-    got = [(f.name, f.type) for f in t.schema]
-    assert got == cols, f"{name}: schema\n{t.schema}\nwant {cols}"
-    for f in t.schema:
-        assert f.nullable == (f.name in ("fisher_trace", "test_loss", "test_acc")), f"{name}: {f.name} nullable={f.nullable}"
+    got = [(f.name, f.type, f.nullable) for f in t.schema]
+    cols = [(c, types[ty], opt) for c, ty, opt in cols]
+    assert got == cols, f"{name}: schema\n{t.schema}\nwant (docs/parquet.md) {cols}"
     comp = pq.ParquetFile(f"{d}/{name}").metadata.row_group(0).column(0).compression
     assert comp in ("ZSTD", "SNAPPY"), comp
     assert len(pd.read_parquet(f"{d}/{name}")) == t.num_rows == len(pl.read_parquet(f"{d}/{name}"))
@@ -97,7 +127,11 @@ assert m.column("test_acc").to_pylist() == [None, 0.25]
 assert b"critlab.config" in m.schema.metadata and b"model: small" in m.schema.metadata[b"critlab.config"]
 print("ok")
 `
-	out, err := exec.Command(py, "-c", script, dir).CombinedOutput()
+	want, err := json.Marshal(documentedSchemas(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(py, "-c", script, dir, string(want)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok") {
 		t.Fatalf("pyarrow check: %v\n%s", err, out)
 	}

@@ -236,7 +236,8 @@ func labelRows(rows []MetricsRow, sweep string) []SweepRow {
 		case m.DeficitStart > 0:
 			variant, point = VariantWindow, int(m.DeficitStart)
 		}
-		out[i] = sweepRow(m, sweep, variant, point)
+		// Loose run directories: only the metrics columns are known.
+		out[i] = sweepRow(m, sweep, variant, point, Config{}, m.RunID, "")
 	}
 	return out
 }

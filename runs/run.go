@@ -247,6 +247,22 @@ type loop struct {
 	fisher   []FisherRow
 	// images counts the training images of the epochs trained here.
 	images int64
+	prov   Provenance
+}
+
+// writeMetrics writes metrics.parquet (and fisher.parquet when there are
+// estimates) with the config and the provenance as metadata.
+func (l *loop) writeMetrics() error {
+	meta := map[string]string{ConfigMetadataKey: string(l.cfg.YAML()), ProvenanceMetadataKey: l.prov.json()}
+	failpoint.Hit("metrics")
+	if err := writeParquet(filepath.Join(l.dir, MetricsFile), l.rows, meta); err != nil {
+		return err
+	}
+	if len(l.fisher) > 0 {
+		failpoint.Hit("fisher")
+		return writeParquet(filepath.Join(l.dir, FisherFile), l.fisher, meta)
+	}
+	return nil
 }
 
 func (l *loop) logf(format string, args ...any) {
@@ -263,6 +279,9 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 	}
 	defer l.tr.Close()
 
+	if l.prov, err = startProvenance(l.dir, cfg, l.tr, l.data, time.Now()); err != nil {
+		return nil, err
+	}
 	start, status, err := l.restore()
 	if err != nil {
 		return nil, err
@@ -290,9 +309,13 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 		if err := l.evaluate(ctx, last); err != nil {
 			return nil, err
 		}
-		if err := WriteMetrics(filepath.Join(l.dir, MetricsFile), l.rows, cfg); err != nil {
-			return nil, err
-		}
+	}
+	l.prov.End = time.Now().UTC().Format(time.RFC3339)
+	if err := l.writeMetrics(); err != nil {
+		return nil, err
+	}
+	if err := writeProvenance(l.dir, l.prov); err != nil {
+		return nil, err
 	}
 	failpoint.Hit("export")
 	if err := l.tr.Export(filepath.Join(l.dir, ModelFile)); err != nil {
@@ -320,15 +343,8 @@ func resolve(root, p string) string {
 // checkpoint.
 func (l *loop) endEpoch(epoch int, row MetricsRow) error {
 	l.rows = append(l.rows, row)
-	failpoint.Hit("metrics")
-	if err := WriteMetrics(filepath.Join(l.dir, MetricsFile), l.rows, l.cfg); err != nil {
+	if err := l.writeMetrics(); err != nil {
 		return err
-	}
-	if len(l.fisher) > 0 {
-		failpoint.Hit("fisher")
-		if err := WriteFisher(filepath.Join(l.dir, FisherFile), l.fisher, l.cfg); err != nil {
-			return err
-		}
 	}
 	l.log.Printf("epoch %d/%d deficit %s lr %.6g train loss %.4f acc %.4f %s %.1fs %.0f img/s",
 		epoch, l.cfg.Epochs, row.Deficit, row.LR, row.TrainLoss, row.TrainAcc, testColumns(row), row.EpochSeconds, row.ImagesPerSec)

@@ -47,10 +47,21 @@ func TestRunWritesRunDir(t *testing.T) {
 	if res.Status != runs.Trained || len(res.Rows) != cfg.Epochs {
 		t.Fatalf("status %s, %d rows", res.Status, len(res.Rows))
 	}
-	for _, f := range []string{"config.yaml", "metrics.parquet", "model.onnx", "log.txt", "checkpoints/latest.ckpt"} {
+	for _, f := range []string{"config.yaml", "run.json", "metrics.parquet", "model.onnx", "log.txt", "checkpoints/latest.ckpt"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+	prov, err := runs.ReadProvenance(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if prov.Critlab == "" || prov.Host != host || prov.Threads != 1 || prov.Start == "" || prov.End < prov.Start || prov.Attempts != 1 {
+		t.Errorf("run.json %+v", prov)
+	}
+	if meta, ok, err := runs.ParquetMetadata(filepath.Join(dir, "metrics.parquet"), runs.ProvenanceMetadataKey); err != nil || !ok || !strings.Contains(meta, `"end":"`+prov.End+`"`) {
+		t.Errorf("metrics.parquet provenance %q (%v, %v), want run.json's", meta, ok, err)
 	}
 	rows, err := runs.ReadMetrics(filepath.Join(dir, "metrics.parquet"))
 	if err != nil {

@@ -97,7 +97,7 @@ func clearRun(dir string) error {
 }
 
 // runFiles are the files a run writes beside its checkpoints.
-var runFiles = []string{ModelFile, MetricsFile, FisherFile, LogFile, ConfigFile}
+var runFiles = []string{ModelFile, MetricsFile, FisherFile, LogFile, ProvenanceFile, ConfigFile}
 
 // cleanTemps removes the temporary files of writes that a kill stopped
 // before their rename (see atomicfile).

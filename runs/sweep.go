@@ -269,17 +269,38 @@ func checkPlan(plan Plan, backend Backend) error {
 
 // sweepRows labels the rows of the finished runs, in plan order.
 func sweepRows(plan Plan, results map[string]*Result) []SweepRow {
+	configs := map[string]Config{}
+	for _, r := range plan.Runs {
+		configs[r.ID] = r.Config
+	}
 	var rows []SweepRow
 	for _, r := range plan.Runs {
 		res, ok := results[r.ID]
 		if !ok {
 			continue
 		}
+		prov := ""
+		if p, err := ReadProvenance(res.Dir); err == nil {
+			prov = p.json()
+		}
 		for _, l := range r.Labels {
 			for _, m := range res.Rows {
-				rows = append(rows, sweepRow(m, plan.Name, l.Variant, l.Point))
+				rows = append(rows, sweepRow(m, plan.Name, l.Variant, l.Point, r.Config, trainedBy(configs, r.ID, int(m.Epoch)), prov))
 			}
 		}
 	}
 	return rows
+}
+
+// trainedBy is the run of the sweep that trained epoch of run id: the run
+// itself, or for the epochs before a branch epoch the parent's (and so on
+// up the chain).
+func trainedBy(configs map[string]Config, id string, epoch int) string {
+	for {
+		cfg := configs[id]
+		if cfg.BranchFrom == "" || epoch >= cfg.BranchEpoch {
+			return id
+		}
+		id = filepath.Base(filepath.Clean(cfg.BranchFrom))
+	}
 }

@@ -337,6 +337,18 @@ func TestRunSweepControlsBranchMatchStraight(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// trained_by marks the copied epochs: each (trainer, epoch)
+				// pair is one epoch the backend trained.
+				trained := map[string]bool{}
+				for _, r := range rows {
+					trained[fmt.Sprintf("%s/%d", r.TrainedBy, r.Epoch)] = true
+					if !branch && r.TrainedBy != r.RunID {
+						t.Errorf("straight run %s epoch %d trained by %s", r.RunID, r.Epoch, r.TrainedBy)
+					}
+				}
+				if int64(len(trained))*8 != b.Steps.Load() {
+					t.Errorf("branch %v: %d distinct (trained_by, epoch), want %d", branch, len(trained), b.Steps.Load()/8)
+				}
 				out := map[string][]runs.MetricsRow{}
 				for _, r := range rows {
 					if r.Variant != runs.VariantTrunk {
@@ -381,6 +393,18 @@ func TestRunSweepBranchMatchesStraight(t *testing.T) {
 				rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
 				if err != nil {
 					t.Fatal(err)
+				}
+				// trained_by marks the copied epochs: each (trainer, epoch)
+				// pair is one epoch the backend trained.
+				trained := map[string]bool{}
+				for _, r := range rows {
+					trained[fmt.Sprintf("%s/%d", r.TrainedBy, r.Epoch)] = true
+					if !branch && r.TrainedBy != r.RunID {
+						t.Errorf("straight run %s epoch %d trained by %s", r.RunID, r.Epoch, r.TrainedBy)
+					}
+				}
+				if int64(len(trained))*8 != b.Steps.Load() {
+					t.Errorf("branch %v: %d distinct (trained_by, epoch), want %d", branch, len(trained), b.Steps.Load()/8)
 				}
 				out := map[string][]runs.MetricsRow{}
 				for _, r := range rows {
