@@ -82,20 +82,19 @@ type SweepRow struct {
 	// The run's settings, typed (the same for all rows of a run), and the
 	// run that trained the epoch: a branch's epochs before its branch
 	// epoch are copies of its parent's (see docs/parquet.md).
-	Width        float64 `parquet:"width"`
-	Subset       int32   `parquet:"subset"`
-	BatchSize    int32   `parquet:"batch_size"`
-	Optimizer    string  `parquet:"optimizer"`
-	Momentum     float64 `parquet:"momentum"`
-	WeightDecay  float64 `parquet:"weight_decay"`
-	LRInitial    float64 `parquet:"lr_initial"`
-	LRSchedule   string  `parquet:"lr_schedule"`
-	LRDecay      float64 `parquet:"lr_decay"`
-	LRStep       int32   `parquet:"lr_step"`
-	LRRestart    bool    `parquet:"lr_restart_at_deficit_end"`
-	DeficitKind  string  `parquet:"deficit_kind"`
-	TrainedBy    string  `parquet:"trained_by"`
-	Provenance   string  `parquet:"provenance"`
+	Width       float64 `parquet:"width"`
+	Subset      int32   `parquet:"subset"`
+	BatchSize   int32   `parquet:"batch_size"`
+	Optimizer   string  `parquet:"optimizer"`
+	Momentum    float64 `parquet:"momentum"`
+	WeightDecay float64 `parquet:"weight_decay"`
+	LRInitial   float64 `parquet:"lr_initial"`
+	LRSchedule  string  `parquet:"lr_schedule"`
+	LRDecay     float64 `parquet:"lr_decay"`
+	LRStep      int32   `parquet:"lr_step"`
+	LRRestart   bool    `parquet:"lr_restart_at_deficit_end"`
+	DeficitKind string  `parquet:"deficit_kind"`
+	TrainedBy   string  `parquet:"trained_by"`
 }
 
 // optimizerName names cfg's optimizer in sweep.parquet.
@@ -117,7 +116,7 @@ func (r SweepRow) Metrics() MetricsRow {
 	}
 }
 
-func sweepRow(m MetricsRow, sweep, variant string, point int, cfg Config, trainedBy, prov string) SweepRow {
+func sweepRow(m MetricsRow, sweep, variant string, point int, cfg Config, trainedBy string) SweepRow {
 	kind := "none"
 	if ws := cfg.sortedWindows(); len(ws) > 0 {
 		kind, _, _ = strings.Cut(ws[0].Deficit, ":")
@@ -126,7 +125,7 @@ func sweepRow(m MetricsRow, sweep, variant string, point int, cfg Config, traine
 		Width: cfg.Width, Subset: int32(cfg.TrainSubset), BatchSize: int32(cfg.BatchSize),
 		Optimizer: optimizerName(cfg), Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay,
 		LRInitial: cfg.LR, LRSchedule: cfg.LRSchedule, LRDecay: cfg.LRDecay, LRStep: int32(cfg.LRStep),
-		LRRestart: cfg.RestartAtDeficitEnd, DeficitKind: kind, TrainedBy: trainedBy, Provenance: prov,
+		LRRestart: cfg.RestartAtDeficitEnd, DeficitKind: kind, TrainedBy: trainedBy,
 		RunID: m.RunID, Model: m.Model, Dataset: m.Dataset, Seed: m.Seed, Epoch: m.Epoch,
 		Deficit: m.Deficit, DeficitStart: m.DeficitStart, DeficitEnd: m.DeficitEnd,
 		DeficitWindows: m.DeficitWindows, LR: m.LR, TrainLoss: m.TrainLoss, TrainAcc: m.TrainAcc,

@@ -103,7 +103,7 @@ func TestParquetSchemaDocumented(t *testing.T) {
 	}
 	var sw []SweepRow
 	for _, r := range rows {
-		sw = append(sw, sweepRow(r, "demo", "removal", 1, cfg, "r", `{"critlab_version":"dev"}`))
+		sw = append(sw, sweepRow(r, "demo", "removal", 1, cfg, "r"))
 	}
 	if err := WriteSweep(filepath.Join(dir, SweepFile), sw, []byte("name: demo\n")); err != nil {
 		t.Fatal(err)

@@ -237,7 +237,7 @@ func labelRows(rows []MetricsRow, sweep string) []SweepRow {
 			variant, point = VariantWindow, int(m.DeficitStart)
 		}
 		// Loose run directories: only the metrics columns are known.
-		out[i] = sweepRow(m, sweep, variant, point, Config{}, m.RunID, "")
+		out[i] = sweepRow(m, sweep, variant, point, Config{}, m.RunID)
 	}
 	return out
 }

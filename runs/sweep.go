@@ -279,13 +279,9 @@ func sweepRows(plan Plan, results map[string]*Result) []SweepRow {
 		if !ok {
 			continue
 		}
-		prov := ""
-		if p, err := ReadProvenance(res.Dir); err == nil {
-			prov = p.json()
-		}
 		for _, l := range r.Labels {
 			for _, m := range res.Rows {
-				rows = append(rows, sweepRow(m, plan.Name, l.Variant, l.Point, r.Config, trainedBy(configs, r.ID, int(m.Epoch)), prov))
+				rows = append(rows, sweepRow(m, plan.Name, l.Variant, l.Point, r.Config, trainedBy(configs, r.ID, int(m.Epoch))))
 			}
 		}
 	}
