@@ -12,8 +12,9 @@ import (
 )
 
 // Checkpoints are ONNX ModelProto files with no nodes: the training state
-// is the graph's initializers (parameters, momentum buffers `p.mom`, BatchNorm
-// statistics) and metadata_props carry the format tag, the step count and the
+// is the graph's initializers by name (parameters, optimizer state: SGD's
+// momentum buffers `p.mom` or Adam's `p.exp_avg`, `p.exp_avg_sq` and step
+// count `optimizer.step`; BatchNorm statistics) and metadata_props carry the format tag, the step count and the
 // caller's metadata, and the content checksum (checksum.go). The `onnx`
 // Python package reads them as they are.
 const (
@@ -24,7 +25,8 @@ const (
 )
 
 // Params returns a copy of the current training state by name: parameters,
-// optimizer state (`NAME.mom`) and BatchNorm running statistics.
+// optimizer state (`NAME.mom`, `NAME.exp_avg`, ...) and BatchNorm running
+// statistics.
 func (t *Trainer) Params() map[string][]float32 {
 	out := make(map[string][]float32, len(t.names))
 	for j, name := range t.names {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,9 +20,11 @@ import (
 // each model NAME (allcnn, resnet18, simplecnn at reduced width) the forward
 // graph NAME.onnx exported from PyTorch by tools/export_torch.py, and for
 // each optimizer variant NAME.VARIANT.ref.onnx holding the batches and what
-// PyTorch computed in K SGD steps on them (losses, correct counts, the
-// parameters, momentum buffers and BatchNorm running statistics after the
-// last step, an eval-mode loss). Remake them with
+// PyTorch computed in K optimizer steps on them (losses, correct counts, the
+// parameters, optimizer state and BatchNorm running statistics after the
+// last step, an eval-mode loss). The Adam and AdamW variants add warmup,
+// gradient clipping, a head param group and a frozen parameter. Remake them
+// with (--variants adds variants to the committed forward graphs)
 //
 //	/tmp/torchenv/bin/python tools/make_reference.py --check-ort
 const torchRefFormat = "critlab-torchref-1"
@@ -54,6 +57,7 @@ type torchRef struct {
 	steps   int
 	batch   int
 	lr      float32
+	lrs     []float32 // lr of each step (warmup)
 	options compiler.Options
 }
 
@@ -106,6 +110,50 @@ func loadTorchRef(t *testing.T, path string) *torchRef {
 		NoDecayOnBiasAndNorm: r.meta["decay_bias_bn"] != "true",
 		LabelSmoothing:       float32(num("label_smoothing")),
 	}
+	r.lrs = make([]float32, r.steps)
+	for k := range r.lrs {
+		r.lrs[k] = r.lr
+	}
+	if r.meta["optimizer"] == "" {
+		return r
+	}
+	// Adam variants: optimizer, warmup (lrs), clipping, groups, frozen.
+	if r.options.Optimizer, err = compiler.ParseOptimizer(r.meta["optimizer"]); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	r.options.GradClip = float32(num("grad_clip"))
+	r.options.Eps = float32(num("eps"))
+	if f := r.meta["freeze"]; f != "" {
+		r.options.Freeze = strings.Split(f, ",")
+	}
+	for _, g := range strings.Split(r.meta["groups"], ";") {
+		if g == "" {
+			continue
+		}
+		f := strings.Split(g, ":")
+		scale, err1 := strconv.ParseFloat(f[1], 32)
+		wd, err2 := strconv.ParseFloat(f[2], 32)
+		if len(f) != 3 || err1 != nil || err2 != nil {
+			t.Fatalf("%s: group %q: want PATTERN:LR_SCALE:WEIGHT_DECAY", path, g)
+		}
+		wd32 := float32(wd)
+		r.options.Groups = append(r.options.Groups, compiler.ParamGroup{Match: f[0], LRScale: float32(scale), WeightDecay: &wd32})
+	}
+	// PyTorch's LinearLR(start_factor 1/(W+1), total_iters W), one step
+	// per epoch, must be the warmup critlab documents: lr·min(e+1, W+1)/(W+1).
+	warm := num("warmup_epochs")
+	lrs := strings.Split(r.meta["lrs"], ",")
+	if len(lrs) != r.steps {
+		t.Fatalf("%s: %d lrs for %d steps", path, len(lrs), r.steps)
+	}
+	for k, s := range lrs {
+		v, err := strconv.ParseFloat(s, 64)
+		want := num("lr") * min(float64(k+1), warm+1) / (warm + 1)
+		if err != nil || math.Abs(v-want) > 1e-12*want {
+			t.Fatalf("%s: step %d: PyTorch lr %s, want warmup lr %v", path, k+1, s, want)
+		}
+		r.lrs[k] = float32(v)
+	}
 	return r
 }
 
@@ -131,7 +179,7 @@ func isRefScalarOrInput(name string) bool {
 
 func stateClass(name string) string {
 	switch {
-	case strings.HasSuffix(name, ".mom"):
+	case strings.HasSuffix(name, ".mom"), strings.HasSuffix(name, ".exp_avg"), strings.HasSuffix(name, ".exp_avg_sq"), name == compiler.StepCount:
 		return "mom"
 	case strings.HasSuffix(name, "running_mean"), strings.HasSuffix(name, "running_var"):
 		return "stats"
@@ -178,13 +226,19 @@ func checkTorchRef(t *testing.T, rt *harness.Runtime, path string) {
 		t.Fatalf("NewTrainer(%+v): %v", ref.options, err)
 	}
 	defer tr.Close()
+	initial := map[string][]float32{}
+	for _, x := range forward.GetGraph().GetInitializer() {
+		if v, err := graph.Floats(x); err == nil {
+			initial[x.GetName()] = v
+		}
+	}
 
 	for k := 1; k <= ref.steps; k++ {
 		images, labels := ref.floats[fmt.Sprintf("images_%d", k)], ref.int64s[fmt.Sprintf("labels_%d", k)]
 		if images == nil || labels == nil {
 			t.Fatalf("fixture lacks images_%d or labels_%d", k, k)
 		}
-		loss, correct, err := tr.Step(images, labels, ref.lr)
+		loss, correct, err := tr.Step(images, labels, ref.lrs[k-1])
 		if err != nil {
 			t.Fatalf("step %d: %v", k, err)
 		}
@@ -213,6 +267,12 @@ func checkTorchRef(t *testing.T, rt *harness.Runtime, path string) {
 		want := ref.floats[name]
 		class := stateClass(name)
 		g, ok := got[name]
+		if !ok && slices.ContainsFunc(ref.options.Freeze, func(p string) bool { m, _ := filepath.Match(p, name); return m }) {
+			if !slices.Equal(want, initial[name]) {
+				t.Errorf("%s: frozen, yet PyTorch changed it", name)
+			}
+			continue
+		}
 		if !ok {
 			t.Errorf("%s (%s): not in the trainer's state", name, class)
 			continue

@@ -17,6 +17,8 @@ initializers are the tensors, its metadata_props the hyperparameters:
   S         float32            every BatchNorm running_mean / running_var after it
   P.mom     float32            the SGD momentum buffer of P after the last step
                                (absent when momentum is 0: PyTorch keeps none)
+  P.exp_avg, P.exp_avg_sq      Adam/AdamW: the moments of P after the last step
+  optimizer.step float32 [1]   Adam/AdamW: the step count
   eval_loss float32 []         after the last step, the eval-mode loss (running
   eval_correct int64 []        statistics, no label smoothing) and correct count
                                on images_1
@@ -25,7 +27,14 @@ initializers are the tensors, its metadata_props the hyperparameters:
   image_size, batch_size, steps, lr, momentum, nesterov (true/false),
   weight_decay, decay_bias_bn (true: PyTorch's default, decay on every
   parameter), label_smoothing, dropout, seed, torch, and the float32 noise
-  floor f32err_{loss,params,mom,stats} (see below; loss includes eval_loss).
+  floor f32err_{loss,params,mom,stats} (see below; loss includes eval_loss;
+  mom covers the Adam moments). Adam variants add optimizer (adam, adamw), eps,
+  warmup_epochs W (every step counts as an epoch: torch's LinearLR with
+  start_factor 1/(W+1) over W steps), grad_clip (clip_grad_norm_ before each
+  step, 0: none), groups ("PATTERN:LR_SCALE:WEIGHT_DECAY;...", torch param
+  groups in front of the default one), freeze (comma-separated patterns of
+  parameters not trained) and lrs (the default group's lr at each step,
+  comma-separated, as PyTorch's scheduler set it).
 
 PyTorch runs the model in train mode (BatchNorm uses batch statistics and
 updates running ones with momentum 0.1, i.e. ONNX momentum 0.9, unbiased
@@ -52,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import fnmatch
 import os
 import sys
 
@@ -73,7 +83,7 @@ IMAGE_SIZE = 16  # small images keep the fixtures small; every model is size-agn
 MODELS = {
     "allcnn": (0.125, 13, ("sgd", "nesterov")),       # channels 12,12,24,...,24,10
     "resnet18": (0.0625, 17, ("sgd", "nesterov")),    # stages 4,8,16,32 channels
-    "simplecnn": (0.25, 20, ("sgd", "nesterov", "momentum")),
+    "simplecnn": (0.25, 20, ("sgd", "nesterov", "momentum", "adam", "adamw")),
 }
 
 VARIANTS = {
@@ -83,7 +93,43 @@ VARIANTS = {
     "nesterov": dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.1, steps=3),
     # heavy-ball momentum with weight decay, three different batches
     "momentum": dict(lr=0.05, momentum=0.9, nesterov=False, weight_decay=1e-3, label_smoothing=0.0, steps=3),
+    # Adam with L2 weight decay, three batches. conv3.bias feeds a BatchNorm, so its true gradient is 0
+    # and Adam would turn float32 rounding noise into lr-sized steps: it is frozen in the Adam variants.
+    "adam": dict(optimizer="adam", lr=0.01, momentum=0.0, nesterov=False, weight_decay=1e-3, label_smoothing=0.0, steps=3,
+                 freeze=("conv3.bias",)),
+    # AdamW fine-tuning recipe: warmup, clipping, a head group at 10x lr without decay; five batches.
+    # eps 1e-4: with the default 1e-8 a gradient at its rounding-noise level (fc1 has one, 1e-6 of
+    # the largest) moves its weight by a step that differs between PyTorch and ORT by 10x PyTorch's
+    # own float32 noise; a larger eps damps those and checks that eps is read.
+    "adamw": dict(optimizer="adamw", lr=0.002, eps=1e-4, momentum=0.0, nesterov=False, weight_decay=0.05, label_smoothing=0.1,
+                  steps=5, warmup_epochs=2, grad_clip=1.0, groups=(("fc2.*", 10.0, 0.0),), freeze=("conv3.bias",)),
 }
+
+
+def make_optimizer(model: nn.Module, hp: dict):
+    """The torch optimizer and per-step scheduler of a variant."""
+    kind = hp.get("optimizer", "sgd")
+    if kind == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"], dampening=0.0,
+                               nesterov=hp["nesterov"], weight_decay=hp["weight_decay"], foreach=False), None
+    for n, p in model.named_parameters():
+        if any(fnmatch.fnmatchcase(n, f) for f in hp.get("freeze", ())):
+            p.requires_grad_(False)
+    groups, rest = [], []
+    claimed = set(id(p) for p in model.parameters() if not p.requires_grad)
+    for pattern, scale, wd in hp.get("groups", ()):
+        ps = [p for n, p in model.named_parameters() if fnmatch.fnmatchcase(n, pattern) and id(p) not in claimed]
+        claimed.update(id(p) for p in ps)
+        groups.append({"params": ps, "lr": hp["lr"] * scale, "weight_decay": wd})
+    rest = [p for p in model.parameters() if id(p) not in claimed]
+    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    opt = cls([{"params": rest}] + groups, lr=hp["lr"], eps=hp.get("eps", 1e-8), weight_decay=hp["weight_decay"],
+              foreach=False)
+    sched = None
+    if hp.get("warmup_epochs"):
+        w = hp["warmup_epochs"]
+        sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / (w + 1), end_factor=1.0, total_iters=w)
+    return opt, sched
 
 
 def setup_torch() -> None:
@@ -122,31 +168,40 @@ def train(model: nn.Module, data, hp: dict, dtype: torch.dtype):
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.eval()  # identity, like the exported graph (see module doc)
-    opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"], dampening=0.0,
-                          nesterov=hp["nesterov"], weight_decay=hp["weight_decay"], foreach=False)
+    opt, sched = make_optimizer(model, hp)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=hp["label_smoothing"])
-    steps = []
+    steps, lrs = [], []
     for x, y in data:
         logits = model(x.to(dtype))
         loss = loss_fn(logits, y)
         correct = int((logits.argmax(dim=1) == y).sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if hp.get("grad_clip"):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), hp["grad_clip"], foreach=False)
+        lrs.append(opt.param_groups[0]["lr"])
         opt.step()
+        if sched is not None:
+            sched.step()
         steps.append((float(loss.detach()), correct))
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
     stats = {n: b.detach().clone() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))}
     mom = {}
     for n, p in model.named_parameters():
-        buf = opt.state.get(p, {}).get("momentum_buffer")
-        if buf is not None:
-            mom[n + ".mom"] = buf.detach().clone()
+        st = opt.state.get(p, {})
+        if st.get("momentum_buffer") is not None:
+            mom[n + ".mom"] = st["momentum_buffer"].detach().clone()
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in st:
+                mom[f"{n}.{key}"] = st[key].detach().clone()
+        if "step" in st:
+            mom["optimizer.step"] = st["step"].detach().reshape(1).clone()
     model.eval()
     with torch.no_grad():
         x, y = data[0]
         logits = model(x.to(dtype))
         ev = (float(nn.functional.cross_entropy(logits, y)), int((logits.argmax(dim=1) == y).sum()))
-    return steps, params, stats, mom, ev
+    return steps, params, stats, mom, ev, lrs
 
 
 def f32_error(a: dict, b: dict) -> float:
@@ -161,8 +216,8 @@ def f32_error(a: dict, b: dict) -> float:
 def make_ref(name: str, variant: str, model: nn.Module, width: float, classes: int, seed: int) -> onnx.ModelProto:
     hp = VARIANTS[variant]
     data = batches(seed, hp["steps"], classes)
-    steps, params, stats, mom, ev = train(model, data, hp, torch.float32)
-    steps64, params64, stats64, mom64, ev64 = train(model, data, hp, torch.float64)
+    steps, params, stats, mom, ev, lrs = train(model, data, hp, torch.float32)
+    steps64, params64, stats64, mom64, ev64, _ = train(model, data, hp, torch.float64)
 
     tensors = []
     for k, ((x, y), (loss, correct)) in enumerate(zip(data, steps), start=1):
@@ -202,6 +257,16 @@ def make_ref(name: str, variant: str, model: nn.Module, width: float, classes: i
         "f32err_stats": f"{f32_error(stats, stats64):.3g}",
         "f32err_mom": f"{f32_error(mom, mom64):.3g}" if mom else "0",
     }
+    if hp.get("optimizer", "sgd") != "sgd":
+        meta.update({
+            "optimizer": hp["optimizer"],
+            "eps": repr(hp.get("eps", 1e-8)),
+            "warmup_epochs": str(hp.get("warmup_epochs", 0)),
+            "grad_clip": repr(hp.get("grad_clip", 0.0)),
+            "groups": ";".join(f"{p}:{s!r}:{wd!r}" for p, s, wd in hp.get("groups", ())),
+            "freeze": ",".join(hp.get("freeze", ())),
+            "lrs": ",".join(repr(lr) for lr in lrs),
+        })
     graph = onnx.helper.make_graph([], f"{name}.{variant}.ref", [], [], initializer=tensors)
     ref = onnx.helper.make_model(graph, producer_name="critlab tools/make_reference.py",
                                  opset_imports=[onnx.helper.make_opsetid("", 17)])
@@ -234,6 +299,14 @@ def check_ort(model: nn.Module, path: str, classes: int, seed: int) -> None:
     print(f"  ORT forward matches PyTorch eval logits: max |diff| {err:.2g} (scale {scale:.3g})")
 
 
+def check_same_weights(model: nn.Module, path: str) -> None:
+    """Refuse to add fixtures to a forward graph made from other weights."""
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+    for n, v in model.state_dict().items():
+        if n in inits and not np.array_equal(inits[n], v.numpy()):
+            raise SystemExit(f"{path}: {n} differs from the model built now; remake every fixture (no --variants)")
+
+
 def main(argv: list[str] | None = None) -> int:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -241,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1, help="base seed (default 1)")
     p.add_argument("--only", nargs="*", choices=list(MODELS), help="make only these models")
     p.add_argument("--check-ort", action="store_true", help="compare ORT's forward logits with PyTorch's (needs onnxruntime)")
+    p.add_argument("--variants", nargs="*", choices=list(VARIANTS),
+                   help="make only these variants, keeping the committed forward graphs (checked to hold the same weights)")
     args = p.parse_args(argv)
     setup_torch()
     os.makedirs(args.out, exist_ok=True)
@@ -253,11 +328,16 @@ def main(argv: list[str] | None = None) -> int:
         model = export_torch.build_model(name, classes=classes, width=width, image_size=IMAGE_SIZE)
         randomise_bn(model, torch.Generator().manual_seed(seed + 1))
         fwd_path = os.path.join(args.out, f"{name}.onnx")
-        proto = export_torch.export_model(model, fwd_path, opset=opset, image_size=IMAGE_SIZE)
-        print(f"{fwd_path}: {export_torch.describe(proto)} [{os.path.getsize(fwd_path)} bytes]")
+        if args.variants:
+            check_same_weights(model, fwd_path)
+        else:
+            proto = export_torch.export_model(model, fwd_path, opset=opset, image_size=IMAGE_SIZE)
+            print(f"{fwd_path}: {export_torch.describe(proto)} [{os.path.getsize(fwd_path)} bytes]")
         if args.check_ort:
             check_ort(model, fwd_path, classes, seed)
         for v in variants:
+            if args.variants and v not in args.variants:
+                continue
             ref = make_ref(name, v, model, width, classes, seed + 10)
             path = os.path.join(args.out, f"{name}.{v}.ref.onnx")
             onnx.save(ref, path)

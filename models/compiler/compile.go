@@ -3,6 +3,7 @@ package compiler
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/critlab/critlab/models/graph"
 	pb "github.com/critlab/critlab/models/onnxpb"
@@ -28,13 +29,16 @@ type Tensor struct {
 	Dims []int64
 }
 
-// TrainGraph is one SGD step: inputs Params, States, Stats (in that order),
+// TrainGraph is one optimizer step: inputs Params, States, Stats (in that order),
 // then images, labels and lr; outputs the Next of each of them, then loss and
 // correct.
 type TrainGraph struct {
 	Model  *pb.ModelProto
 	Params []Tensor // trained parameters (float32)
-	States []Tensor // momentum buffers "p.mom", one per param when Momentum > 0
+	// States is the optimizer state: SGD's momentum buffers "p.mom" (when
+	// Momentum > 0), or Adam's "p.exp_avg" for every param, then
+	// "p.exp_avg_sq", then the step count StepCount ([1]).
+	States []Tensor
 	Stats  []Tensor // BatchNorm running means and variances
 	// Frozen lists the parameters left as initializers (Options.Freeze).
 	Frozen []string
@@ -103,7 +107,7 @@ type prepared struct {
 	init      map[string]*pb.TensorProto
 }
 
-var reservedNames = []string{Images, Labels, LR, Loss, Correct, Logits}
+var reservedNames = []string{Images, Labels, LR, Loss, Correct, Logits, StepCount, StepCount + ".next"}
 
 func prepare(forward *pb.ModelProto) (*prepared, error) {
 	if forward == nil || forward.Graph == nil {
@@ -240,7 +244,7 @@ func prepare(forward *pb.ModelProto) (*prepared, error) {
 		p.params = append(p.params, name)
 	}
 	for _, s := range p.params {
-		for _, suffix := range []string{".next", ".mom", ".mom.next"} {
+		for _, suffix := range allStateSuffixes {
 			if used[s+suffix] {
 				return nil, fmt.Errorf("%w: value name %q clashes with the compiler's names for parameter %q", ErrUnsupported, s+suffix, s)
 			}
@@ -414,6 +418,11 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 			trained = append(trained, n)
 		}
 	}
+	for _, g := range opts.Groups {
+		if one := (Options{Freeze: []string{g.Match}}); !slices.ContainsFunc(trained, one.frozen) {
+			return nil, fmt.Errorf("compile options: param group %q matches no trained parameter (parameters: %s)", g.Match, strings.Join(trained, ", "))
+		}
+	}
 	g := p.g
 	nodes := g.Node
 	b := graph.Wrap(g)
@@ -421,10 +430,11 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 		b.Reserve(n)
 	}
 	for _, n := range p.params {
-		for _, suffix := range []string{".next", ".mom", ".mom.next", ".grad"} {
+		for _, suffix := range allStateSuffixes {
 			b.Reserve(n + suffix)
 		}
 	}
+
 	for _, n := range p.stats {
 		b.Reserve(n + ".next")
 	}
@@ -450,25 +460,17 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 		next = ".grad"
 	}
 	tg := &TrainGraph{Params: tensorsOf(p, trained, next), Stats: tensorsOf(p, p.stats, ".next"), Frozen: frozen, ImageDims: p.imageDims}
-	if opts.Momentum != 0 && !gradOnly {
-		tg.States = make([]Tensor, len(tg.Params))
-		for i, t := range tg.Params {
-			tg.States[i] = Tensor{Name: t.Name + ".mom", Next: t.Name + ".mom.next", Dims: t.Dims}
-		}
-	}
-	for i, t := range tg.Params {
-		switch {
-		case gradOnly && grads[t.Name] == "":
-			b.NodeNamed("Mul", []string{t.Name, e.f32(0)}, []string{t.Next})
-		case gradOnly:
-			b.NodeNamed("Identity", []string{grads[t.Name]}, []string{t.Next})
-		default:
-			mom := ""
-			if tg.States != nil {
-				mom = tg.States[i].Name
+	if gradOnly {
+		for _, t := range tg.Params {
+			if grads[t.Name] == "" {
+				b.NodeNamed("Mul", []string{t.Name, e.f32(0)}, []string{t.Next})
+			} else {
+				b.NodeNamed("Identity", []string{grads[t.Name]}, []string{t.Next})
 			}
-			sgdUpdate(e, opts, t, mom, grads[t.Name])
 		}
+	} else {
+		tg.States = optimizerStates(opts, tg.Params)
+		optimize(e, opts, tg.Params, grads)
 	}
 	// Running statistics without an update (BatchNorm nodes not executed in
 	// training form) pass through.

@@ -180,6 +180,10 @@ func TestOptionsValidate(t *testing.T) {
 	for _, o := range []Options{
 		{LabelSmoothing: 1}, {LabelSmoothing: -0.1}, {Momentum: 1}, {Nesterov: true},
 		{WeightDecay: -1}, {Freeze: []string{"["}},
+		{Optimizer: AdamW, Momentum: 0.9}, {Optimizer: Adam, Nesterov: true}, {Optimizer: 7},
+		{Optimizer: Adam, Beta1: 1}, {Optimizer: Adam, Beta2: -0.5}, {Optimizer: Adam, Eps: -1}, {GradClip: -1},
+		{Groups: []ParamGroup{{Match: "fc.*"}}}, {Groups: []ParamGroup{{Match: "[", LRScale: 1}}},
+		{Groups: []ParamGroup{{Match: "fc.*", LRScale: 1, WeightDecay: new(float32(-1))}}},
 	} {
 		if o.Validate() == nil {
 			t.Errorf("%+v: no error", o)
@@ -190,6 +194,33 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := CompileTrain(tinyNet(t), Options{Freeze: []string{"nope.*"}}); err == nil {
 		t.Error("freeze pattern matching nothing accepted")
+	}
+	if _, err := CompileTrain(tinyNet(t), Options{Freeze: []string{"fc.*"}, Groups: []ParamGroup{{Match: "fc.*", LRScale: 10}}}); err == nil {
+		t.Error("param group matching only frozen parameters accepted")
+	}
+}
+
+// TestAdamStates checks the state tensors of Adam graphs: both moments of
+// every trained parameter, then the step count, each with its .next output.
+func TestAdamStates(t *testing.T) {
+	tg, err := CompileTrain(tinyNet(t), Options{Optimizer: AdamW, WeightDecay: 0.01, GradClip: 1, Freeze: []string{"c2.*", "c1.*", "bn.*"},
+		Groups: []ParamGroup{{Match: "fc.b", LRScale: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"fc.w.exp_avg", "fc.b.exp_avg", "fc.w.exp_avg_sq", "fc.b.exp_avg_sq", StepCount}
+	var got []string
+	for _, s := range tg.States {
+		got = append(got, s.Name)
+		if s.Next != s.Name+".next" {
+			t.Errorf("%s: next %q", s.Name, s.Next)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("states %v, want %v", got, want)
+	}
+	if d := tg.States[len(tg.States)-1].Dims; !slices.Equal(d, []int64{1}) {
+		t.Errorf("step count dims %v, want [1]", d)
 	}
 }
 
@@ -221,8 +252,12 @@ func TestOnnxChecker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	adam, err := CompileTrain(m, Options{Optimizer: AdamW, WeightDecay: 0.01, GradClip: 1, Groups: []ParamGroup{{Match: "fc.*", LRScale: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var files []string
-	for name, mm := range map[string]*pb.ModelProto{"train": tg.Model, "eval": eg.Model} {
+	for name, mm := range map[string]*pb.ModelProto{"train": tg.Model, "eval": eg.Model, "adamw": adam.Model} {
 		f := filepath.Join(dir, name+".onnx")
 		if err := graph.Save(f, mm); err != nil {
 			t.Fatal(err)

@@ -45,30 +45,3 @@ func lossOut(e *emitter, logits, labels string, eps float32, grad bool) string {
 	p := e.op("Exp", []string{logp})
 	return e.div(e.sub(p, target), e.sizeF(labels))
 }
-
-// sgdUpdate emits p.next (and p.mom.next when mom is set) from gradient
-// grad with PyTorch's SGD semantics. A parameter no gradient reaches is left
-// unchanged, as torch.optim.SGD skips parameters whose grad is None.
-func sgdUpdate(e *emitter, o Options, t Tensor, mom, grad string) {
-	if grad == "" {
-		e.b.NodeNamed("Identity", []string{t.Name}, []string{t.Next})
-		if mom != "" {
-			e.b.NodeNamed("Identity", []string{mom}, []string{mom + ".next"})
-		}
-		return
-	}
-	g := grad
-	if o.WeightDecay != 0 && !(o.NoDecayOnBiasAndNorm && len(t.Dims) <= 1) {
-		g = e.add(g, e.scale(t.Name, o.WeightDecay))
-	}
-	upd := g
-	if mom != "" {
-		buf := mom + ".next"
-		e.b.NodeNamed("Add", []string{e.scale(mom, o.Momentum), g}, []string{buf})
-		upd = buf
-		if o.Nesterov {
-			upd = e.add(g, e.scale(buf, o.Momentum))
-		}
-	}
-	e.b.NodeNamed("Sub", []string{t.Name, e.mul(upd, LR)}, []string{t.Next})
-}
