@@ -14,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/critlab/critlab/harness"
-	"github.com/critlab/critlab/models/compiler"
 	"github.com/critlab/critlab/models/graph"
 	pb "github.com/critlab/critlab/models/onnxpb"
 	"github.com/critlab/critlab/models/zoo"
@@ -265,14 +264,7 @@ func (b *ortBackend) Open(ctx context.Context, cfg Config) (Trainer, Data, error
 	}
 	tr, err := harness.NewTrainer(rt, forward, harness.TrainerOptions{
 		BatchSize: cfg.BatchSize,
-		Compile: compiler.Options{
-			LabelSmoothing:       float32(cfg.LabelSmoothing),
-			Momentum:             float32(cfg.Momentum),
-			Nesterov:             cfg.Nesterov,
-			WeightDecay:          float32(cfg.WeightDecay),
-			NoDecayOnBiasAndNorm: cfg.NoDecayOnBiasAndNorm,
-			Freeze:               cfg.Freeze,
-		},
+		Compile:   cfg.CompileOptions(),
 	})
 	if err != nil {
 		rt.Close()

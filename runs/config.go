@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/models/compiler"
 	"gopkg.in/yaml.v3"
 )
 
@@ -63,6 +64,21 @@ type Config struct {
 	NoDecayOnBiasAndNorm bool `yaml:"no_decay_bias_norm"`
 	// LabelSmoothing is torch.nn.CrossEntropyLoss's label_smoothing.
 	LabelSmoothing float64 `yaml:"label_smoothing"`
+	// Optimizer is sgd (the zero value ""), adam or adamw, with PyTorch's
+	// semantics; Adam's betas and eps are PyTorch's defaults (0.9, 0.999,
+	// 1e-8) and momentum and nesterov apply to SGD only. weight_decay is
+	// L2 for sgd and adam, decoupled for adamw.
+	Optimizer string `yaml:"optimizer,omitempty"`
+	// WarmupEpochs ramps the learning rate of any schedule up linearly
+	// over the first W epochs: epoch e < W trains at (e+1)/(W+1) of it.
+	WarmupEpochs int `yaml:"warmup_epochs,omitempty"`
+	// GradClip, when positive, clips the gradients to this global L2 norm
+	// before each step (torch.nn.utils.clip_grad_norm_).
+	GradClip float64 `yaml:"grad_clip,omitempty"`
+	// ParamGroups give parameters matching a pattern their own lr factor
+	// and weight decay (a fine-tuned head beside the backbone); the first
+	// matching group applies.
+	ParamGroups []ParamGroup `yaml:"param_groups,omitempty"`
 
 	// Seed drives initialisation, shuffling, augmentation and deficits;
 	// every random choice is a function of (seed, epoch, sample).
@@ -124,6 +140,17 @@ type Config struct {
 	// relative to the sweep directory (see InitFrom).
 	BranchFrom  string `yaml:"branch_from"`
 	BranchEpoch int    `yaml:"branch_epoch"`
+}
+
+// ParamGroup is one entry of param_groups.
+type ParamGroup struct {
+	// Match is a path.Match glob over parameter names, e.g. "fc.*".
+	Match string `yaml:"match"`
+	// LRScale multiplies the learning rate of the group; unset means 1.
+	LRScale *float64 `yaml:"lr_scale,omitempty"`
+	// WeightDecay replaces weight_decay for the group when set
+	// (no_decay_bias_norm still exempts its biases and norms).
+	WeightDecay *float64 `yaml:"weight_decay,omitempty"`
 }
 
 // Window is a deficit applied during epochs [Start, End).
@@ -207,7 +234,7 @@ func ParseConfig(data []byte, base Config) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	// Lists replace rather than extend the base's lists.
-	cfg.Deficits, cfg.Freeze, cfg.KeepCheckpoints = nil, nil, nil
+	cfg.Deficits, cfg.Freeze, cfg.KeepCheckpoints, cfg.ParamGroups = nil, nil, nil, nil
 	if err := dec.Decode(&cfg); err != nil {
 		return base, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
@@ -220,6 +247,9 @@ func ParseConfig(data []byte, base Config) (Config, error) {
 	if !mentions(data, "keep_checkpoints") {
 		cfg.KeepCheckpoints = base.KeepCheckpoints
 	}
+	if !mentions(data, "param_groups") {
+		cfg.ParamGroups = base.ParamGroups
+	}
 	// Empty lists are nil, so that a config survives a YAML round trip.
 	if len(cfg.Deficits) == 0 {
 		cfg.Deficits = nil
@@ -229,6 +259,9 @@ func ParseConfig(data []byte, base Config) (Config, error) {
 	}
 	if len(cfg.KeepCheckpoints) == 0 {
 		cfg.KeepCheckpoints = nil
+	}
+	if len(cfg.ParamGroups) == 0 {
+		cfg.ParamGroups = nil
 	}
 	return cfg, nil
 }
@@ -299,6 +332,10 @@ func (c Config) Validate() error {
 		return bad("weight_decay %v must be >= 0", c.WeightDecay)
 	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1):
 		return bad("label_smoothing %v must be in [0, 1)", c.LabelSmoothing)
+	case c.WarmupEpochs < 0:
+		return bad("warmup_epochs %d is negative", c.WarmupEpochs)
+	case !(c.GradClip >= 0) || math.IsInf(c.GradClip, 0):
+		return bad("grad_clip %v must be >= 0 (0: no clipping)", c.GradClip)
 	case c.Threads < 0:
 		return bad("threads %d is negative (0 means one per core)", c.Threads)
 	case c.Workers < 0:
@@ -318,6 +355,26 @@ func (c Config) Validate() error {
 	}
 	if err := c.validateWindows(); err != nil {
 		return bad("%v", err)
+	}
+	opt, err := compiler.ParseOptimizer(c.Optimizer)
+	if err != nil {
+		return bad("%v", err)
+	}
+	// Momentum keeps its SGD default under Adam; any other value would be
+	// silently unused.
+	if opt != compiler.SGD && (c.Nesterov || (c.Momentum != 0 && c.Momentum != Default().Momentum)) {
+		return bad("momentum %v and nesterov are SGD's; optimizer %s uses PyTorch's betas (0.9, 0.999): remove them", c.Momentum, opt)
+	}
+	for i, g := range c.ParamGroups {
+		if _, err := path.Match(g.Match, ""); err != nil || g.Match == "" {
+			return bad("param_groups[%d]: match %q must be a glob over parameter names such as \"fc.*\"", i, g.Match)
+		}
+		if s := g.LRScale; s != nil && !(*s > 0 && !math.IsInf(*s, 0)) {
+			return bad("param_groups[%d] %s: lr_scale %v must be positive (use freeze not to train)", i, g.Match, *s)
+		}
+		if wd := g.WeightDecay; wd != nil && !(*wd >= 0 && !math.IsInf(*wd, 0)) {
+			return bad("param_groups[%d] %s: weight_decay %v must be >= 0", i, g.Match, *wd)
+		}
 	}
 	for _, p := range c.Freeze {
 		if _, err := path.Match(p, ""); err != nil {
@@ -421,4 +478,32 @@ func ParseEpochs(s string) (start, end int, err error) {
 		return 0, 0, fmt.Errorf("%w: deficit epochs %q: want start:end, e.g. 0:40", ErrInvalidConfig, s)
 	}
 	return start, end, nil
+}
+
+// CompileOptions are the loss and optimizer settings of the config as the
+// compiler takes them.
+func (c Config) CompileOptions() compiler.Options {
+	opt, _ := compiler.ParseOptimizer(c.Optimizer) // checked by Validate
+	o := compiler.Options{
+		Optimizer:            opt,
+		LabelSmoothing:       float32(c.LabelSmoothing),
+		WeightDecay:          float32(c.WeightDecay),
+		NoDecayOnBiasAndNorm: c.NoDecayOnBiasAndNorm,
+		GradClip:             float32(c.GradClip),
+		Freeze:               c.Freeze,
+	}
+	if opt == compiler.SGD {
+		o.Momentum, o.Nesterov = float32(c.Momentum), c.Nesterov
+	}
+	for _, g := range c.ParamGroups {
+		pg := compiler.ParamGroup{Match: g.Match, LRScale: 1}
+		if g.LRScale != nil {
+			pg.LRScale = float32(*g.LRScale)
+		}
+		if g.WeightDecay != nil {
+			pg.WeightDecay = new(float32(*g.WeightDecay))
+		}
+		o.Groups = append(o.Groups, pg)
+	}
+	return o
 }

@@ -51,6 +51,16 @@ func TestValidate(t *testing.T) {
 		{"branch half", func(c *Config) { c.BranchFrom = "x" }, "branch_from and branch_epoch go together"},
 		{"branch epoch", func(c *Config) { c.BranchFrom, c.BranchEpoch = "x", 11 }, "branch_epoch 11 must be in [1, 10]"},
 		{"model", func(c *Config) { c.Model = " " }, "model is empty"},
+		{"adamw", func(c *Config) { c.Optimizer, c.WarmupEpochs, c.GradClip = "adamw", 2, 1 }, ""},
+		{"optimizer", func(c *Config) { c.Optimizer = "lion" }, `optimizer "lion"`},
+		{"adam momentum", func(c *Config) { c.Optimizer, c.Momentum = "adam", 0.95 }, "momentum 0.95 and nesterov are SGD's"},
+		{"adam nesterov", func(c *Config) { c.Optimizer, c.Nesterov = "adam", true }, "are SGD's"},
+		{"warmup", func(c *Config) { c.WarmupEpochs = -1 }, "warmup_epochs -1"},
+		{"grad clip", func(c *Config) { c.GradClip = math.NaN() }, "grad_clip"},
+		{"group", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(10.0), WeightDecay: new(0.0)}} }, ""},
+		{"group match", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "["}} }, "param_groups[0]: match"},
+		{"group scale", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(0.0)}} }, "lr_scale 0 must be positive"},
+		{"group decay", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", WeightDecay: new(-1.0)}} }, "weight_decay -1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,6 +142,8 @@ func TestConfigRoundTripAndHash(t *testing.T) {
 	c.Freeze = []string{"conv.*"}
 	c.InitFrom = "x"
 	c.KeepCheckpoints = []int{2, 4}
+	c.Optimizer, c.WarmupEpochs, c.GradClip = "adamw", 2, 1.5
+	c.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(10.0), WeightDecay: new(0.0)}, {Match: "conv1.*"}}
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	if err := os.WriteFile(path, c.YAML(), 0o644); err != nil {
 		t.Fatal(err)
@@ -187,6 +199,8 @@ func TestLearningRate(t *testing.T) {
 		{"cosine restart", func(c *Config) {
 			c.LRSchedule, c.RestartAtDeficitEnd, c.Deficits = "cosine", true, []Window{{"blur", 0, 4}}
 		}, map[int]float64{4: 0.1, 7: 0.05}},
+		{"warmup constant", func(c *Config) { c.LRSchedule, c.WarmupEpochs = "", 3 }, map[int]float64{0: 0.025, 1: 0.05, 2: 0.075, 3: 0.1, 9: 0.1}},
+		{"warmup exp", func(c *Config) { c.LRSchedule, c.LRDecay, c.WarmupEpochs = "exp", 0, 1 }, map[int]float64{0: 0.05, 1: 0.097}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

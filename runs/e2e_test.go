@@ -156,8 +156,18 @@ func (t *killTrainer) Step(x []float32, y []int64, lr float32) (float32, int64, 
 
 func TestE2EKilledRunResumesExactly(t *testing.T) {
 	backend := ortBackendOrSkip(t)
-	cfg := e2eConfig()
-	cfg.Threads = 2
+	sgd := e2eConfig()
+	sgd.Threads = 2
+	// AdamW's moments and step count must come back from the checkpoint.
+	adamw := sgd
+	adamw.Optimizer, adamw.Momentum, adamw.LR, adamw.WarmupEpochs, adamw.GradClip = "adamw", 0, 0.002, 2, 1
+	adamw.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(10.0), WeightDecay: new(0.0)}}
+	for name, cfg := range map[string]Config{"sgd": sgd, "adamw": adamw} {
+		t.Run(name, func(t *testing.T) { killAndResume(t, backend, cfg) })
+	}
+}
+
+func killAndResume(t *testing.T, backend Backend, cfg Config) {
 	straight, err := Run(context.Background(), cfg, filepath.Join(t.TempDir(), "straight"), Options{Backend: backend})
 	if err != nil {
 		t.Fatal(err)

@@ -509,7 +509,7 @@ func BranchCompatible(parent, child Config, epoch int) error {
 	trunk := func(c Config) Config {
 		c.Epochs, c.Deficits, c.KeepCheckpoints = 0, nil, nil
 		c.BranchFrom, c.BranchEpoch, c.Fisher = "", 0, FisherConfig{}
-		c.RestartAtDeficitEnd, c.LRSchedule, c.LRDecay, c.LRStep = false, "", 0, 0
+		c.RestartAtDeficitEnd, c.LRSchedule, c.LRDecay, c.LRStep, c.WarmupEpochs = false, "", 0, 0, 0
 		c.Device = ""
 		return c
 	}

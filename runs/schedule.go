@@ -11,8 +11,18 @@ import "math"
 //
 // where t counts epochs from 0, or, with RestartAtDeficitEnd, from the end
 // of the last deficit window that ended at or before the epoch (and T is
-// then the number of epochs after it).
+// then the number of epochs after it). With WarmupEpochs W, epochs e < W
+// train at (e+1)/(W+1) of that: PyTorch's LinearLR(start_factor=1/(W+1),
+// total_iters=W) chained with the schedule.
 func (c Config) LearningRate(epoch int) float64 {
+	lr := c.scheduled(epoch)
+	if epoch < c.WarmupEpochs {
+		lr *= float64(epoch+1) / float64(c.WarmupEpochs+1)
+	}
+	return lr
+}
+
+func (c Config) scheduled(epoch int) float64 {
 	t, span := epoch, c.Epochs
 	if c.RestartAtDeficitEnd {
 		for _, w := range c.Deficits {

@@ -54,6 +54,9 @@ func configFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "weight-decay", Aliases: []string{"wd"}, Usage: "L2 weight decay (default 5e-4)"},
 		&cli.BoolFlag{Name: "no-decay-bias-norm", Usage: "no weight decay on biases and BatchNorm parameters"},
 		&cli.Float64Flag{Name: "label-smoothing", Usage: "label smoothing in [0, 1)"},
+		&cli.StringFlag{Name: "optimizer", Usage: "sgd, adam or adamw, as in PyTorch (default sgd; param_groups in a --config file)"},
+		&cli.IntFlag{Name: "warmup-epochs", Usage: "linear lr warmup over the first N epochs of any schedule"},
+		&cli.Float64Flag{Name: "grad-clip", Usage: "clip gradients to this global L2 norm (0: off)"},
 		&cli.Int64Flag{Name: "seed", Usage: "seed of initialisation, data order, augmentation and deficits"},
 		&cli.IntFlag{Name: "workers", Usage: "data-loader goroutines per run (default 1; batches are identical for any value)"},
 		&cli.GenericFlag{Name: "deficit", Value: &multiFlag{}, Usage: "deficit of a window: blur[:size=8], gauss, vflip, labelperm, noise, ... (repeatable, paired with --deficit-epochs)"},
@@ -105,6 +108,9 @@ func applyFlags(c *cli.Context, cfg *runs.Config) error {
 	set("weight-decay", func() { cfg.WeightDecay = c.Float64("weight-decay") })
 	set("no-decay-bias-norm", func() { cfg.NoDecayOnBiasAndNorm = c.Bool("no-decay-bias-norm") })
 	set("label-smoothing", func() { cfg.LabelSmoothing = c.Float64("label-smoothing") })
+	set("optimizer", func() { cfg.Optimizer = c.String("optimizer") })
+	set("warmup-epochs", func() { cfg.WarmupEpochs = c.Int("warmup-epochs") })
+	set("grad-clip", func() { cfg.GradClip = c.Float64("grad-clip") })
 	set("seed", func() { cfg.Seed = c.Int64("seed") })
 	set("workers", func() { cfg.Workers = c.Int("workers") })
 	set("device", func() { cfg.Device = c.String("device") })
