@@ -57,7 +57,9 @@ func TestValidate(t *testing.T) {
 		{"adam nesterov", func(c *Config) { c.Optimizer, c.Nesterov = "adam", true }, "are SGD's"},
 		{"warmup", func(c *Config) { c.WarmupEpochs = -1 }, "warmup_epochs -1"},
 		{"grad clip", func(c *Config) { c.GradClip = math.NaN() }, "grad_clip"},
-		{"group", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(10.0), WeightDecay: new(0.0)}} }, ""},
+		{"group", func(c *Config) {
+			c.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(10.0), WeightDecay: new(0.0)}}
+		}, ""},
 		{"group match", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "["}} }, "param_groups[0]: match"},
 		{"group scale", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(0.0)}} }, "lr_scale 0 must be positive"},
 		{"group decay", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", WeightDecay: new(-1.0)}} }, "weight_decay -1"},
