@@ -248,6 +248,7 @@ type loop struct {
 	// images counts the training images of the epochs trained here.
 	images int64
 	prov   Provenance
+	tb     *tensorBoard
 }
 
 // writeMetrics writes metrics.parquet (and fisher.parquet when there are
@@ -286,6 +287,15 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// TensorBoard gets the epochs an earlier attempt (or the parent of a
+	// branch) finished and it has not shown yet, then each epoch as it ends.
+	if l.tb, err = openTensorBoard(l.dir); err != nil {
+		return nil, err
+	}
+	defer l.tb.close()
+	if err := l.tb.sync(l.rows, l.fisher); err != nil {
+		return nil, err
+	}
 	if start == 0 && slicesContains(cfg.KeepCheckpoints, 0) {
 		if err := l.checkpoint(0); err != nil {
 			return nil, err
@@ -307,6 +317,9 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 	// its final state) ends on a row its parent may not have evaluated.
 	if last := &l.rows[len(l.rows)-1]; last.TestAcc == nil {
 		if err := l.evaluate(ctx, last); err != nil {
+			return nil, err
+		}
+		if err := l.tb.sync(l.rows, l.fisher); err != nil {
 			return nil, err
 		}
 	}
@@ -340,7 +353,8 @@ func resolve(root, p string) string {
 // the previous checkpoint trains the epoch again and rewrites them), then
 // the kept checkpoint, then latest.ckpt, which marks the epoch done; so
 // every epoch before latest.ckpt's has its row, its log line and its kept
-// checkpoint.
+// checkpoint. TensorBoard's event comes last: a kill before it leaves the
+// epoch to the next attempt's sync.
 func (l *loop) endEpoch(epoch int, row MetricsRow) error {
 	l.rows = append(l.rows, row)
 	if err := l.writeMetrics(); err != nil {
@@ -352,7 +366,11 @@ func (l *loop) endEpoch(epoch int, row MetricsRow) error {
 	if err := l.log.Flush(); err != nil {
 		return err
 	}
-	return l.checkpoint(epoch + 1)
+	if err := l.checkpoint(epoch + 1); err != nil {
+		return err
+	}
+	failpoint.Hit("tensorboard")
+	return l.tb.sync(l.rows, l.fisher)
 }
 
 // restore continues from the latest checkpoint, branches from a parent

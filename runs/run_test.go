@@ -290,4 +290,6 @@ func TestRunBranchAtLastEpochEvaluates(t *testing.T) {
 	if last := branched.Rows[4]; last.TestAcc == nil {
 		t.Fatal("last epoch not evaluated")
 	}
+	// TensorBoard shows the parent's epochs and the branch's evaluation.
+	checkTensorBoard(t, filepath.Join(root, "branched"), 5)
 }

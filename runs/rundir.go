@@ -77,6 +77,9 @@ func clearRun(dir string) error {
 	if err := cleanTemps(dir); err != nil {
 		return err
 	}
+	if err := clearTensorBoard(dir); err != nil {
+		return err
+	}
 	ckpts, err := filepath.Glob(filepath.Join(dir, CheckpointDir, "*.ckpt"))
 	if err != nil {
 		return fmt.Errorf("clear run %s: %w", dir, err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/critlab/critlab/harness"
 	"github.com/critlab/critlab/internal/failpoint"
+	"github.com/critlab/critlab/internal/tbevent"
 	"github.com/critlab/critlab/runs"
 )
 
@@ -102,6 +103,9 @@ func checkRunDir(t *testing.T, got, want string, epochs int, kept []int) {
 			t.Errorf("%s: log.txt has no line for epoch %d:\n%s", got, e, log)
 		}
 	}
+	if g, w := tensorBoardSteps(t, got), tensorBoardSteps(t, want); !reflect.DeepEqual(g, w) {
+		t.Errorf("%s: TensorBoard events differ from the uninterrupted run's:\n%v\nwant\n%v", got, g, w)
+	}
 	for _, d := range []string{got, filepath.Join(got, runs.CheckpointDir)} {
 		temps, _ := filepath.Glob(filepath.Join(d, ".*.tmp*"))
 		if len(temps) > 0 {
@@ -110,9 +114,31 @@ func checkRunDir(t *testing.T, got, want string, epochs int, kept []int) {
 	}
 }
 
+// tensorBoardSteps returns tag -> steps of a run's TensorBoard events, in
+// reading order, and the value at each step for tags that are not wall
+// clock.
+func tensorBoardSteps(t *testing.T, dir string) map[string][]string {
+	t.Helper()
+	events, err := tbevent.ReadDir(filepath.Join(dir, runs.TensorBoardDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[string][]string{}
+	for _, e := range events {
+		for _, s := range e.Scalars {
+			p := fmt.Sprint(e.Step)
+			if s.Tag != "images_per_sec" && s.Tag != "epoch_seconds" {
+				p += fmt.Sprintf("=%v", s.Value)
+			}
+			steps[s.Tag] = append(steps[s.Tag], p)
+		}
+	}
+	return steps
+}
+
 // writeSteps are the failpoints of an epoch's end, in their order, and the
 // rename inside every atomic write.
-var writeSteps = []string{"metrics", "log", "checkpoint-kept", "checkpoint-latest", "export", "rename"}
+var writeSteps = []string{"metrics", "log", "checkpoint-kept", "checkpoint-latest", "tensorboard", "export", "rename"}
 
 func TestCrashTrainAtEveryWriteStep(t *testing.T) {
 	bin := crashBinary(t)
