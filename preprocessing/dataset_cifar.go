@@ -57,7 +57,7 @@ func (l *cifarLayout) hint(s string) string { return strings.ReplaceAll(s, "NAME
 func openCIFAR(lay *cifarLayout, p string) (*Dataset, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
-		return nil, fmt.Errorf("open %s data %s: %w (download it with: critlab data fetch %s --dir %s)", lay.name, p, err, lay.name, filepath.Dir(p))
+		return nil, fmt.Errorf("open %s data %s: %w\n---> HINT: %s", lay.name, p, err, lay.fetchHint(p))
 	}
 	if !fi.IsDir() {
 		return readCIFARArchive(lay, p)
@@ -70,8 +70,23 @@ func openCIFAR(lay *cifarLayout, p string) (*Dataset, error) {
 	case fileExists(filepath.Join(p, lay.archive)):
 		return readCIFARArchive(lay, filepath.Join(p, lay.archive))
 	}
-	return nil, fmt.Errorf("open %s data: %s holds neither %s, %s/ nor %s; download it with: critlab data fetch %s --dir %s",
-		lay.name, p, lay.archive, lay.dirName, lay.trainFiles[0], lay.name, p)
+	return nil, fmt.Errorf("open %s data: %s holds neither %s, %s/ nor %s\n---> HINT: %s",
+		lay.name, p, lay.archive, lay.dirName, lay.trainFiles[0], lay.fetchHint(p))
+}
+
+// fetchHint says how to download the data set to where openCIFAR looks
+// for it at p: `critlab data fetch` writes the official archive name into
+// its --dir, which defaults to DataDir() as the spec's path does.
+func (l *cifarLayout) fetchHint(p string) string {
+	switch {
+	case p == filepath.Clean(DataDir()):
+		return "download it with: critlab data fetch " + l.name
+	case filepath.Base(p) == l.archive:
+		return fmt.Sprintf("download it with: critlab data fetch %s --dir %s", l.name, filepath.Dir(p))
+	case strings.HasSuffix(p, ".gz") || strings.HasSuffix(p, ".tar"):
+		return fmt.Sprintf("download it with: critlab data fetch %s --dir %s, then pass --data %s:%s", l.name, filepath.Dir(p), l.name, filepath.Join(filepath.Dir(p), l.archive))
+	}
+	return fmt.Sprintf("download it with: critlab data fetch %s --dir %s", l.name, p)
 }
 
 func fileExists(p string) bool {

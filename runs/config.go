@@ -465,9 +465,14 @@ func (c Config) sortedWindows() []Window {
 	return ws
 }
 
-// ParseEpochs parses a window's epochs as "start:end" (end exclusive).
+// ParseEpochs parses a window's epochs as "start-end" (end exclusive),
+// the form logs and files write (blur:0-40); "start:end" is accepted too.
 func ParseEpochs(s string) (start, end int, err error) {
-	a, b, ok := strings.Cut(strings.TrimSpace(s), ":")
+	sep := "-"
+	if strings.Contains(s, ":") {
+		sep = ":"
+	}
+	a, b, ok := strings.Cut(strings.TrimSpace(s), sep)
 	if ok {
 		start, err = strconv.Atoi(strings.TrimSpace(a))
 		if err == nil {
@@ -475,7 +480,7 @@ func ParseEpochs(s string) (start, end int, err error) {
 		}
 	}
 	if !ok || err != nil {
-		return 0, 0, fmt.Errorf("%w: deficit epochs %q: want start:end, e.g. 0:40", ErrInvalidConfig, s)
+		return 0, 0, fmt.Errorf("%w: deficit epochs %q: want START-END (end exclusive), e.g. 0-40", ErrInvalidConfig, s)
 	}
 	return start, end, nil
 }

@@ -218,13 +218,13 @@ func TestLearningRate(t *testing.T) {
 }
 
 func TestParseEpochs(t *testing.T) {
-	for in, want := range map[string][2]int{"0:40": {0, 40}, " 3 : 5": {3, 5}} {
+	for in, want := range map[string][2]int{"0-40": {0, 40}, " 3 - 5": {3, 5}, "0:40": {0, 40}, " 3 : 5": {3, 5}} {
 		s, e, err := ParseEpochs(in)
 		if err != nil || s != want[0] || e != want[1] {
 			t.Errorf("ParseEpochs(%q) = %d, %d, %v", in, s, e, err)
 		}
 	}
-	for _, in := range []string{"", "40", "a:b", "0-40"} {
+	for _, in := range []string{"", "40", "a:b", "a-b", "-1-3", "0:4-0"} {
 		if _, _, err := ParseEpochs(in); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("ParseEpochs(%q) err = %v", in, err)
 		}

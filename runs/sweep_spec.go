@@ -510,7 +510,7 @@ func (w *WindowSpec) plan(p *planner, b Config, dir, sfx string) error {
 	baseline := b
 	for _, s := range onsets {
 		if s < 0 || s+w.Length > b.Epochs {
-			return bad("window %d:%d does not fit in %d epochs", s, s+w.Length, b.Epochs)
+			return bad("window %d-%d does not fit in %d epochs", s, s+w.Length, b.Epochs)
 		}
 		if w.Branch && s > 0 {
 			if err := BranchCompatible(b, window(s, w.Deficit), s); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -112,5 +113,40 @@ func TestDataFetch(t *testing.T) {
 		if _, _, err := runData(t, args...); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// The command that a missing CIFAR data set's error suggests places the
+// archive where the same --data spec then finds it.
+func TestDataFetchHintIsFollowable(t *testing.T) {
+	src := tinyArchive(t)
+	hint := regexp.MustCompile(`critlab data fetch [^,\n]*`)
+	for _, spec := range []string{"cifar10", "cifar10:sub", "cifar10:sub/deeper/cifar-10-binary.tar.gz"} {
+		t.Run(spec, func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			t.Setenv("CRITLAB_DATA", "")
+			_, _, err := runData(t, "info", "--data", spec)
+			if err == nil {
+				t.Fatal("no error before the fetch")
+			}
+			cmd := hint.FindString(err.Error())
+			if cmd == "" {
+				t.Fatalf("error names no fetch command: %v", err)
+			}
+			args := append(strings.Fields(strings.TrimPrefix(cmd, "critlab data ")), "--archive", src, "-q")
+			if _, errOut, err := runData(t, args...); err != nil {
+				t.Fatalf("%s: %v\n%s", cmd, err, errOut)
+			}
+			if out, _, err := runData(t, "info", "--data", spec); err != nil || !strings.Contains(out, "train     5 images") {
+				t.Fatalf("after %q: %v\n%s", cmd, err, out)
+			}
+		})
+	}
+	// An archive under another name: fetch writes the official one, and the
+	// hint says which spec then finds it.
+	t.Chdir(t.TempDir())
+	_, _, err := runData(t, "info", "--data", "cifar10:sub/mine.tar.gz")
+	if err == nil || !strings.Contains(err.Error(), "critlab data fetch cifar10 --dir sub, then pass --data cifar10:sub/cifar-10-binary.tar.gz") {
+		t.Fatalf("hint for a renamed archive: %v", err)
 	}
 }

@@ -27,7 +27,7 @@ func TestTrainCommand(t *testing.T) {
 	cfgPath := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfgPath, []byte("model: small\ndata: synthetic\nepochs: 9\nbatch_size: 8\nlr: 0.05\nseed: 4\n"), 0o644)
 	out := filepath.Join(dir, "run")
-	stdout, stderr, err := runRuns(t, "train", "--config", cfgPath, "--epochs", "6", "--deficit", "blur", "--deficit-epochs", "0:2",
+	stdout, stderr, err := runRuns(t, "train", "--config", cfgPath, "--epochs", "6", "--deficit", "blur", "--deficit-epochs", "0-2",
 		"--deficit", "vflip", "--deficit-epochs", "3:5", "--hflip=false", "--out", out, "--quiet")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
@@ -42,7 +42,8 @@ func TestTrainCommand(t *testing.T) {
 	if cfg.Epochs != 6 || cfg.Seed != 4 || cfg.BatchSize != 8 || cfg.Augment.HFlip || !cfg.Augment.Crop || cfg.DeficitWindows() != "blur:0-2,vflip:3-5" {
 		t.Errorf("resolved config %+v", cfg)
 	}
-	// The same command again skips the finished run.
+	// The same command again (windows spelled the other way) skips the
+	// finished run.
 	stdout, _, err = runRuns(t, "train", "--config", cfgPath, "--epochs", "6", "--deficit", "blur", "--deficit-epochs", "0:2",
 		"--deficit", "vflip", "--deficit-epochs", "3:5", "--hflip=false", "--out", out, "--quiet")
 	if err != nil || !strings.Contains(stdout, "(skipped)") {
@@ -57,7 +58,7 @@ func TestTrainCommandRefuses(t *testing.T) {
 		want string
 	}{
 		{"unpaired deficit", []string{"--deficit", "blur"}, "1 --deficit but 0 --deficit-epochs"},
-		{"bad epochs", []string{"--deficit", "blur", "--deficit-epochs", "40"}, "want start:end"},
+		{"bad epochs", []string{"--deficit", "blur", "--deficit-epochs", "40"}, "want START-END"},
 		{"overlap", []string{"--deficit", "blur", "--deficit-epochs", "0:3", "--deficit", "vflip", "--deficit-epochs", "2:4"}, "overlap"},
 		{"outside", []string{"--deficit", "blur", "--deficit-epochs", "0:30"}, "end <= epochs"},
 		{"unknown deficit", []string{"--deficit", "smear", "--deficit-epochs", "0:2"}, `unknown deficit "smear"`},

@@ -60,7 +60,7 @@ func configFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "seed", Usage: "seed of initialisation, data order, augmentation and deficits"},
 		&cli.IntFlag{Name: "workers", Usage: "data-loader goroutines per run (default 1; batches are identical for any value)"},
 		&cli.GenericFlag{Name: "deficit", Value: &multiFlag{}, Usage: "deficit of a window: blur[:size=8], gauss, vflip, labelperm, noise, ... (repeatable, paired with --deficit-epochs)"},
-		&cli.GenericFlag{Name: "deficit-epochs", Value: &multiFlag{}, Usage: "epochs START:END (end exclusive) of the matching --deficit (repeatable)"},
+		&cli.GenericFlag{Name: "deficit-epochs", Value: &multiFlag{}, Usage: "epochs START-END (end exclusive; START:END also accepted) of the matching --deficit (repeatable)"},
 		&cli.StringFlag{Name: "init-from", Usage: "start from the weights of a run dir, checkpoint or .onnx model (fine-tuning)"},
 		&cli.GenericFlag{Name: "freeze", Value: &multiFlag{}, Usage: "glob of parameter names not to train, e.g. 'conv1.*' (repeatable; needs --init-from)"},
 		&cli.BoolFlag{Name: "hflip", Usage: "random horizontal flips (default on; --hflip=false to disable)"},
@@ -136,7 +136,7 @@ func applyFlags(c *cli.Context, cfg *runs.Config) error {
 
 	kinds, epochs := multi(c, "deficit"), multi(c, "deficit-epochs")
 	if len(kinds) != len(epochs) {
-		return fmt.Errorf("%w: %d --deficit but %d --deficit-epochs: give one START:END per deficit, e.g. --deficit blur --deficit-epochs 0:40",
+		return fmt.Errorf("%w: %d --deficit but %d --deficit-epochs: give one START-END per deficit, e.g. --deficit blur --deficit-epochs 0-40",
 			runs.ErrInvalidConfig, len(kinds), len(epochs))
 	}
 	if len(kinds) > 0 {
@@ -155,8 +155,7 @@ func applyFlags(c *cli.Context, cfg *runs.Config) error {
 // defaultRunDir names a run after its model, data set, seed and config.
 func defaultRunDir(cfg runs.Config) string {
 	model := strings.TrimSuffix(filepath.Base(cfg.Model), ".onnx")
-	data, _, _ := strings.Cut(cfg.Data, ":")
-	return filepath.Join("runs-out", "train", fmt.Sprintf("%s-%s-s%d-%s", model, data, cfg.Seed, cfg.Hash()[:8]))
+	return filepath.Join("runs-out", "train", fmt.Sprintf("%s-%s-s%d-%s", model, dataName(cfg.Data), cfg.Seed, cfg.Hash()[:8]))
 }
 
 func trainCommand() *cli.Command {
@@ -176,7 +175,7 @@ checkpoints/, log.txt and, at the end, model.onnx. Ctrl-C stops after the curren
 running the same command again resumes from the last finished epoch.
 
 Example (Achille et al. 2019, blur removed at epoch 40):
-   critlab train --model allcnn --data cifar10 --deficit blur --deficit-epochs 0:40 --epochs 200`,
+   critlab train --model allcnn --data cifar10 --deficit blur --deficit-epochs 0-40 --epochs 200`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
