@@ -19,13 +19,18 @@ exported the ways users export, not the way tools/export_torch.py does:
   lngelu_dynamo.onnx    the LayerNorm/GELU net, dynamo=True, optimize=False
                         (opset 20: Gelu as one op)
   lngelu_script.onnx    the same, dynamo=False, opset 17 (GELU as Erf)
+  dynamo_train.onnx     a fresh TinyNet that flattens like torchvision,
+                        still in train mode, with the dynamo defaults: the
+                        rewriter fuses BatchNorm into the convolutions and
+                        drops their zero biases (only node metadata tells),
+                        and the flatten is a Reshape with allowzero=1
 
 Each NAME.onnx comes with NAME.ref.onnx: a ModelProto without nodes whose
 initializers `images` (4×3×8×8) and `logits` are PyTorch's eval-mode output,
 the oracle of the Go tests (models/compiler, harness). Run with the PyTorch
-venv (tools/requirements-torch.txt):
+venv (tools/requirements-torch.txt); names given write only those fixtures:
 
-    /work/torchenv/bin/python tools/make_exports.py
+    /work/torchenv/bin/python tools/make_exports.py [NAME ...]
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ import onnx.numpy_helper
 import torch
 import torch.nn as nn
 
+ONLY = set(sys.argv[1:])
 OUT = os.path.join(os.path.dirname(__file__), "..", "models", "compiler", "testdata", "exports")
 
 
@@ -80,6 +86,16 @@ class LnGelu(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+class TinyFlat(TinyNet):
+    """TinyNet pooled and flattened as torchvision's classifiers do."""
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.fc(self.drop(x))
+
+
 def randomise(model: nn.Module) -> nn.Module:
     """bn1's statistics and affine parameters away from their defaults; bn2
     stays fresh, so its zero bias and running mean are equal (the TorchScript
@@ -94,6 +110,8 @@ def randomise(model: nn.Module) -> nn.Module:
 
 
 def export(model: nn.Module, name: str, **kw) -> None:
+    if ONLY and name not in ONLY:
+        return
     path = os.path.join(OUT, name + ".onnx")
     for p in (path, path + ".data"):
         if os.path.exists(p):
@@ -103,8 +121,10 @@ def export(model: nn.Module, name: str, **kw) -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), path, **kw)
     images = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(7))
+    was_training = model.training
     with torch.no_grad():
-        logits = model(images)
+        logits = model.eval()(images)
+    model.train(was_training)
     ref = onnx.helper.make_model(onnx.helper.make_graph([], name, [], [], initializer=[
         onnx.numpy_helper.from_array(images.numpy(), "images"),
         onnx.numpy_helper.from_array(logits.numpy(), "logits")]))
@@ -131,6 +151,7 @@ def main() -> None:
     export(ln, "lngelu_dynamo", optimize=False, external_data=False)
     export(ln, "lngelu_script", dynamo=False, opset_version=17, input_names=["images"],
            dynamic_axes={"images": {0: "N"}})
+    export(TinyFlat(), "dynamo_train")
 
 
 if __name__ == "__main__":

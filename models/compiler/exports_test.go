@@ -27,6 +27,7 @@ var exportCases = []exportCase{
 	{"script_tied", []string{"2 initializers are tied", "no Dropout node"}, false, true},
 	{"lngelu_dynamo", []string{"no Dropout node", "fixed the batch size at 2"}, false, true},
 	{"lngelu_script", []string{"no Dropout node"}, false, true},
+	{"dynamo_train", []string{"BatchNorm was folded", "1 Dropout nodes", "fixed the batch size at 2"}, true, true},
 }
 
 // TestExports: ordinary PyTorch exports (external data, opsets 13 to 22,

@@ -41,7 +41,7 @@ func ExportFindings(m *pb.ModelProto) []Finding {
 	}
 	if folded := foldedConvs(g); len(folded) > 0 && count["BatchNormalization"] == 0 {
 		out = append(out, Finding{Refuse: true,
-			What: fmt.Sprintf("BatchNorm was folded into the convolutions by the exporter: no BatchNormalization node, and weights or biases the exporter made in %d of %d Conv nodes (%s); critlab would train the network without BatchNorm", len(folded), count["Conv"], strings.Join(folded[:min(3, len(folded))], ", ")),
+			What: fmt.Sprintf("BatchNorm was folded into the convolutions by the exporter: no BatchNormalization node, and %d of %d Conv nodes carry a folded BatchNorm (%s); critlab would train the network without BatchNorm", len(folded), count["Conv"], strings.Join(folded[:min(3, len(folded))], ", ")),
 			Fix:  reexport})
 	}
 	if tied := TiedInitializers(g); len(tied) > 0 {
@@ -69,9 +69,11 @@ func ExportFindings(m *pb.ModelProto) []Finding {
 }
 
 // foldedConvs names the Conv nodes whose weight or bias is an initializer
-// an exporter made when it folded a BatchNorm: TorchScript's constant
+// an exporter made when it folded a BatchNorm (TorchScript's constant
 // folding names them onnx::Conv_K, the dynamo exporter's optimizer
-// NAME.weight_bias.
+// NAME.weight_bias), or that the dynamo exporter's rewriter marks as
+// FuseBatchNormIntoConv in their metadata: a fresh model in train mode
+// keeps its weight names, and its zero biases are dropped.
 func foldedConvs(g *pb.GraphProto) []string {
 	init := map[string]bool{}
 	for _, t := range g.GetInitializer() {
@@ -82,6 +84,10 @@ func foldedConvs(g *pb.GraphProto) []string {
 		if n.GetOpType() != "Conv" {
 			continue
 		}
+		if fusedBatchNorm(n) {
+			out = append(out, n.GetName())
+			continue
+		}
 		for _, in := range n.Input[1:] {
 			if init[in] && (strings.HasPrefix(in, "onnx::Conv_") || strings.HasSuffix(in, ".weight_bias")) {
 				out = append(out, n.GetName())
@@ -90,6 +96,17 @@ func foldedConvs(g *pb.GraphProto) []string {
 		}
 	}
 	return out
+}
+
+// fusedBatchNorm reports whether the dynamo exporter's rewriter fused a
+// BatchNorm into n.
+func fusedBatchNorm(n *pb.NodeProto) bool {
+	for _, p := range n.GetMetadataProps() {
+		if p.GetKey() == "pkg.onnxscript.rewriter.rule_name" && strings.Contains(p.GetValue(), "FuseBatchNorm") {
+			return true
+		}
+	}
+	return false
 }
 
 // TiedInitializers names the outputs of Identity nodes that copy a float

@@ -365,28 +365,41 @@ func FreeBatch(g *pb.GraphProto, input string, dims []int64) ([]string, error) {
 	b := Wrap(g)
 	nInit := len(g.Initializer)
 	type edit struct {
-		n     *pb.NodeProto
-		shape string
+		n         *pb.NodeProto
+		shape     string
+		allowzero *pb.AttributeProto // nil when absent
 	}
 	var edits []edit
 	for _, n := range g.Node {
-		if n.GetOpType() != "Reshape" || len(n.Input) < 2 || AttrInt(n, "allowzero", 0) != 0 {
+		if n.GetOpType() != "Reshape" || len(n.Input) < 2 {
 			continue
 		}
 		x, target := types[n.Input[0]], consts[n.Input[1]]
+		if AttrInt(n, "allowzero", 0) != 0 && slices.Contains(target, 0) {
+			continue
+		}
 		if len(target) > 0 && target[0] == batch && len(x.Dims) > 0 && x.Dims[0] == batch {
-			edits = append(edits, edit{n, n.Input[1]})
+			edits = append(edits, edit{n, n.Input[1], Attr(n, "allowzero")})
 		}
 	}
 	var rewritten []string
 	for _, e := range edits {
 		t := append([]int64{0}, consts[e.shape][1:]...)
 		e.n.Input[1] = b.ConstInt64s(t...)
+		// The dynamo exporter writes allowzero=1; with no 0 in the
+		// target it means the same as allowzero=0, which the copied
+		// batch needs.
+		if e.allowzero != nil {
+			e.allowzero.I = proto.Int64(0)
+		}
 		rewritten = append(rewritten, e.n.GetName())
 	}
 	undo := func() {
 		for _, e := range edits {
 			e.n.Input[1] = e.shape
+			if e.allowzero != nil {
+				e.allowzero.I = proto.Int64(1)
+			}
 		}
 		g.Initializer = g.Initializer[:nInit]
 	}
