@@ -131,10 +131,8 @@ func (b *ortBackend) model(cfg Config, ds *preprocessing.Dataset) (*pb.ModelProt
 			}
 			return nil, fmt.Errorf("model: %w", err)
 		}
-		for _, f := range graph.ExportFindings(m) {
-			if f.Refuse {
-				return nil, fmt.Errorf("model %s: %s", cfg.Model, f)
-			}
+		if err := graph.CheckExport(m); err != nil {
+			return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
 		}
 		return m, nil
 	}

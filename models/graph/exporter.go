@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -66,6 +67,17 @@ func ExportFindings(m *pb.ModelProto) []Finding {
 		}
 	}
 	return out
+}
+
+// CheckExport returns the first finding of ExportFindings that refuses m,
+// as an error, or nil when m can train.
+func CheckExport(m *pb.ModelProto) error {
+	for _, f := range ExportFindings(m) {
+		if f.Refuse {
+			return errors.New(f.String())
+		}
+	}
+	return nil
 }
 
 // foldedConvs names the Conv nodes whose weight or bias is an initializer

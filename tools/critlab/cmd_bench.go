@@ -15,6 +15,7 @@ import (
 	"github.com/critlab/critlab/internal/atomicfile"
 	"github.com/critlab/critlab/models/compiler"
 	"github.com/critlab/critlab/models/graph"
+	pb "github.com/critlab/critlab/models/onnxpb"
 	"github.com/critlab/critlab/models/zoo"
 	"github.com/critlab/critlab/preprocessing"
 	"github.com/urfave/cli/v2"
@@ -78,7 +79,7 @@ func benchCommand() *cli.Command {
 			"counts 3× the forward FLOPs per image. The ceiling is ORT's plain forward Conv\n" +
 			"on allcnn's largest layer (96→96 channels, 3×3, 32×32) at the same batch.",
 		Flags: append(runtimeFlags(),
-			&cli.StringFlag{Name: "models", Value: "allcnn,resnet18,small", Usage: "comma-separated zoo models"},
+			&cli.StringFlag{Name: "models", Value: "allcnn,resnet18,small", Usage: "comma-separated zoo models or .onnx forward graphs"},
 			&cli.Float64Flag{Name: "width", Value: 1, Usage: "width multiplier"},
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "batch size"},
 			&cli.DurationFlag{Name: "min-time", Value: 5 * time.Second, Usage: "minimum timed duration per measurement"},
@@ -173,9 +174,17 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 
 func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int, minTime time.Duration, fisherImages, fisherSamples int) (benchModel, error) {
 	row := benchModel{Model: name, Width: width, Batch: batch}
-	m, err := zoo.Build(name, zoo.Options{Width: width, Seed: 1})
+	var m *pb.ModelProto
+	var err error
+	if strings.HasSuffix(strings.ToLower(name), ".onnx") {
+		if m, err = graph.Load(name); err == nil {
+			err = graph.CheckExport(m)
+		}
+	} else {
+		m, err = zoo.Build(name, zoo.Options{Width: width, Seed: 1})
+	}
 	if err != nil {
-		return row, err
+		return row, fmt.Errorf("bench %s: %w", name, err)
 	}
 	st, err := graph.Stats(m)
 	if err != nil {
