@@ -159,7 +159,7 @@ func prepare(forward *pb.ModelProto) (*prepared, error) {
 	if len(imgDims) > 0 && imgDims[0] > 0 {
 		// Exported with a fixed batch: free it where that is sound.
 		if _, err := graph.FreeBatch(g, inputs[0].GetName(), imgDims); err != nil {
-			return nil, fmt.Errorf("%w: %w\n---> HINT: %s", ErrUnsupported, err, graph.FixedBatchHint)
+			return nil, fmt.Errorf("%w: %w\n---> HINT: %s", ErrUnsupported, err, graph.ReexportHint)
 		}
 	}
 	if len(imgDims) > 0 {

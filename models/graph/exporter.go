@@ -26,8 +26,9 @@ func (f Finding) String() string {
 	return f.What + "\n---> FIX: " + f.Fix
 }
 
-// reexport is the PyTorch export that keeps everything critlab trains.
-const reexport = `python tools/export_torch.py --module FILE.py:build -o model.onnx (or torch.onnx.export(model.eval(), (x,), "model.onnx", dynamo=True, optimize=False, external_data=False, input_names=["images"], dynamic_axes={"images": {0: "N"}}))`
+// ReexportHint is the PyTorch export that keeps everything critlab trains
+// (BatchNorm, distinct parameters, a symbolic batch).
+const ReexportHint = `python tools/export_torch.py --module FILE.py:build -o model.onnx (or torch.onnx.export(model.eval(), (x,), "model.onnx", dynamo=True, optimize=False, external_data=False, input_names=["images"], dynamic_axes={"images": {0: "N"}}))`
 
 // ExportFindings reports what the exporter of m did that changes training:
 // BatchNorm folded into convolutions, parameters tied through Identity
@@ -43,7 +44,7 @@ func ExportFindings(m *pb.ModelProto) []Finding {
 	if folded := foldedConvs(g); len(folded) > 0 && count["BatchNormalization"] == 0 {
 		out = append(out, Finding{Refuse: true,
 			What: fmt.Sprintf("BatchNorm was folded into the convolutions by the exporter: no BatchNormalization node, and %d of %d Conv nodes carry a folded BatchNorm (%s); critlab would train the network without BatchNorm", len(folded), count["Conv"], strings.Join(folded[:min(3, len(folded))], ", ")),
-			Fix:  reexport})
+			Fix:  ReexportHint})
 	}
 	if tied := TiedInitializers(g); len(tied) > 0 {
 		out = append(out, Finding{
@@ -60,7 +61,7 @@ func ExportFindings(m *pb.ModelProto) []Finding {
 		if dims, _ := Dims(in); len(dims) > 0 && dims[0] > 0 {
 			c := proto.Clone(g).(*pb.GraphProto)
 			if rewritten, err := FreeBatch(c, in.GetName(), dims); err != nil {
-				out = append(out, Finding{Refuse: true, What: err.Error(), Fix: FixedBatchHint})
+				out = append(out, Finding{Refuse: true, What: err.Error(), Fix: ReexportHint})
 			} else {
 				out = append(out, Finding{What: fmt.Sprintf("the export fixed the batch size at %d; critlab makes it symbolic (%d Reshape nodes now copy the batch dimension)", dims[0], len(rewritten))})
 			}

@@ -423,6 +423,3 @@ func FreeBatch(g *pb.GraphProto, input string, dims []int64) ([]string, error) {
 	}
 	return rewritten, nil
 }
-
-// FixedBatchHint is the re-export that gives a graph a symbolic batch.
-const FixedBatchHint = `re-export with a symbolic batch: torch.onnx.export(model, (x,), "m.onnx", input_names=["images"], dynamic_axes={"images": {0: "N"}}), or use tools/export_torch.py`
