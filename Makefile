@@ -5,7 +5,7 @@ ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 export CRITLAB_ORT_LIB ?= $(ORT_LIB)
 export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
 
-.PHONY: FORCE setup setup-cuda device-prepare build test test-long test-slurm run results results-v2 bench proto vet clean
+.PHONY: FORCE setup setup-cuda device-prepare build test test-long acceptance test-slurm run results results-v2 bench proto vet clean
 
 setup: .deps/.setup-done
 .deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
@@ -34,6 +34,15 @@ test: setup vet
 # Longer checks (full-width gradient checks, real CIFAR-10 when present).
 test-long: setup
 	$(GO) test -count=1 -timeout 60m ./...
+
+# The torchvision acceptance set: compile and train a few steps of every
+# export in ACCEPTANCE_DIR, made (with PyTorch) by
+#   /work/torchenv/bin/python tools/acceptance_models.py --out DIR
+# (make test-long runs the same test when CRITLAB_ACCEPTANCE_DIR is set).
+ACCEPTANCE_DIR ?=
+acceptance: setup
+	@test -n "$(ACCEPTANCE_DIR)" || { echo "make acceptance: set ACCEPTANCE_DIR to a folder of tools/acceptance_models.py"; exit 2; }
+	CRITLAB_ACCEPTANCE_DIR=$(abspath $(ACCEPTANCE_DIR)) $(GO) test -count=1 -timeout 60m -run '^TestAcceptanceModels$$' -v ./harness
 
 # The demo sweep (seed 0) through a throwaway single-node Slurm cluster
 # (tools/slurm-local.sh; installs slurm-wlm and munge when missing, as root)

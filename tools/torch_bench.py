@@ -91,9 +91,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> dict:
+def bench_model(name: str, args: argparse.Namespace, device: torch.device, model: nn.Module | None = None) -> dict:
+    """Time training steps of the built-in model name, or of model when given
+    (tools/acceptance_models.py times torchvision's that way)."""
     torch.manual_seed(args.seed)
-    model = build(name, args.classes).to(device).train()
+    if model is None:
+        model = build(name, args.classes)
+    model = model.to(device).train()
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
