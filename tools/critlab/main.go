@@ -209,7 +209,7 @@ func runtimeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or cuda:N"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime library (default: $CRITLAB_ORT_LIB, then .deps/onnxruntime from make setup)"},
 		&cli.IntFlag{Name: "threads", Usage: "intra-op threads (default: one per core)"},
-		&cli.BoolFlag{Name: "mem-arena", Usage: "ONNX Runtime's CPU memory arena: ~15% faster steps, ~1.6× the peak memory"},
+		&cli.BoolFlag{Name: "mem-arena", Usage: "ONNX Runtime's CPU memory arena: faster steps for ~1.5× the peak memory"},
 	}
 }
 
