@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -292,6 +293,18 @@ func TestRunSweep(t *testing.T) {
 	cfg, err := runs.LoadConfig(filepath.Join(dir, "removal-T003-s1", "config.yaml"), runs.Config{})
 	if err != nil || cfg.Threads != 1 || cfg.Seed != 1 {
 		t.Errorf("run config: %v %+v", err, cfg)
+	}
+	// TensorBoard on the sweep directory shows each run apart, with
+	// every epoch of it (a branch's copied ones included).
+	var wantRuns []string
+	for k, n := range want {
+		if r := fmt.Sprintf("%s/tb:%d", k[strings.Index(k, "/")+1:], n); !slices.Contains(wantRuns, r) {
+			wantRuns = append(wantRuns, r)
+		}
+	}
+	sort.Strings(wantRuns)
+	if got := tensorboardRuns(t, dir); !reflect.DeepEqual(got, wantRuns) {
+		t.Errorf("TensorBoard runs %v, want %v", got, wantRuns)
 	}
 
 	// A second sweep skips everything.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/critlab/critlab/internal/pyenv"
@@ -38,6 +39,31 @@ print(json.dumps({tag: [[e.step, e.value] for e in acc.Scalars(tag)] for tag in 
 		t.Fatalf("tensorboard reader output %q: %v", out, err)
 	}
 	return got
+}
+
+// tensorboardRuns returns the runs TensorBoard finds under a logdir, each
+// as "RUN:N" with N its train/loss points, sorted. The multiplexer reads
+// scalars as TensorBoard's web app does (simple values become tensors).
+func tensorboardRuns(t *testing.T, logdir string) []string {
+	t.Helper()
+	py := pyenv.Require(t, "tensorboard")
+	script := `
+import sys
+from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+m = EventMultiplexer()
+m.AddRunsFromDirectory(sys.argv[1])
+m.Reload()
+for run in sorted(m.Runs()):
+    print("%s:%d" % (run, len(m.Tensors(run, "train/loss"))))
+`
+	var stderr strings.Builder
+	cmd := exec.Command(py, "-c", script, logdir)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tensorboard multiplexer: %v\n%s", err, stderr.String())
+	}
+	return strings.Fields(string(out))
 }
 
 // wantScalars is what TensorBoard should show for a run's rows and Fisher
