@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/critlab/critlab/harness/device"
 	"github.com/critlab/critlab/models/graph"
 )
 
@@ -37,7 +38,7 @@ func Diagnose(o RuntimeOptions) (Report, error) {
 	defer rt.Close()
 	rep.Library, rep.Version, rep.Threads = rt.Library(), rt.Version(), rt.Threads()
 	rep.Providers = append(rep.Providers, probe(rt, "cpu"))
-	dev, err := ParseDevice(o.Device)
+	dev, err := device.Parse(o.Device)
 	if err != nil {
 		return rep, err
 	}

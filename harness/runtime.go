@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/critlab/critlab/harness/device"
+
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -41,7 +43,7 @@ type RuntimeOptions struct {
 	// memory (see sessionOptions).
 	MemArena bool
 	// CUDA holds the CUDA provider options recorded in the run config.
-	CUDA CUDAOptions
+	CUDA device.CUDAOptions
 }
 
 // Runtime is an initialised ONNX Runtime environment.
@@ -49,7 +51,7 @@ type Runtime struct {
 	opts    RuntimeOptions
 	lib     string
 	version string
-	device  Device
+	device  device.Device
 }
 
 var (
@@ -78,7 +80,7 @@ func Open(o RuntimeOptions) (*Runtime, error) {
 }
 
 func openEnv(o RuntimeOptions) (*Runtime, error) {
-	dev, err := ParseDevice(o.Device)
+	dev, err := device.Parse(o.Device)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +145,7 @@ func (r *Runtime) Version() string { return r.version }
 func (r *Runtime) Threads() int { return r.opts.Threads }
 
 // Device is the execution provider sessions use.
-func (r *Runtime) Device() Device { return r.device }
+func (r *Runtime) Device() device.Device { return r.device }
 
 // FindLibrary resolves the ONNX Runtime library path (see RuntimeOptions).
 func FindLibrary(explicit string) (string, error) {

@@ -83,20 +83,3 @@ func TestFindLibraryErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestParseDevice(t *testing.T) {
-	tests := []struct {
-		in   string
-		want string
-		ok   bool
-	}{
-		{"", "cpu", true}, {"cpu", "cpu", true}, {"cuda", "cuda:0", true},
-		{"cuda:1", "cuda:1", true}, {"cuda:x", "", false}, {"tpu", "", false},
-	}
-	for _, tc := range tests {
-		d, err := harness.ParseDevice(tc.in)
-		if (err == nil) != tc.ok || (tc.ok && d.String() != tc.want) {
-			t.Errorf("ParseDevice(%q) = %v, %v; want %q ok=%v", tc.in, d, err, tc.want, tc.ok)
-		}
-	}
-}

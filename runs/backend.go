@@ -6,9 +6,9 @@ import (
 )
 
 // The interfaces below are what the training loop needs from the rest of
-// critlab. NewBackend (backend_ort.go) wires them to harness, models/zoo
-// and preprocessing; tests use fakes, so the loop is tested without ONNX
-// Runtime.
+// critlab. harness/ortbackend.New wires them to harness, models/zoo and
+// preprocessing; tests use fakes (runstest), so the loop is tested, and the
+// package builds, without ONNX Runtime or cgo.
 
 // Batches yields float32 N×C×H×W images and int64 labels until ok is false.
 type Batches func() (images []float32, labels []int64, ok bool, err error)
@@ -29,7 +29,7 @@ type Trainer interface {
 	// SaveCheckpoint writes the full training state and meta atomically.
 	SaveCheckpoint(path string, meta map[string]string) error
 	// LoadCheckpoint restores a state SaveCheckpoint wrote and returns its
-	// meta.
+	// meta; the error wraps ErrCorrupt when the file fails its checksum.
 	LoadCheckpoint(path string) (map[string]string, error)
 	// InitFrom loads parameters and BatchNorm statistics (not optimizer
 	// state) from a checkpoint or an ONNX model, by name.

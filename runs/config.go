@@ -12,8 +12,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/harness/device"
 	"github.com/critlab/critlab/models/compiler"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -88,7 +89,7 @@ type Config struct {
 	// CUDA pins the CUDA provider's settings that change speed and
 	// reproducibility (cuDNN algorithm search, TF32, memory limit,
 	// deterministic compute); ignored on the CPU.
-	CUDA harness.CUDAOptions `yaml:"cuda,omitempty"`
+	CUDA device.CUDAOptions `yaml:"cuda,omitempty"`
 	// Threads is ONNX Runtime's intra-op thread count; 0 means one per
 	// core. Not part of the config hash, but part of the arithmetic (CPU
 	// kernels split sums by thread): config.yaml records the count a run
@@ -350,7 +351,7 @@ func (c Config) Validate() error {
 	default:
 		return bad("lr_schedule %q: want one of %s", c.LRSchedule, strings.Join(schedules, ", "))
 	}
-	if _, err := harness.ParseDevice(c.Device); err != nil {
+	if _, err := device.Parse(c.Device); err != nil {
 		return bad("%v", err)
 	}
 	if err := c.validateWindows(); err != nil {

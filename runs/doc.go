@@ -25,7 +25,7 @@
 //	cfg := runs.Default()
 //	cfg.Model, cfg.Data, cfg.Epochs = "small", "synthetic", 30
 //	cfg.Deficits = []runs.Window{{Deficit: "blur", Start: 0, End: 10}}
-//	res, err := runs.Run(ctx, cfg, "runs-out/blur10", runs.Options{})
+//	res, err := runs.Run(ctx, cfg, "runs-out/blur10", runs.Options{Backend: ortbackend.New(ortbackend.Options{})})
 //
 // # Sweeps
 //
@@ -50,6 +50,7 @@
 // figures (plot.go: PNG at PlotDPI and SVG).
 //
 // The loop reaches ONNX Runtime, the model zoo and the data sets only
-// through the Backend, Trainer and Data interfaces (backend.go); NewBackend
-// (backend_ort.go) wires them, and runstest provides a pure-Go fake.
+// through the Backend, Trainer and Data interfaces (backend.go); the
+// package harness/ortbackend wires them to ONNX Runtime, and runstest provides a
+// pure-Go fake. runs itself needs no cgo.
 package runs

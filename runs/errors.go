@@ -13,6 +13,9 @@ var (
 	ErrConfigChanged = errors.New("runs: run directory holds a different config")
 	// ErrDiverged means the training loss became NaN or infinite.
 	ErrDiverged = errors.New("runs: training diverged")
-	// ErrNoBackend means no training backend is wired into this build.
+	// ErrNoBackend means Run or RunSweep was given no Backend.
 	ErrNoBackend = errors.New("runs: no training backend")
+	// ErrCorrupt marks a checkpoint that does not match the checksum it was
+	// written with; Trainer.LoadCheckpoint's error wraps it.
+	ErrCorrupt = errors.New("runs: checkpoint is corrupt")
 )

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/critlab/critlab/harness"
 	"github.com/critlab/critlab/internal/atomicfile"
 	"github.com/critlab/critlab/internal/dirlock"
 	"github.com/critlab/critlab/internal/failpoint"
@@ -30,7 +29,8 @@ const (
 
 // Options are the knobs of Run that are not part of the experiment.
 type Options struct {
-	// Backend builds trainers and data; nil means NewBackend(BackendOptions{}).
+	// Backend builds trainers and data (ortbackend.New, or a fake in tests);
+	// required.
 	Backend Backend
 	// Progress receives progress and log lines; nil means none (log.txt is
 	// written either way).
@@ -89,7 +89,7 @@ type Result struct {
 func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, error) {
 	backend := opts.Backend
 	if backend == nil {
-		backend = NewBackend(BackendOptions{})
+		return nil, ErrNoBackend
 	}
 	prog := opts.Progress
 	if prog == nil {
@@ -574,7 +574,7 @@ func (l *loop) checkpoint(epoch int) error {
 // fallbackHint says which earlier checkpoint a run can resume from when its
 // latest one does not load.
 func (l *loop) fallbackHint(err error) string {
-	if !errors.Is(err, harness.ErrCorrupt) {
+	if !errors.Is(err, ErrCorrupt) {
 		return ""
 	}
 	keep := append([]int(nil), l.cfg.KeepCheckpoints...)

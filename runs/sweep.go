@@ -16,7 +16,8 @@ import (
 // SweepOptions are the knobs of RunSweep that are not part of the
 // experiment.
 type SweepOptions struct {
-	// Backend builds trainers and data; nil means NewBackend(BackendOptions{}).
+	// Backend builds trainers and data (ortbackend.New, or a fake in tests);
+	// required.
 	Backend Backend
 	// Workers overrides the spec's workers when > 0.
 	Workers int
@@ -52,7 +53,7 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 	}
 	backend := opts.Backend
 	if backend == nil {
-		backend = NewBackend(BackendOptions{})
+		return nil, ErrNoBackend
 	}
 	if err := checkPlan(plan, backend); err != nil {
 		return nil, err

@@ -2,8 +2,11 @@ package runs
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
+
+	"github.com/critlab/critlab/preprocessing"
 
 	"gopkg.in/yaml.v3"
 )
@@ -53,4 +56,24 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// sameData reports whether two data specs read the same data: equal as
+// typed, or of one kind with paths that name the same existing file or
+// folder (x, ./x, /abs/x, or through a symbolic link).
+func sameData(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ka, pa := preprocessing.SpecPath(a)
+	kb, pb := preprocessing.SpecPath(b)
+	if ka != kb || pa == "" || pb == "" {
+		return false
+	}
+	sa, err := os.Stat(pa)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(pb)
+	return err == nil && os.SameFile(sa, sb)
 }

@@ -7,15 +7,17 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/critlab/critlab/harness/ortbackend"
 	"github.com/critlab/critlab/internal/progress"
 	"github.com/critlab/critlab/models/graph"
 	"github.com/critlab/critlab/runs"
+
 	"github.com/urfave/cli/v2"
 )
 
 // newBackend makes the training backend; tests swap in a fake.
 var newBackend = func(c *cli.Context) runs.Backend {
-	return runs.NewBackend(runs.BackendOptions{Library: c.String("ort-lib"), MemArena: c.Bool("mem-arena")})
+	return ortbackend.New(ortbackend.Options{Library: c.String("ort-lib"), MemArena: c.Bool("mem-arena")})
 }
 
 // multiFlag collects every occurrence of a repeatable flag as is (no

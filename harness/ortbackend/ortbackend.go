@@ -1,8 +1,9 @@
-package runs
-
-// This file wires the runs package to harness (ONNX Runtime), models/zoo,
-// models/graph and preprocessing. It is the only file of the package that
-// imports them; everything else sees the interfaces of backend.go.
+// Package ortbackend is the runs.Backend that trains with ONNX Runtime: it
+// wires the run loop's interfaces (runs/backend.go) to harness, models/zoo,
+// models/graph and preprocessing. It lives beside harness, not under runs,
+// because it needs cgo: runs/... (the loop, configs, sweeps, reports and
+// the fake backend of runstest) builds and tests without it.
+package ortbackend
 
 import (
 	"context"
@@ -18,10 +19,11 @@ import (
 	pb "github.com/critlab/critlab/models/onnxpb"
 	"github.com/critlab/critlab/models/zoo"
 	"github.com/critlab/critlab/preprocessing"
+	"github.com/critlab/critlab/runs"
 )
 
-// BackendOptions configure the ONNX Runtime backend.
-type BackendOptions struct {
+// Options configure the ONNX Runtime backend.
+type Options struct {
 	// Library is the ONNX Runtime library; empty means harness's search
 	// ($CRITLAB_ORT_LIB, then .deps/onnxruntime).
 	Library string
@@ -29,15 +31,15 @@ type BackendOptions struct {
 	MemArena bool
 }
 
-// NewBackend returns the backend that trains with ONNX Runtime. It keeps
-// the data sets it opens (and their subsets and cached deficits) for the
-// runs that follow, so the runs of a sweep share them.
-func NewBackend(o BackendOptions) Backend {
+// New returns the backend that trains with ONNX Runtime. It keeps the data
+// sets it opens (and their subsets and cached deficits) for the runs that
+// follow, so the runs of a sweep share them.
+func New(o Options) runs.Backend {
 	return &ortBackend{o: o, sets: map[string]*dataEntry{}, subsets: map[subsetKey]*preprocessing.Dataset{}, devices: map[string]bool{}}
 }
 
 type ortBackend struct {
-	o       BackendOptions
+	o       Options
 	mu      sync.Mutex
 	sets    map[string]*dataEntry
 	subsets map[subsetKey]*preprocessing.Dataset
@@ -70,7 +72,7 @@ func (b *ortBackend) dataset(spec string) (*preprocessing.Dataset, error) {
 }
 
 // trainSet returns the data set of cfg, reduced to its training subset.
-func (b *ortBackend) trainSet(cfg Config) (*preprocessing.Dataset, error) {
+func (b *ortBackend) trainSet(cfg runs.Config) (*preprocessing.Dataset, error) {
 	ds, err := b.dataset(cfg.Data)
 	if err != nil {
 		return nil, err
@@ -92,26 +94,6 @@ func (b *ortBackend) trainSet(cfg Config) (*preprocessing.Dataset, error) {
 	return sub, nil
 }
 
-// sameData reports whether two data specs read the same data: equal as
-// typed, or of one kind with paths that name the same existing file or
-// folder (x, ./x, /abs/x, or through a symbolic link).
-func sameData(a, b string) bool {
-	if a == b {
-		return true
-	}
-	ka, pa := preprocessing.SpecPath(a)
-	kb, pb := preprocessing.SpecPath(b)
-	if ka != kb || pa == "" || pb == "" {
-		return false
-	}
-	sa, err := os.Stat(pa)
-	if err != nil {
-		return false
-	}
-	sb, err := os.Stat(pb)
-	return err == nil && os.SameFile(sa, sb)
-}
-
 // isModelFile reports whether a model setting names a file rather than a
 // zoo model.
 func isModelFile(model string) bool {
@@ -122,7 +104,7 @@ func isModelFile(model string) bool {
 }
 
 // model builds or loads the forward graph for cfg and data set ds.
-func (b *ortBackend) model(cfg Config, ds *preprocessing.Dataset) (*pb.ModelProto, error) {
+func (b *ortBackend) model(cfg runs.Config, ds *preprocessing.Dataset) (*pb.ModelProto, error) {
 	if isModelFile(cfg.Model) {
 		m, err := graph.Load(cfg.Model)
 		if err != nil {
@@ -144,9 +126,9 @@ func (b *ortBackend) model(cfg Config, ds *preprocessing.Dataset) (*pb.ModelProt
 
 // Check opens the model and the data set and checks that they fit, and
 // that ONNX Runtime can use a CUDA device (once per device).
-func (b *ortBackend) Check(cfg Config) error {
+func (b *ortBackend) Check(cfg runs.Config) error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s", runs.ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
 	if err := b.checkDevice(cfg); err != nil {
 		return err
@@ -194,7 +176,7 @@ func (b *ortBackend) Check(cfg Config) error {
 // checkDevice opens the runtime of a CUDA config once, which loads the CUDA
 // provider (see harness.Open): a set-up without one is refused before any
 // data is read or run directory written.
-func (b *ortBackend) checkDevice(cfg Config) error {
+func (b *ortBackend) checkDevice(cfg runs.Config) error {
 	if dev, err := harness.ParseDevice(cfg.Device); err != nil || dev.Kind != "cuda" {
 		return err
 	}
@@ -247,7 +229,7 @@ func fits(m *pb.ModelProto, ds *preprocessing.Dataset) error {
 }
 
 // Open builds the runtime, model, trainer and data of a run.
-func (b *ortBackend) Open(ctx context.Context, cfg Config) (Trainer, Data, error) {
+func (b *ortBackend) Open(ctx context.Context, cfg runs.Config) (runs.Trainer, runs.Data, error) {
 	ds, err := b.trainSet(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("data: %w", err)
@@ -279,15 +261,15 @@ func (b *ortBackend) Open(ctx context.Context, cfg Config) (Trainer, Data, error
 	return &ortTrainer{Trainer: tr, rt: rt, seed: uint64(cfg.Seed)}, &ortData{cfg: cfg, ds: ds, loader: loader}, nil
 }
 
-// ortTrainer adapts harness.Trainer to Trainer and FisherTrainer and owns
-// its runtime.
+// ortTrainer adapts harness.Trainer to runs.Trainer and runs.FisherTrainer
+// and owns its runtime.
 type ortTrainer struct {
 	*harness.Trainer
 	rt   *harness.Runtime
 	seed uint64 // the run's seed
 }
 
-var _ FisherTrainer = (*ortTrainer)(nil)
+var _ runs.FisherTrainer = (*ortTrainer)(nil)
 
 // fisherStream keeps the Fisher labels' random stream apart from the other
 // users of the run's seed.
@@ -297,22 +279,38 @@ const fisherStream = 0x66697368657200 // "fisher"
 // the run's seed and the image's index: the same draws (relative to the
 // model's predictive distribution) every epoch, so epochs compare on
 // common random numbers.
-func (t *ortTrainer) Fisher(next Batches, samples int) (FisherResult, error) {
+func (t *ortTrainer) Fisher(next runs.Batches, samples int) (runs.FisherResult, error) {
 	r, err := t.Trainer.Fisher(next, samples, t.seed^fisherStream)
 	if err != nil {
-		return FisherResult{}, err
+		return runs.FisherResult{}, err
 	}
-	res := FisherResult{Total: r.Total, Layers: make(map[string]float64, len(r.Layers))}
+	res := runs.FisherResult{Total: r.Total, Layers: make(map[string]float64, len(r.Layers))}
 	for _, l := range r.Layers {
 		res.Layers[l.Layer] = l.Trace
 	}
 	return res, nil
 }
 
-func (t *ortTrainer) Evaluate(next Batches) (EvalResult, error) {
+func (t *ortTrainer) Evaluate(next runs.Batches) (runs.EvalResult, error) {
 	r, err := t.Trainer.Evaluate(next)
-	return EvalResult{Loss: r.Loss, Accuracy: r.Accuracy, N: r.N}, err
+	return runs.EvalResult{Loss: r.Loss, Accuracy: r.Accuracy, N: r.N}, err
 }
+
+// LoadCheckpoint marks a checkpoint that fails its checksum as
+// runs.ErrCorrupt (the loop then names an earlier checkpoint to fall back
+// to); the message stays harness's.
+func (t *ortTrainer) LoadCheckpoint(path string) (map[string]string, error) {
+	meta, err := t.Trainer.LoadCheckpoint(path)
+	if errors.Is(err, harness.ErrCorrupt) {
+		err = corruptError{err}
+	}
+	return meta, err
+}
+
+type corruptError struct{ error }
+
+func (e corruptError) Is(target error) bool { return target == runs.ErrCorrupt }
+func (e corruptError) Unwrap() error        { return e.error }
 
 func (t *ortTrainer) Close() error {
 	return errors.Join(t.Trainer.Close(), t.rt.Close())
@@ -320,7 +318,7 @@ func (t *ortTrainer) Close() error {
 
 // ortData serves a run's batches from preprocessing loaders.
 type ortData struct {
-	cfg    Config
+	cfg    runs.Config
 	ds     *preprocessing.Dataset
 	loader preprocessing.LoaderConfig
 }
@@ -348,7 +346,7 @@ func (d *ortData) split(deficit string) (*preprocessing.Split, error) {
 	return preprocessing.ApplyDeficit(d.ds.Train, def, uint64(d.cfg.Seed))
 }
 
-func (d *ortData) Train(epoch int, deficit string) (Batches, func(), error) {
+func (d *ortData) Train(epoch int, deficit string) (runs.Batches, func(), error) {
 	split, err := d.split(deficit)
 	if err != nil {
 		return nil, nil, err
@@ -362,7 +360,7 @@ func (d *ortData) Train(epoch int, deficit string) (Batches, func(), error) {
 	return loaderBatches(l, -1), l.Close, nil
 }
 
-func (d *ortData) Test() (Batches, func(), error) {
+func (d *ortData) Test() (runs.Batches, func(), error) {
 	l, err := preprocessing.NewEvalLoader(d.ds.Test, d.loader)
 	if err != nil {
 		return nil, nil, err
@@ -370,7 +368,7 @@ func (d *ortData) Test() (Batches, func(), error) {
 	return loaderBatches(l, -1), l.Close, nil
 }
 
-func (d *ortData) Probe(n int) (Batches, func(), error) {
+func (d *ortData) Probe(n int) (runs.Batches, func(), error) {
 	split, err := d.split("")
 	if err != nil {
 		return nil, nil, err
@@ -384,7 +382,7 @@ func (d *ortData) Probe(n int) (Batches, func(), error) {
 
 // loaderBatches yields a loader's batches, at most limit images (all when
 // limit < 0).
-func loaderBatches(l *preprocessing.Loader, limit int) Batches {
+func loaderBatches(l *preprocessing.Loader, limit int) runs.Batches {
 	seen := 0
 	return func() ([]float32, []int64, bool, error) {
 		if limit >= 0 && seen >= limit {

@@ -1,12 +1,10 @@
-package runs
+package ortbackend_test
 
 // End-to-end tests with the real backend: ONNX Runtime through harness, the
 // zoo's small model and the synthetic data set. They skip when the ONNX
 // Runtime library is missing (run `make setup`).
 
 import (
-	"github.com/critlab/critlab/internal/pyenv"
-
 	"bytes"
 	"context"
 	"errors"
@@ -20,12 +18,15 @@ import (
 	"testing"
 
 	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/harness/ortbackend"
+	"github.com/critlab/critlab/internal/pyenv"
 	"github.com/critlab/critlab/models/graph"
 	"github.com/critlab/critlab/models/zoo"
+	"github.com/critlab/critlab/runs"
 )
 
 // ortBackendOrSkip returns the real backend, or skips without ORT.
-func ortBackendOrSkip(t *testing.T) Backend {
+func ortBackendOrSkip(t *testing.T) runs.Backend {
 	t.Helper()
 	rt, err := harness.Open(harness.RuntimeOptions{Threads: 1})
 	if errors.Is(err, harness.ErrNoLibrary) {
@@ -35,18 +36,18 @@ func ortBackendOrSkip(t *testing.T) Backend {
 		t.Fatal(err)
 	}
 	rt.Close()
-	return NewBackend(BackendOptions{})
+	return ortbackend.New(ortbackend.Options{})
 }
 
 // e2eConfig is a run of a few seconds: the small model at width 0.25 on
 // 16×16 synthetic images.
-func e2eConfig() Config {
-	c := Default()
+func e2eConfig() runs.Config {
+	c := runs.Default()
 	c.Model, c.Width = "small", 0.25
 	c.Data = "synthetic:train=192,test=96,size=16,mix=0.5"
 	c.Epochs, c.BatchSize, c.LR = 3, 32, 0.05
 	c.Threads = 1
-	c.Deficits = []Window{{Deficit: "blur:size=4", Start: 0, End: 1}}
+	c.Deficits = []runs.Window{{Deficit: "blur:size=4", Start: 0, End: 1}}
 	return c
 }
 
@@ -55,14 +56,14 @@ func TestE2ESweepParquetReport(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sweep")
 	base := e2eConfig()
 	base.Deficits = nil
-	spec := SweepSpec{Name: "e2e", Base: base, Seeds: []int64{0},
-		Removal:  &RemovalSpec{Deficit: "blur:size=4", Points: []int{0, 2}, After: 2, Branch: true},
-		Finetune: &FinetuneSpec{Deficit: "blur:size=4", Pretrain: []int{1}, Epochs: 2}}
-	res, err := RunSweep(context.Background(), spec, dir, SweepOptions{Backend: backend, Workers: 2, Cores: 2})
+	spec := runs.SweepSpec{Name: "e2e", Base: base, Seeds: []int64{0},
+		Removal:  &runs.RemovalSpec{Deficit: "blur:size=4", Points: []int{0, 2}, After: 2, Branch: true},
+		Finetune: &runs.FinetuneSpec{Deficit: "blur:size=4", Pretrain: []int{1}, Epochs: 2}}
+	res, err := runs.RunSweep(context.Background(), spec, dir, runs.SweepOptions{Backend: backend, Workers: 2, Cores: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ReadSweep(filepath.Join(dir, SweepFile))
+	rows, err := runs.ReadSweep(filepath.Join(dir, runs.SweepFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestE2ESweepParquetReport(t *testing.T) {
 		t.Fatalf("rows per run %v, want %v", perRun, want)
 	}
 	for id := range res.Results {
-		if _, err := graph.Load(filepath.Join(dir, id, ModelFile)); err != nil {
+		if _, err := graph.Load(filepath.Join(dir, id, runs.ModelFile)); err != nil {
 			t.Errorf("exported model: %v", err)
 		}
 	}
@@ -94,12 +95,12 @@ assert t.num_rows == 13, t.num_rows
 assert set(t.column("variant").to_pylist()) == {"trunk", "removal", "scratch", "pretrain", "finetune"}
 print("ok")
 `
-		out, err := exec.Command(py, "-c", script, filepath.Join(dir, SweepFile)).CombinedOutput()
+		out, err := exec.Command(py, "-c", script, filepath.Join(dir, runs.SweepFile)).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "ok") {
 			t.Errorf("pyarrow: %v\n%s", err, out)
 		}
 	}
-	rep, err := LoadReport(dir)
+	rep, err := runs.LoadReport(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +112,12 @@ print("ok")
 	if err := rep.WriteFiles(); err != nil {
 		t.Fatal(err)
 	}
-	logText, _ := os.ReadFile(filepath.Join(dir, "finetune-P001-s0", LogFile))
-	if !strings.Contains(string(logText), "initialised from "+filepath.Join(dir, "pretrain-P001-s0", ModelFile)) {
+	logText, _ := os.ReadFile(filepath.Join(dir, "finetune-P001-s0", runs.LogFile))
+	if !strings.Contains(string(logText), "initialised from "+filepath.Join(dir, "pretrain-P001-s0", runs.ModelFile)) {
 		t.Errorf("fine-tuning log:\n%s", logText)
 	}
 	for _, f := range []string{"removal.png", "removal.svg", "finetune.png", "curves.png", "curves.svg", "summary.csv"} {
-		data, err := os.ReadFile(filepath.Join(dir, ReportDir, f))
+		data, err := os.ReadFile(filepath.Join(dir, runs.ReportDir, f))
 		if err != nil || len(data) == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
@@ -131,18 +132,18 @@ print("ok")
 
 // killAt wraps a backend so that the trainer's n-th step cancels ctx.
 type killAt struct {
-	Backend
+	runs.Backend
 	n      int64
 	cancel context.CancelFunc
 	steps  atomic.Int64
 }
 
 type killTrainer struct {
-	Trainer
+	runs.Trainer
 	k *killAt
 }
 
-func (k *killAt) Open(ctx context.Context, cfg Config) (Trainer, Data, error) {
+func (k *killAt) Open(ctx context.Context, cfg runs.Config) (runs.Trainer, runs.Data, error) {
 	tr, d, err := k.Backend.Open(ctx, cfg)
 	return &killTrainer{tr, k}, d, err
 }
@@ -161,36 +162,36 @@ func TestE2EKilledRunResumesExactly(t *testing.T) {
 	// AdamW's moments and step count must come back from the checkpoint.
 	adamw := sgd
 	adamw.Optimizer, adamw.Momentum, adamw.LR, adamw.WarmupEpochs, adamw.GradClip = "adamw", 0, 0.002, 2, 1
-	adamw.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(10.0), WeightDecay: new(0.0)}}
-	for name, cfg := range map[string]Config{"sgd": sgd, "adamw": adamw} {
+	adamw.ParamGroups = []runs.ParamGroup{{Match: "fc.*", LRScale: new(10.0), WeightDecay: new(0.0)}}
+	for name, cfg := range map[string]runs.Config{"sgd": sgd, "adamw": adamw} {
 		t.Run(name, func(t *testing.T) { killAndResume(t, backend, cfg) })
 	}
 }
 
-func killAndResume(t *testing.T, backend Backend, cfg Config) {
-	straight, err := Run(context.Background(), cfg, filepath.Join(t.TempDir(), "straight"), Options{Backend: backend})
+func killAndResume(t *testing.T, backend runs.Backend, cfg runs.Config) {
+	straight, err := runs.Run(context.Background(), cfg, filepath.Join(t.TempDir(), "straight"), runs.Options{Backend: backend})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "killed")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err = Run(ctx, cfg, dir, Options{Backend: &killAt{Backend: backend, n: 6 + 3, cancel: cancel}}) // 6 steps an epoch: mid epoch 1
+	_, err = runs.Run(ctx, cfg, dir, runs.Options{Backend: &killAt{Backend: backend, n: 6 + 3, cancel: cancel}}) // 6 steps an epoch: mid epoch 1
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("killed run: err = %v", err)
 	}
-	if kept, err := ReadMetrics(filepath.Join(dir, MetricsFile)); err != nil || len(kept) != 1 {
+	if kept, err := runs.ReadMetrics(filepath.Join(dir, runs.MetricsFile)); err != nil || len(kept) != 1 {
 		t.Fatalf("killed run kept %d epochs (%v), want 1", len(kept), err)
 	}
-	resumed, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
+	resumed, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: backend})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resumed.Status != Resumed {
+	if resumed.Status != runs.Resumed {
 		t.Errorf("status %s", resumed.Status)
 	}
-	strip := func(rows []MetricsRow) []MetricsRow {
-		out := append([]MetricsRow(nil), rows...)
+	strip := func(rows []runs.MetricsRow) []runs.MetricsRow {
+		out := append([]runs.MetricsRow(nil), rows...)
 		for i := range out {
 			out[i].EpochSeconds, out[i].ImagesPerSec, out[i].RunID = 0, 0, ""
 		}
@@ -215,32 +216,32 @@ func TestE2ERefusesBadConfigs(t *testing.T) {
 	os.WriteFile(garbage, []byte("not a model"), 0o644)
 	tests := []struct {
 		name string
-		edit func(*Config)
+		edit func(*runs.Config)
 		want string
 	}{
-		{"unknown deficit", func(c *Config) { c.Deficits[0].Deficit = "smear" }, "smear"},
-		{"window outside", func(c *Config) { c.Deficits[0].End = 4 }, "end <= epochs"},
-		{"overlap", func(c *Config) { c.Deficits = append(c.Deficits, Window{Deficit: "vflip", Start: 0, End: 2}) }, "overlap"},
-		{"missing model", func(c *Config) { c.Model = filepath.Join(t.TempDir(), "none.onnx") }, "no such file"},
-		{"unreadable model", func(c *Config) { c.Model = garbage }, "model"},
-		{"unknown zoo model", func(c *Config) { c.Model = "alexnet" }, "neither a zoo model"},
-		{"image size", func(c *Config) { c.Model = wrongSize }, "images are 3×16×16"},
-		{"unknown data", func(c *Config) { c.Data = "mnist" }, "mnist"},
-		{"subset too large", func(c *Config) { c.TrainSubset = 1000 }, "larger than the 192 training images"},
-		{"blur larger than the images", func(c *Config) { c.Deficits[0].Deficit = "blur:size=4096" }, "blur size 4096 is larger than the 16×16 images"},
-		{"blur short form", func(c *Config) { c.Deficits[0].Deficit = "blur:17" }, "blur size 17 is larger than the 16×16 images"},
-		{"batch larger than the training set", func(c *Config) { c.BatchSize = 193 }, "batch_size 193 is larger than the 192 training images"},
-		{"batch larger than the subset", func(c *Config) { c.TrainSubset, c.BatchSize = 64, 65 }, "train_subset 64 is smaller than batch_size 65"},
-		{"fisher images beyond the training set", func(c *Config) { c.Fisher = FisherConfig{Images: 193, Samples: 1, Every: 1} }, "fisher.images 193 is more than the 192 training images"},
+		{"unknown deficit", func(c *runs.Config) { c.Deficits[0].Deficit = "smear" }, "smear"},
+		{"window outside", func(c *runs.Config) { c.Deficits[0].End = 4 }, "end <= epochs"},
+		{"overlap", func(c *runs.Config) { c.Deficits = append(c.Deficits, runs.Window{Deficit: "vflip", Start: 0, End: 2}) }, "overlap"},
+		{"missing model", func(c *runs.Config) { c.Model = filepath.Join(t.TempDir(), "none.onnx") }, "no such file"},
+		{"unreadable model", func(c *runs.Config) { c.Model = garbage }, "model"},
+		{"unknown zoo model", func(c *runs.Config) { c.Model = "alexnet" }, "neither a zoo model"},
+		{"image size", func(c *runs.Config) { c.Model = wrongSize }, "images are 3×16×16"},
+		{"unknown data", func(c *runs.Config) { c.Data = "mnist" }, "mnist"},
+		{"subset too large", func(c *runs.Config) { c.TrainSubset = 1000 }, "larger than the 192 training images"},
+		{"blur larger than the images", func(c *runs.Config) { c.Deficits[0].Deficit = "blur:size=4096" }, "blur size 4096 is larger than the 16×16 images"},
+		{"blur short form", func(c *runs.Config) { c.Deficits[0].Deficit = "blur:17" }, "blur size 17 is larger than the 16×16 images"},
+		{"batch larger than the training set", func(c *runs.Config) { c.BatchSize = 193 }, "batch_size 193 is larger than the 192 training images"},
+		{"batch larger than the subset", func(c *runs.Config) { c.TrainSubset, c.BatchSize = 64, 65 }, "train_subset 64 is smaller than batch_size 65"},
+		{"fisher images beyond the training set", func(c *runs.Config) { c.Fisher = runs.FisherConfig{Images: 193, Samples: 1, Every: 1} }, "fisher.images 193 is more than the 192 training images"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := e2eConfig()
 			tc.edit(&cfg)
 			dir := filepath.Join(t.TempDir(), "run")
-			_, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
-			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want ErrInvalidConfig with %q", err, tc.want)
+			_, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: backend})
+			if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want runs.ErrInvalidConfig with %q", err, tc.want)
 			}
 			if _, err := os.Stat(dir); err == nil {
 				t.Error("run directory created")
@@ -261,23 +262,23 @@ func TestE2EShamTrainsAsNoDeficit(t *testing.T) {
 	root := t.TempDir()
 	base := e2eConfig()
 	base.Epochs, base.LRSchedule, base.LRDecay, base.Momentum = 4, "exp", 0.5, 0.9
-	base.Fisher = FisherConfig{Images: 32, Samples: 1, Every: 3} // epochs 2 and 3, and 1 with a window
-	run := func(name, deficit string, restart bool) ([]MetricsRow, []byte) {
+	base.Fisher = runs.FisherConfig{Images: 32, Samples: 1, Every: 3} // epochs 2 and 3, and 1 with a window
+	run := func(name, deficit string, restart bool) ([]runs.MetricsRow, []byte) {
 		t.Helper()
 		cfg := base
 		cfg.Deficits, cfg.RestartAtDeficitEnd = nil, restart
 		if deficit != "" {
-			cfg.Deficits = []Window{{Deficit: deficit, Start: 0, End: 2}}
+			cfg.Deficits = []runs.Window{{Deficit: deficit, Start: 0, End: 2}}
 		}
 		dir := filepath.Join(root, name)
-		if _, err := Run(context.Background(), cfg, dir, Options{Backend: backend, RunID: "r"}); err != nil {
+		if _, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: backend, RunID: "r"}); err != nil {
 			t.Fatal(err)
 		}
-		rows, err := ReadMetrics(filepath.Join(dir, MetricsFile))
+		rows, err := runs.ReadMetrics(filepath.Join(dir, runs.MetricsFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		model, err := os.ReadFile(filepath.Join(dir, ModelFile))
+		model, err := os.ReadFile(filepath.Join(dir, runs.ModelFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,28 +320,28 @@ func TestE2ESweepRefusedBeforeAnyWork(t *testing.T) {
 	backend := ortBackendOrSkip(t)
 	base := e2eConfig() // 192 training images of 16×16
 	base.Deficits = nil
-	window := func(deficit string) *WindowSpec {
-		return &WindowSpec{Deficit: deficit, Length: 1, Onsets: []int{0, 1}}
+	window := func(deficit string) *runs.WindowSpec {
+		return &runs.WindowSpec{Deficit: deficit, Length: 1, Onsets: []int{0, 1}}
 	}
 	tests := []struct {
 		name string
-		edit func(*SweepSpec)
+		edit func(*runs.SweepSpec)
 		want string
 	}{
-		{"blur larger than the images", func(s *SweepSpec) { s.Window = window("blur:size=4096") }, "blur size 4096 is larger than the 16×16 images"},
-		{"batch larger than the training set", func(s *SweepSpec) { s.Base.BatchSize = 193 }, "batch_size 193 is larger than the 192 training images"},
-		{"fisher images beyond the subset", func(s *SweepSpec) {
-			s.Base.TrainSubset, s.Base.Fisher = 96, FisherConfig{Images: 97, Samples: 1, Every: 1}
+		{"blur larger than the images", func(s *runs.SweepSpec) { s.Window = window("blur:size=4096") }, "blur size 4096 is larger than the 16×16 images"},
+		{"batch larger than the training set", func(s *runs.SweepSpec) { s.Base.BatchSize = 193 }, "batch_size 193 is larger than the 192 training images"},
+		{"fisher images beyond the subset", func(s *runs.SweepSpec) {
+			s.Base.TrainSubset, s.Base.Fisher = 96, runs.FisherConfig{Images: 97, Samples: 1, Every: 1}
 		}, "fisher.images 97 is more than the 96 training images"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := SweepSpec{Name: "absurd", Base: base, Seeds: []int64{0, 1}, Window: window("vflip")}
+			spec := runs.SweepSpec{Name: "absurd", Base: base, Seeds: []int64{0, 1}, Window: window("vflip")}
 			tc.edit(&spec)
 			dir := filepath.Join(t.TempDir(), "sweep")
-			_, err := RunSweep(context.Background(), spec, dir, SweepOptions{Backend: backend, Workers: 1, Cores: 1})
-			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("err = %v, want ErrInvalidConfig with %q", err, tc.want)
+			_, err := runs.RunSweep(context.Background(), spec, dir, runs.SweepOptions{Backend: backend, Workers: 1, Cores: 1})
+			if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want runs.ErrInvalidConfig with %q", err, tc.want)
 			}
 			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("%s exists after the refusal (%v)", dir, err)
@@ -362,7 +363,7 @@ func TestE2ECUDAWithoutProvider(t *testing.T) {
 	cfg.Device = "cuda"
 	cfg.Data = "archive:" + filepath.Join(t.TempDir(), "missing.tar.gz") // not read: the device is checked first
 	dir := filepath.Join(t.TempDir(), "run")
-	_, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
+	_, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: backend})
 	if !errors.Is(err, harness.ErrNoCUDA) || !strings.Contains(err.Error(), "docs/cuda.md") {
 		t.Errorf("Run: %v", err)
 	}
@@ -397,17 +398,17 @@ func TestE2ECorruptCheckpoints(t *testing.T) {
 	cfg := e2eConfig()
 	cfg.KeepCheckpoints = []int{1}
 	dir := filepath.Join(t.TempDir(), "run")
-	straight, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
+	straight, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: backend})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Without model.onnx the run is unfinished: its resume loads latest.ckpt.
-	if err := os.Remove(filepath.Join(dir, ModelFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, runs.ModelFile)); err != nil {
 		t.Fatal(err)
 	}
-	latest, kept := LatestCheckpointPath(dir), CheckpointPath(dir, 1)
+	latest, kept := runs.LatestCheckpointPath(dir), runs.CheckpointPath(dir, 1)
 	corrupt(t, latest)
-	_, err = Run(context.Background(), cfg, dir, Options{Backend: backend})
+	_, err = runs.Run(context.Background(), cfg, dir, runs.Options{Backend: backend})
 	if !errors.Is(err, harness.ErrCorrupt) || !strings.Contains(err.Error(), latest+": its content does not match") ||
 		!strings.Contains(err.Error(), "fall back to the earlier checkpoint "+kept+": copy it over "+latest+" and run again to resume from epoch 1") {
 		t.Fatalf("resume from a corrupt latest.ckpt: %v", err)
@@ -420,18 +421,18 @@ func TestE2ECorruptCheckpoints(t *testing.T) {
 	if err := os.WriteFile(latest, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	resumed, err := Run(context.Background(), cfg, dir, Options{Backend: backend})
+	resumed, err := runs.Run(context.Background(), cfg, dir, runs.Options{Backend: backend})
 	if err != nil {
 		t.Fatal(err)
 	}
-	strip := func(rows []MetricsRow) []MetricsRow {
-		out := append([]MetricsRow(nil), rows...)
+	strip := func(rows []runs.MetricsRow) []runs.MetricsRow {
+		out := append([]runs.MetricsRow(nil), rows...)
 		for i := range out {
 			out[i].EpochSeconds, out[i].ImagesPerSec = 0, 0
 		}
 		return out
 	}
-	if resumed.Status != Resumed || !reflect.DeepEqual(strip(resumed.Rows), strip(straight.Rows)) {
+	if resumed.Status != runs.Resumed || !reflect.DeepEqual(strip(resumed.Rows), strip(straight.Rows)) {
 		t.Fatalf("resumed (%s) from the kept checkpoint: metrics differ from the straight run\n got %+v\nwant %+v", resumed.Status, strip(resumed.Rows), strip(straight.Rows))
 	}
 
@@ -440,7 +441,7 @@ func TestE2ECorruptCheckpoints(t *testing.T) {
 	child := cfg
 	child.KeepCheckpoints, child.BranchFrom, child.BranchEpoch = nil, dir, 1
 	childDir := filepath.Join(t.TempDir(), "child")
-	_, err = Run(context.Background(), child, childDir, Options{Backend: backend})
+	_, err = runs.Run(context.Background(), child, childDir, runs.Options{Backend: backend})
 	if !errors.Is(err, harness.ErrCorrupt) || !strings.Contains(err.Error(), kept+": its content does not match") ||
 		!strings.Contains(err.Error(), "remove the parent run "+dir) {
 		t.Fatalf("branch from a corrupt kept checkpoint: %v", err)
