@@ -59,8 +59,7 @@ const (
 // SlurmOptions are the knobs of SubmitSweep that are not scheduler
 // settings.
 type SlurmOptions struct {
-	// Backend checks the runs before anything is submitted; nil means
-	// NewBackend(BackendOptions{}).
+	// Backend checks the runs before anything is submitted; required.
 	Backend Backend
 	// Throttle is how many runs of one array run at once (--array=...%K);
 	// 0 means the spec's workers, then no limit.
@@ -98,7 +97,7 @@ type Submission struct {
 func SubmitSweep(ctx context.Context, spec SweepSpec, dir string, opts SlurmOptions) (*Submission, error) {
 	backend := opts.Backend
 	if backend == nil {
-		backend = NewBackend(BackendOptions{})
+		return nil, ErrNoBackend
 	}
 	set := SlurmSpec{}
 	if spec.Slurm != nil {

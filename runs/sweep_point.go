@@ -60,7 +60,7 @@ func lockSweep(dir string) (*dirlock.Lock, error) {
 // prepareSweep is PrepareSweep under a lock the caller holds.
 func prepareSweep(spec SweepSpec, dir string, backend Backend, threads int) (Plan, error) {
 	if backend == nil {
-		backend = NewBackend(BackendOptions{})
+		return Plan{}, ErrNoBackend
 	}
 	if spec.Base.Threads <= 0 {
 		spec.Base.Threads = pinnedThreads(dir)
@@ -99,7 +99,8 @@ func prepareSweep(spec SweepSpec, dir string, backend Backend, threads int) (Pla
 
 // PointOptions are the knobs of RunPoint.
 type PointOptions struct {
-	// Backend builds trainers and data; nil means NewBackend(BackendOptions{}).
+	// Backend builds trainers and data (ortbackend.New, or a fake in tests);
+	// required.
 	Backend Backend
 	// Threads per run when neither the sweep nor the run's config.yaml
 	// fixes them; 0 means one per core.
