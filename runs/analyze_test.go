@@ -115,7 +115,7 @@ func TestAnalyzeScriptReferencesMatchReport(t *testing.T) {
 		Controls: runs.Controls{At: "all", VFlip: true, Sham: true, LRRestart: true, SameEpochs: true}}
 	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{1, 2}, Total: 5,
 		Controls: runs.Controls{Sham: true, LRRestart: true}}
-	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
+	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Jobs: 2}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := runs.LoadReport(dir)
@@ -152,7 +152,7 @@ func analyzeSweep(t *testing.T) string {
 	s.Base.EvalEvery = 2 // null test metrics on the other epochs
 	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 3}, After: 3, Controls: runs.Controls{VFlip: true}}
 	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{1}, Total: 5}
-	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
+	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Jobs: 2}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -260,7 +260,7 @@ func TestProtocolV2Script(t *testing.T) {
 		s.Base.EvalEvery = 2
 		f(&s)
 		dir := filepath.Join(root, name)
-		if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
+		if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Jobs: 2}); err != nil {
 			t.Fatal(err)
 		}
 		rep, err := runs.LoadReport(dir)

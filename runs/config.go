@@ -33,7 +33,9 @@ type Config struct {
 	// "synthetic", or the path of a data set archive.
 	Data string `yaml:"data"`
 	// TrainSubset trains on the first N training images; 0 means all.
-	TrainSubset int `yaml:"train_subset"`
+	// Written subset; train_subset, its old name, is still read (and
+	// hashed, see Hash).
+	TrainSubset int `yaml:"subset"`
 	// Epochs is the total number of epochs, counted from 0.
 	Epochs int `yaml:"epochs"`
 	// BatchSize is the training batch size (the last partial batch is
@@ -226,17 +228,18 @@ func LoadConfig(path string, base Config) (Config, error) {
 	return cfg, nil
 }
 
+// configAliases are the old spellings of config keys, still read.
+var configAliases = map[string]string{"train_subset": "subset"}
+
 // ParseConfig decodes YAML over base.
 func ParseConfig(data []byte, base Config) (Config, error) {
 	cfg := base
 	if len(bytes.TrimSpace(data)) == 0 {
 		return cfg, nil
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	// Lists replace rather than extend the base's lists.
 	cfg.Deficits, cfg.Freeze, cfg.KeepCheckpoints, cfg.ParamGroups = nil, nil, nil, nil
-	if err := dec.Decode(&cfg); err != nil {
+	if err := decodeStrict(data, &cfg, nil, configAliases); err != nil {
 		return base, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	if !mentions(data, "deficits") {
@@ -293,10 +296,12 @@ func (c Config) EvalDue(epoch int) bool {
 }
 
 // Hash is the first 16 hex digits of the SHA-256 of the config's YAML with
-// the fields that do not change results (Threads, Workers) cleared.
+// the fields that do not change results (Threads, Workers) cleared, and
+// renamed keys under their old names (hashKeys), so a hash never changes
+// for settings that did not.
 func (c Config) Hash() string {
 	c.Threads, c.Workers = 0, 0
-	sum := sha256.Sum256(c.YAML())
+	sum := sha256.Sum256(legacyYAML(c.YAML()))
 	return hex.EncodeToString(sum[:])[:16]
 }
 
@@ -314,13 +319,13 @@ func (c Config) Validate() error {
 	case c.Width < 0 || math.IsNaN(c.Width) || math.IsInf(c.Width, 0):
 		return bad("width %v must be positive (0 means 1)", c.Width)
 	case c.TrainSubset < 0:
-		return bad("train_subset %d is negative (0 means the whole training set)", c.TrainSubset)
+		return bad("subset %d is negative (0 means the whole training set)", c.TrainSubset)
 	case c.Epochs <= 0:
 		return bad("epochs %d must be at least 1", c.Epochs)
 	case c.BatchSize <= 0:
 		return bad("batch_size %d must be at least 1", c.BatchSize)
 	case c.TrainSubset > 0 && c.TrainSubset < c.BatchSize:
-		return bad("train_subset %d is smaller than batch_size %d: no full batch to train on", c.TrainSubset, c.BatchSize)
+		return bad("subset %d is smaller than batch_size %d: no full batch to train on", c.TrainSubset, c.BatchSize)
 	case !(c.LR > 0) || math.IsInf(c.LR, 0):
 		return bad("lr %v must be positive", c.LR)
 	case c.LRDecay < 0 || c.LRDecay > 1 || math.IsNaN(c.LRDecay):

@@ -32,7 +32,7 @@ func TestValidate(t *testing.T) {
 		{"no deficit name", func(c *Config) { c.Deficits = []Window{{"", 0, 4}} }, "empty deficit"},
 		{"epochs", func(c *Config) { c.Epochs = 0 }, "epochs 0"},
 		{"batch", func(c *Config) { c.BatchSize = 0 }, "batch_size 0"},
-		{"subset < batch", func(c *Config) { c.TrainSubset = 8 }, "train_subset 8 is smaller"},
+		{"subset < batch", func(c *Config) { c.TrainSubset = 8 }, "subset 8 is smaller"},
 		{"lr", func(c *Config) { c.LR = 0 }, "lr 0 must be positive"},
 		{"lr nan", func(c *Config) { c.LR = math.NaN() }, "must be positive"},
 		{"schedule", func(c *Config) { c.LRSchedule = "poly" }, `lr_schedule "poly"`},
@@ -118,7 +118,7 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("got %+v %+v", c.Augment, c.Fisher)
 			}
 		}, ""},
-		{"typo", "epoch: 20\n", nil, "field epoch not found"},
+		{"typo", "epoch: 20\n", nil, `unknown key "epoch": did you mean "epochs"?`},
 		{"type", "epochs: many\n", nil, "cannot unmarshal"},
 	}
 	for _, tc := range tests {

@@ -64,7 +64,7 @@ func TestReportSweep(t *testing.T) {
 		Controls: runs.Controls{VFlip: true, LRRestart: true}}
 	s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{1, 3}, Total: 6}
 	s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{2}, Epochs: 6}
-	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2}); err != nil {
+	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Jobs: 2}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := runs.LoadReport(dir)

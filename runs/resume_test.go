@@ -64,7 +64,7 @@ func TestSweepMovedAndPartlyDeleted(t *testing.T) {
 	spec := branchedSweep()
 	b := &runstest.Backend{}
 	first := filepath.Join(t.TempDir(), "first")
-	if _, err := runs.RunSweep(context.Background(), spec, first, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
+	if _, err := runs.RunSweep(context.Background(), spec, first, runs.SweepOptions{Backend: b, Jobs: 2}); err != nil {
 		t.Fatal(err)
 	}
 	want := readSweep(t, first)
@@ -73,7 +73,7 @@ func TestSweepMovedAndPartlyDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	steps := b.Steps.Load()
-	res, err := runs.RunSweep(context.Background(), spec, moved, runs.SweepOptions{Backend: b, Workers: 1})
+	res, err := runs.RunSweep(context.Background(), spec, moved, runs.SweepOptions{Backend: b, Jobs: 1})
 	if err != nil {
 		t.Fatalf("resume after the move: %v", err)
 	}
@@ -91,7 +91,7 @@ func TestSweepMovedAndPartlyDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := runs.RunSweep(context.Background(), spec, moved, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
+	if _, err := runs.RunSweep(context.Background(), spec, moved, runs.SweepOptions{Backend: b, Jobs: 2}); err != nil {
 		t.Fatalf("resume after deleting runs: %v", err)
 	}
 	if got := readSweep(t, moved); !reflect.DeepEqual(got, want) {

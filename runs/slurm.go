@@ -62,7 +62,7 @@ type SlurmOptions struct {
 	// Backend checks the runs before anything is submitted; required.
 	Backend Backend
 	// Throttle is how many runs of one array run at once (--array=...%K);
-	// 0 means the spec's workers, then no limit.
+	// 0 means the spec's jobs, then no limit.
 	Throttle int
 	// NoReport makes the collecting job write sweep.parquet only.
 	NoReport bool
@@ -125,7 +125,7 @@ func SubmitSweep(ctx context.Context, spec SweepSpec, dir string, opts SlurmOpti
 	}
 	throttle := opts.Throttle
 	if throttle <= 0 {
-		throttle = spec.Workers
+		throttle = spec.Jobs
 	}
 	s, err := openSlurm(dir, plan.Name)
 	if err != nil {

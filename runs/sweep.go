@@ -19,8 +19,8 @@ type SweepOptions struct {
 	// Backend builds trainers and data (ortbackend.New, or a fake in tests);
 	// required.
 	Backend Backend
-	// Workers overrides the spec's workers when > 0.
-	Workers int
+	// Jobs overrides the spec's jobs (runs at once) when > 0.
+	Jobs int
 	// Cores is the number of cores the runs share; 0 means all.
 	Cores int
 	// Force retrains finished runs.
@@ -35,8 +35,8 @@ type SweepResult struct {
 	Results map[string]*Result
 	// Rows are the rows of sweep.parquet.
 	Rows []SweepRow
-	// Workers and Threads are the parallelism used.
-	Workers, Threads int
+	// Jobs (runs at once) and Threads (per run) are the parallelism used.
+	Jobs, Threads int
 }
 
 // RunSweep trains the plan of spec in dir: it locks dir, validates every
@@ -62,9 +62,9 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 	if cores <= 0 {
 		cores = runtime.NumCPU()
 	}
-	workers := opts.Workers
+	workers := opts.Jobs
 	if workers <= 0 {
-		workers = spec.Workers
+		workers = spec.Jobs
 	}
 	if workers <= 0 {
 		workers = cores
@@ -101,7 +101,7 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 		return nil, err
 	}
 
-	res := &SweepResult{Plan: plan, Results: map[string]*Result{}, Workers: workers, Threads: threads}
+	res := &SweepResult{Plan: plan, Results: map[string]*Result{}, Jobs: workers, Threads: threads}
 	var prog Progress = NopProgress()
 	if opts.Progress != nil {
 		prog = opts.Progress

@@ -53,7 +53,7 @@ func TestRunPointMatchesRunSweep(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	local, points := filepath.Join(root, "local"), filepath.Join(root, "points")
-	if _, err := runs.RunSweep(ctx, pointSweep(), local, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2, Cores: 2}); err != nil {
+	if _, err := runs.RunSweep(ctx, pointSweep(), local, runs.SweepOptions{Backend: &runstest.Backend{}, Jobs: 2, Cores: 2}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,10 +1,10 @@
 package runs
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -22,11 +22,11 @@ type SweepSpec struct {
 	Base Config `yaml:"base"`
 	// Seeds lists the seeds of every point; empty means [base.seed].
 	Seeds []int64 `yaml:"seeds"`
-	// Workers is how many runs train at once; 0 means one per core (one
-	// for cuda), capped at the number of runs. Threads per run are
-	// base.threads, else cores / workers when the sweep first starts,
-	// pinned in sweep.yaml for every later resume.
-	Workers int `yaml:"workers"`
+	// Jobs is how many runs train at once (workers, its old name, is still
+	// read); 0 means one per core (one for cuda), capped at the number of
+	// runs. Threads per run are base.threads, else cores / jobs when the
+	// sweep first starts, pinned in sweep.yaml for every later resume.
+	Jobs int `yaml:"jobs"`
 
 	Removal  *RemovalSpec  `yaml:"removal"`
 	Window   *WindowSpec   `yaml:"window"`
@@ -200,24 +200,32 @@ func LoadSweep(path string) (SweepSpec, error) {
 	return s, nil
 }
 
+// sweepAliases are the old spellings of sweep spec keys, still read: the
+// spec's own and those of its base config.
+func sweepAliases() map[string]string {
+	m := map[string]string{"workers": "jobs"}
+	for old, now := range configAliases {
+		m["base."+old] = now
+	}
+	return m
+}
+
 // ParseSweep decodes a sweep spec from YAML.
 func ParseSweep(data []byte) (SweepSpec, error) {
 	var raw struct {
 		Name     string        `yaml:"name"`
 		Base     yaml.Node     `yaml:"base"`
 		Seeds    []int64       `yaml:"seeds"`
-		Workers  int           `yaml:"workers"`
+		Jobs     int           `yaml:"jobs"`
 		Removal  *RemovalSpec  `yaml:"removal"`
 		Window   *WindowSpec   `yaml:"window"`
 		Finetune *FinetuneSpec `yaml:"finetune"`
 		Slurm    *SlurmSpec    `yaml:"slurm"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
+	if err := decodeStrict(data, &raw, reflect.TypeOf(SweepSpec{}), sweepAliases()); err != nil {
 		return SweepSpec{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	s := SweepSpec{Name: raw.Name, Base: Default(), Seeds: raw.Seeds, Workers: raw.Workers,
+	s := SweepSpec{Name: raw.Name, Base: Default(), Seeds: raw.Seeds, Jobs: raw.Jobs,
 		Removal: raw.Removal, Window: raw.Window, Finetune: raw.Finetune, Slurm: raw.Slurm}
 	if raw.Base.Kind != 0 {
 		base, err := yaml.Marshal(&raw.Base)
@@ -253,8 +261,8 @@ func (s SweepSpec) Plan(dir string) (Plan, error) {
 	if s.Removal == nil && s.Window == nil && s.Finetune == nil {
 		return bad("no removal, window or finetune section: nothing to run")
 	}
-	if s.Workers < 0 {
-		return bad("workers %d is negative", s.Workers)
+	if s.Jobs < 0 {
+		return bad("jobs %d is negative", s.Jobs)
 	}
 	seeds := s.Seeds
 	if len(seeds) == 0 {

@@ -262,12 +262,12 @@ func TestRunSweep(t *testing.T) {
 	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 3}, After: 3, Controls: runs.Controls{VFlip: true}}
 	s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{2}, Epochs: 3}
 	b := &runstest.Backend{}
-	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 3, Cores: 2})
+	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Jobs: 3, Cores: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Workers != 3 || res.Threads != 1 {
-		t.Errorf("workers %d threads %d", res.Workers, res.Threads)
+	if res.Jobs != 3 || res.Threads != 1 {
+		t.Errorf("workers %d threads %d", res.Jobs, res.Threads)
 	}
 	rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
 	if err != nil {
@@ -309,7 +309,7 @@ func TestRunSweep(t *testing.T) {
 
 	// A second sweep skips everything.
 	steps := b.Steps.Load()
-	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 2, Cores: 2}); err != nil {
+	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Jobs: 2, Cores: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if b.Steps.Load() != steps {
@@ -336,7 +336,7 @@ func TestRunSweepControlsBranchMatchStraight(t *testing.T) {
 					Controls: runs.Controls{At: "all", VFlip: true, Sham: true, LRRestart: true, SameEpochs: true}}
 				dir := filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch])
 				b := &runstest.Backend{}
-				if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
+				if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Jobs: 2}); err != nil {
 					t.Fatal(err)
 				}
 				// Epochs trained straight: removal 2+4+6, each of vflip, sham,
@@ -394,7 +394,7 @@ func TestRunSweepBranchMatchesStraight(t *testing.T) {
 				s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0, 2, 3}, Total: 6, Branch: branch}
 				dir := filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch])
 				b := &runstest.Backend{}
-				if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 2}); err != nil {
+				if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Jobs: 2}); err != nil {
 					t.Fatal(err)
 				}
 				// Epochs trained: removal 2+4+6, lr restart 6, baseline and
@@ -473,7 +473,7 @@ func TestRunSweepFailureDoesNotStopOthers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "pretrain-P002-s0"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Workers: 1})
+	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Jobs: 1})
 	if err == nil || !strings.Contains(err.Error(), "needs pretrain-P002-s0, which failed") {
 		t.Fatalf("err = %v", err)
 	}
@@ -504,7 +504,7 @@ finetune: {deficit: blur, pretrain: [2], epochs: 3}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Name != "demo" || s.Workers != 2 || len(s.Seeds) != 2 || s.Base.Model != "small" || s.Base.Epochs != 4 ||
+	if s.Name != "demo" || s.Jobs != 2 || len(s.Seeds) != 2 || s.Base.Model != "small" || s.Base.Epochs != 4 ||
 		s.Base.LR != runs.Default().LR || !s.Removal.Branch || !s.Removal.Controls.VFlip || s.Window.Length != 1 || s.Finetune.Epochs != 3 {
 		t.Fatalf("parsed %+v", s)
 	}
@@ -591,11 +591,11 @@ func TestRunSweepCancelAndResume(t *testing.T) {
 			cancel()
 		}
 	}}
-	_, err := runs.RunSweep(ctx, s, dir, runs.SweepOptions{Backend: b, Workers: 2})
+	_, err := runs.RunSweep(ctx, s, dir, runs.SweepOptions{Backend: b, Jobs: 2})
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "run the same command again") || strings.Count(err.Error(), "canceled") != 1 {
 		t.Fatalf("err = %v", err)
 	}
-	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Workers: 2})
+	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Jobs: 2})
 	if err != nil || len(res.Results) != 6 {
 		t.Fatalf("resumed sweep: %v, %d runs", err, len(res.Results))
 	}

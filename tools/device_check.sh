@@ -35,7 +35,7 @@ cd "$(dirname "$0")/.." || exit 1
 # TestCUDAMatchesCPU, run from harness/ so that testdata/ resolves).
 : "${CRITLAB_CHECK_CMD:=cd harness && CRITLAB_TEST_CUDA=1 ../bin/harness.test -test.run '^TestCUDAMatchesCPU\$' -test.v -test.count=1}"
 # critlab's throughput on CUDA (JSON: .models[].model, .models[].train_step.images_per_sec).
-: "${CRITLAB_BENCH_CMD:=./bin/critlab bench --device cuda --models allcnn,resnet18 --batch 128 --min-time 3s --no-pipeline --json \"\$OUT/critlab_cuda.json\"}"
+: "${CRITLAB_BENCH_CMD:=./bin/critlab bench --device cuda --models allcnn,resnet18 --batch-size 128 --min-time 3s --no-pipeline --json \"\$OUT/critlab_cuda.json\"}"
 # PyTorch eager on the same GPU (JSON: .results[].model, .results[].images_per_sec).
 : "${TORCH_BENCH_CMD:=python3 tools/torch_bench.py --device cuda --models allcnn,resnet18 --batch 128 --json \"\$OUT/torch_cuda.json\"}"
 # Seconds for the whole script, and the most each stage may take.

@@ -231,7 +231,7 @@ func TestE2ERefusesBadConfigs(t *testing.T) {
 		{"blur larger than the images", func(c *runs.Config) { c.Deficits[0].Deficit = "blur:size=4096" }, "blur size 4096 is larger than the 16×16 images"},
 		{"blur short form", func(c *runs.Config) { c.Deficits[0].Deficit = "blur:17" }, "blur size 17 is larger than the 16×16 images"},
 		{"batch larger than the training set", func(c *runs.Config) { c.BatchSize = 193 }, "batch_size 193 is larger than the 192 training images"},
-		{"batch larger than the subset", func(c *runs.Config) { c.TrainSubset, c.BatchSize = 64, 65 }, "train_subset 64 is smaller than batch_size 65"},
+		{"batch larger than the subset", func(c *runs.Config) { c.TrainSubset, c.BatchSize = 64, 65 }, "subset 64 is smaller than batch_size 65"},
 		{"fisher images beyond the training set", func(c *runs.Config) { c.Fisher = runs.FisherConfig{Images: 193, Samples: 1, Every: 1} }, "fisher.images 193 is more than the 192 training images"},
 	}
 	for _, tc := range tests {

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/harness/device"
 	"github.com/critlab/critlab/models/graph"
 	pb "github.com/critlab/critlab/models/onnxpb"
 	"github.com/critlab/critlab/models/zoo"
@@ -152,7 +153,7 @@ func (b *ortBackend) Check(cfg runs.Config) error {
 	}
 	n := ds.Train.N
 	if cfg.TrainSubset > n {
-		return bad("train_subset %d is larger than the %d training images of %s", cfg.TrainSubset, n, cfg.Data)
+		return bad("subset %d is larger than the %d training images of %s", cfg.TrainSubset, n, cfg.Data)
 	}
 	if cfg.TrainSubset > 0 {
 		n = cfg.TrainSubset
@@ -177,7 +178,7 @@ func (b *ortBackend) Check(cfg runs.Config) error {
 // provider (see harness.Open): a set-up without one is refused before any
 // data is read or run directory written.
 func (b *ortBackend) checkDevice(cfg runs.Config) error {
-	if dev, err := harness.ParseDevice(cfg.Device); err != nil || dev.Kind != "cuda" {
+	if dev, err := device.Parse(cfg.Device); err != nil || dev.Kind != "cuda" {
 		return err
 	}
 	b.mu.Lock()

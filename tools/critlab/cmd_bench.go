@@ -81,7 +81,7 @@ func benchCommand() *cli.Command {
 		Flags: append(runtimeFlags(),
 			&cli.StringFlag{Name: "models", Value: "allcnn,resnet18,small", Usage: "comma-separated zoo models or .onnx forward graphs"},
 			&cli.Float64Flag{Name: "width", Value: 1, Usage: "width multiplier"},
-			&cli.IntFlag{Name: "batch", Value: 128, Usage: "batch size"},
+			&cli.IntFlag{Name: "batch-size", Aliases: []string{"b"}, Value: 128, Usage: "batch size"},
 			&cli.DurationFlag{Name: "min-time", Value: 5 * time.Second, Usage: "minimum timed duration per measurement"},
 			&cli.StringFlag{Name: "json", Usage: "also write the figures as JSON to this file"},
 			&cli.BoolFlag{Name: "no-pipeline", Usage: "skip the data-pipeline measurement"},
@@ -92,7 +92,7 @@ func benchCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			opts := runtimeOptions(c)
 			if name := c.String("one"); name != "" {
-				row, err := benchOne(opts, name, c.Float64("width"), c.Int("batch"), c.Duration("min-time"), c.Int("fisher-images"), c.Int("fisher-samples"))
+				row, err := benchOne(opts, name, c.Float64("width"), c.Int("batch-size"), c.Duration("min-time"), c.Int("fisher-images"), c.Int("fisher-samples"))
 				if err != nil {
 					return err
 				}
@@ -110,7 +110,7 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 	}
 	rep := benchReport{Time: time.Now().UTC().Format(time.RFC3339), Device: rt.Device().String(), ORT: rt.Version(),
 		Threads: rt.Threads(), MemArena: opts.MemArena, CPU: cpuFeatures(), Layer: "Conv 96→96 3×3 pad 1 on 32×32"}
-	batch, minTime := c.Int("batch"), c.Duration("min-time")
+	batch, minTime := c.Int("batch-size"), c.Duration("min-time")
 	fmt.Fprintf(c.App.ErrWriter, "bench: conv ceiling at batch %d\n", batch)
 	rep.Ceiling, err = harness.BenchConv(rt, int64(batch), 96, 96, 32, minTime)
 	rt.Close()
@@ -123,7 +123,7 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 	}
 	for _, name := range strings.Split(c.String("models"), ",") {
 		fmt.Fprintf(c.App.ErrWriter, "bench: %s\n", name)
-		args := []string{"bench", "--one", name, "--width", fmt.Sprint(c.Float64("width")), "--batch", fmt.Sprint(batch),
+		args := []string{"bench", "--one", name, "--width", fmt.Sprint(c.Float64("width")), "--batch-size", fmt.Sprint(batch),
 			"--min-time", minTime.String(), "--device", opts.Device, "--threads", fmt.Sprint(opts.Threads),
 			"--fisher-images", fmt.Sprint(c.Int("fisher-images")), "--fisher-samples", fmt.Sprint(c.Int("fisher-samples"))}
 		if opts.Library != "" {

@@ -14,7 +14,7 @@ func doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
 		Usage: "check the ONNX Runtime library, execution providers, threads and CPU features",
-		Flags: runtimeFlags(),
+		Flags: runtimeFlags("device", "ort-lib", "threads"),
 		Action: func(c *cli.Context) error {
 			w := c.App.Writer
 			fmt.Fprintf(w, "go:        %s %s/%s, %d CPUs\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())

@@ -13,7 +13,7 @@ func exportCommand() *cli.Command {
 		Name:      "export",
 		Usage:     "write an inference ONNX model from a forward model and a training checkpoint",
 		ArgsUsage: "CHECKPOINT",
-		Flags: append(runtimeFlags(),
+		Flags: append(runtimeFlags("ort-lib"),
 			&cli.StringFlag{Name: "model", Required: true, Usage: "the forward ONNX model the checkpoint was trained from"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "where to write the inference model"},
 		),

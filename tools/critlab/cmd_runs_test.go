@@ -63,7 +63,7 @@ func TestTrainCommandRefuses(t *testing.T) {
 		{"outside", []string{"--deficit", "blur", "--deficit-epochs", "0:30"}, "end <= epochs"},
 		{"unknown deficit", []string{"--deficit", "smear", "--deficit-epochs", "0:2"}, `unknown deficit "smear"`},
 		{"model", []string{"--model", "nonexistent.onnx"}, "model"},
-		{"typo in file", []string{"--config", "testdata/bad_config.yaml"}, "field epoch not found"},
+		{"typo in file", []string{"--config", "testdata/bad_config.yaml"}, `unknown key "epoch": did you mean "epochs"?`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,7 +128,7 @@ func TestSweepAndReportCommands(t *testing.T) {
 		t.Errorf("dry run:\n%s", stdout)
 	}
 
-	stdout, stderr, err := runRuns(t, "sweep", "--config", spec, "--out", out, "--workers", "2", "--quiet")
+	stdout, stderr, err := runRuns(t, "sweep", "--config", spec, "--out", out, "--jobs", "2", "--quiet")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}

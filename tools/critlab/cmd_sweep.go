@@ -70,13 +70,16 @@ func parseSeeds(s string) ([]int64, error) {
 	return seeds, nil
 }
 
+// sweepFields are the base config fields sweep takes as flags.
+var sweepFields = []string{"data", "model", "width", "subset", "workers"}
+
 func sweepCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "sweep",
 		Usage:     "run a critical-period sweep (removal, sliding window, fine-tuning) from a preset or YAML spec",
 		ArgsUsage: " ",
 		Description: `Expands the spec (see configs/*.yaml) into runs, checks every one before any trains,
-trains them in parallel (threads per run = cores / workers), skips finished runs,
+trains them in parallel (threads per run = cores / jobs), skips finished runs,
 resumes unfinished ones, and writes OUT/sweep.parquet and the report (OUT/report/).
 
 Example:
@@ -88,19 +91,15 @@ Example:
 			// Not Required: cli would demand it of the subcommands too.
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "sweep spec: a YAML file or a built-in preset (configs/NAME.yaml; required)"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "sweep directory (default runs-out/NAME)"},
-			&cli.StringFlag{Name: "data", Usage: "override the base data set (cifar10, synthetic[:...], an archive path, ...)"},
-			&cli.StringFlag{Name: "model", Usage: "override the base model"},
-			&cli.Float64Flag{Name: "width", Usage: "override the base model width (default: the spec's)"},
-			&cli.IntFlag{Name: "subset", Usage: "override the base training subset size (default: the spec's)"},
 			&cli.StringFlag{Name: "seeds", Usage: "override the seeds: 0,1,2 or 0-4"},
-			&cli.IntFlag{Name: "workers", Aliases: []string{"j"}, Usage: "runs at once (default: the spec's, else one per core)"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "runs at once (default: the spec's, else one per core)"},
 			&cli.IntFlag{Name: "cores", Usage: "cores the runs share (default: all)"},
 			&cli.BoolFlag{Name: "force", Usage: "train finished runs again"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log lines instead of a progress bar"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every epoch of every run"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the planned runs and exit"},
 			&cli.BoolFlag{Name: "no-report", Usage: "do not write the report at the end"},
-		}, append(runtimeFlags(), slurmFlags()...)...),
+		}, append(append(fieldFlags(nil, " (default: the spec's)", sweepFields...), runtimeFlags()...), slurmFlags()...)...),
 		Subcommands: sweepSubcommands(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -117,18 +116,7 @@ Example:
 				spec.Name = name
 			}
 			b := &spec.Base
-			if c.IsSet("data") {
-				b.Data = c.String("data")
-			}
-			if c.IsSet("model") {
-				b.Model = c.String("model")
-			}
-			if c.IsSet("width") {
-				b.Width = c.Float64("width")
-			}
-			if c.IsSet("subset") {
-				b.TrainSubset = c.Int("subset")
-			}
+			setFields(c, b, sweepFields...)
 			if c.IsSet("device") {
 				b.Device = c.String("device")
 			}
@@ -166,7 +154,7 @@ Example:
 			prog.Verbose = c.Bool("verbose")
 			_, runErr := runs.RunSweep(c.Context, spec, dir, runs.SweepOptions{
 				Backend:  newBackend(c),
-				Workers:  c.Int("workers"),
+				Jobs:     c.Int("jobs"),
 				Cores:    cores,
 				Force:    c.Bool("force"),
 				Progress: prog,

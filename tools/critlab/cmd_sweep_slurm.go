@@ -72,7 +72,7 @@ func submitSweep(c *cli.Context, spec runs.SweepSpec, dir string) error {
 	}
 	sub, err := runs.SubmitSweep(c.Context, spec, dir, runs.SlurmOptions{
 		Backend:  newBackend(c),
-		Throttle: c.Int("workers"),
+		Throttle: c.Int("jobs"),
 		NoReport: c.Bool("no-report"),
 		Log:      c.App.Writer,
 	})

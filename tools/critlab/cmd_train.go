@@ -35,44 +35,17 @@ func multi(c *cli.Context, name string) []string {
 	return nil
 }
 
-// configFlags set the fields of runs.Config; a flag given on the command
-// line overrides the config file, which overrides runs.Default().
+// configFlags are train's flags for the config: --config and the fields
+// of configFields, with runs.Default()'s values as defaults, and the
+// deficit windows.
 func configFlags() []cli.Flag {
-	return []cli.Flag{
+	def := runs.Default()
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "YAML run config (keys as in config.yaml of a run dir)"},
-		&cli.StringFlag{Name: "model", Usage: "zoo model (allcnn, resnet18, small) or .onnx file (default allcnn)"},
-		&cli.Float64Flag{Name: "width", Usage: "width multiplier of a zoo model (default 1)"},
-		&cli.StringFlag{Name: "data", Usage: "data set: cifar10[:PATH], synthetic[:train=N,...], archive:PATH, ... (default cifar10)"},
-		&cli.IntFlag{Name: "subset", Usage: "train on N training images (class-balanced, drawn from the seed); 0: all"},
-		&cli.IntFlag{Name: "epochs", Usage: "epochs to train (default 160)"},
-		&cli.IntFlag{Name: "batch-size", Aliases: []string{"b"}, Usage: "training batch size (default 128)"},
-		&cli.Float64Flag{Name: "lr", Usage: "initial learning rate (default 0.075)"},
-		&cli.StringFlag{Name: "lr-schedule", Usage: "constant, step, exp (lr × decay^epoch) or cosine (default exp)"},
-		&cli.Float64Flag{Name: "lr-decay", Usage: "decay factor of exp (per epoch, default 0.97) and step (default 0.1)"},
-		&cli.IntFlag{Name: "lr-step", Usage: "epochs between decays of the step schedule"},
-		&cli.BoolFlag{Name: "restart-at-deficit-end", Usage: "restart the lr schedule when a deficit window ends"},
-		&cli.Float64Flag{Name: "momentum", Usage: "SGD momentum (default 0.9)"},
-		&cli.BoolFlag{Name: "nesterov", Usage: "Nesterov momentum"},
-		&cli.Float64Flag{Name: "weight-decay", Aliases: []string{"wd"}, Usage: "L2 weight decay (default 5e-4)"},
-		&cli.BoolFlag{Name: "no-decay-bias-norm", Usage: "no weight decay on biases and BatchNorm parameters"},
-		&cli.Float64Flag{Name: "label-smoothing", Usage: "label smoothing in [0, 1)"},
-		&cli.StringFlag{Name: "optimizer", Usage: "sgd, adam or adamw, as in PyTorch (default sgd; param_groups in a --config file)"},
-		&cli.IntFlag{Name: "warmup-epochs", Usage: "linear lr warmup over the first N epochs of any schedule"},
-		&cli.Float64Flag{Name: "grad-clip", Usage: "clip gradients to this global L2 norm (0: off)"},
-		&cli.Int64Flag{Name: "seed", Usage: "seed of initialisation, data order, augmentation and deficits"},
-		&cli.IntFlag{Name: "workers", Usage: "data-loader goroutines per run (default 1; batches are identical for any value)"},
+	}, append(fieldFlags(&def, ""),
 		&cli.GenericFlag{Name: "deficit", Value: &multiFlag{}, Usage: "deficit of a window: blur[:size=8], gauss, vflip, labelperm, noise, ... (repeatable, paired with --deficit-epochs)"},
 		&cli.GenericFlag{Name: "deficit-epochs", Value: &multiFlag{}, Usage: "epochs START-END (end exclusive; START:END also accepted) of the matching --deficit (repeatable)"},
-		&cli.StringFlag{Name: "init-from", Usage: "start from the weights of a run dir, checkpoint or .onnx model (fine-tuning)"},
-		&cli.GenericFlag{Name: "freeze", Value: &multiFlag{}, Usage: "glob of parameter names not to train, e.g. 'conv1.*' (repeatable; needs --init-from)"},
-		&cli.BoolFlag{Name: "hflip", Usage: "random horizontal flips (default on; --hflip=false to disable)"},
-		&cli.BoolFlag{Name: "crop", Usage: "random crops after 4-pixel padding (default on; --crop=false to disable)"},
-		&cli.IntSliceFlag{Name: "keep-checkpoints", Usage: "epochs whose checkpoint to keep beside the latest, e.g. 40,80"},
-		&cli.IntFlag{Name: "fisher-images", Aliases: []string{"fisher"}, Usage: "N fixed clean training images for the Fisher-trace estimate (0: off)"},
-		&cli.IntFlag{Name: "fisher-samples", Usage: "label samples per image of the Fisher-trace estimate (default 1 with --fisher)"},
-		&cli.IntFlag{Name: "eval-every", Usage: "evaluate on the test set every K epochs and the last (default every epoch)"},
-		&cli.IntFlag{Name: "fisher-every", Usage: "estimate the Fisher trace every K epochs (default 1 with --fisher; 0: never)"},
-	}
+	)...)
 }
 
 // loadConfig resolves defaults < --config file < flags.
@@ -89,52 +62,22 @@ func loadConfig(c *cli.Context) (runs.Config, error) {
 
 // applyFlags copies the flags given on the command line into cfg.
 func applyFlags(c *cli.Context, cfg *runs.Config) error {
-	set := func(name string, f func()) {
-		if c.IsSet(name) {
-			f()
-		}
+	setFields(c, cfg)
+	if c.IsSet("device") {
+		cfg.Device = c.String("device")
 	}
-	set("model", func() { cfg.Model = c.String("model") })
-	set("width", func() { cfg.Width = c.Float64("width") })
-	set("data", func() { cfg.Data = c.String("data") })
-	set("subset", func() { cfg.TrainSubset = c.Int("subset") })
-	set("epochs", func() { cfg.Epochs = c.Int("epochs") })
-	set("batch-size", func() { cfg.BatchSize = c.Int("batch-size") })
-	set("lr", func() { cfg.LR = c.Float64("lr") })
-	set("lr-schedule", func() { cfg.LRSchedule = c.String("lr-schedule") })
-	set("lr-decay", func() { cfg.LRDecay = c.Float64("lr-decay") })
-	set("lr-step", func() { cfg.LRStep = c.Int("lr-step") })
-	set("restart-at-deficit-end", func() { cfg.RestartAtDeficitEnd = c.Bool("restart-at-deficit-end") })
-	set("momentum", func() { cfg.Momentum = c.Float64("momentum") })
-	set("nesterov", func() { cfg.Nesterov = c.Bool("nesterov") })
-	set("weight-decay", func() { cfg.WeightDecay = c.Float64("weight-decay") })
-	set("no-decay-bias-norm", func() { cfg.NoDecayOnBiasAndNorm = c.Bool("no-decay-bias-norm") })
-	set("label-smoothing", func() { cfg.LabelSmoothing = c.Float64("label-smoothing") })
-	set("optimizer", func() { cfg.Optimizer = c.String("optimizer") })
-	set("warmup-epochs", func() { cfg.WarmupEpochs = c.Int("warmup-epochs") })
-	set("grad-clip", func() { cfg.GradClip = c.Float64("grad-clip") })
-	set("seed", func() { cfg.Seed = c.Int64("seed") })
-	set("workers", func() { cfg.Workers = c.Int("workers") })
-	set("device", func() { cfg.Device = c.String("device") })
-	set("threads", func() { cfg.Threads = c.Int("threads") })
-	set("init-from", func() { cfg.InitFrom = c.String("init-from") })
-	set("freeze", func() { cfg.Freeze = multi(c, "freeze") })
-	set("hflip", func() { cfg.Augment.HFlip = c.Bool("hflip") })
-	set("crop", func() { cfg.Augment.Crop = c.Bool("crop") })
-	set("keep-checkpoints", func() { cfg.KeepCheckpoints = c.IntSlice("keep-checkpoints") })
-	set("fisher-images", func() {
-		// --fisher N alone means one label sample per image, every epoch.
-		cfg.Fisher.Images = c.Int("fisher-images")
-		if cfg.Fisher.Images > 0 && cfg.Fisher.Samples == 0 {
+	if c.IsSet("threads") {
+		cfg.Threads = c.Int("threads")
+	}
+	// --fisher N alone means one label sample per image, every epoch.
+	if cfg.Fisher.Images > 0 && c.IsSet("fisher-images") {
+		if cfg.Fisher.Samples == 0 && !c.IsSet("fisher-samples") {
 			cfg.Fisher.Samples = 1
 		}
-		if cfg.Fisher.Images > 0 && cfg.Fisher.Every == 0 {
+		if cfg.Fisher.Every == 0 && !c.IsSet("fisher-every") {
 			cfg.Fisher.Every = 1
 		}
-	})
-	set("fisher-samples", func() { cfg.Fisher.Samples = c.Int("fisher-samples") })
-	set("fisher-every", func() { cfg.Fisher.Every = c.Int("fisher-every") })
-	set("eval-every", func() { cfg.EvalEvery = c.Int("eval-every") })
+	}
 
 	kinds, epochs := multi(c, "deficit"), multi(c, "deficit-epochs")
 	if len(kinds) != len(epochs) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -203,14 +204,25 @@ func versionCommand() *cli.Command {
 	}
 }
 
-// runtimeFlags are the flags every command that opens ONNX Runtime takes.
-func runtimeFlags() []cli.Flag {
-	return []cli.Flag{
+// runtimeFlags are the flags of commands that open ONNX Runtime: those
+// named in only, or all when none is named.
+func runtimeFlags(only ...string) []cli.Flag {
+	all := []cli.Flag{
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or cuda:N"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime library (default: $CRITLAB_ORT_LIB, then .deps/onnxruntime from make setup)"},
 		&cli.IntFlag{Name: "threads", Usage: "intra-op threads (default: one per core)"},
 		&cli.BoolFlag{Name: "mem-arena", Usage: "ONNX Runtime's CPU memory arena: faster steps for ~1.5× the peak memory"},
 	}
+	if len(only) == 0 {
+		return all
+	}
+	var flags []cli.Flag
+	for _, f := range all {
+		if slices.Contains(only, f.Names()[0]) {
+			flags = append(flags, f)
+		}
+	}
+	return flags
 }
 
 // runtimeOptions reads runtimeFlags.
