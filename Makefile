@@ -5,7 +5,7 @@ ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 export CRITLAB_ORT_LIB ?= $(ORT_LIB)
 export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
 
-.PHONY: FORCE setup setup-cuda device-prepare build test test-long acceptance test-slurm run results results-v2 bench proto vet clean
+.PHONY: FORCE setup setup-cuda device-prepare build lint test test-long acceptance test-slurm run results results-v2 bench proto vet clean
 
 setup: .deps/.setup-done
 .deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
@@ -28,7 +28,16 @@ FORCE:
 vet:
 	$(GO) vet ./...
 
-test: setup vet
+# House rules: gofmt, go vet, staticcheck (pinned in tools/setup.sh), and
+# runs/... building without cgo (its tests use a pure-Go fake backend).
+STATICCHECK := $(CURDIR)/.deps/bin/staticcheck
+lint: setup
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: these files need gofmt -w:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build ./runs/... && CGO_ENABLED=0 $(GO) vet ./runs/...
+	$(STATICCHECK) ./...
+
+test: setup lint
 	$(GO) test -short -count=1 ./...
 
 # Longer checks (full-width gradient checks, real CIFAR-10 when present).

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/internal/oracle"
 	"github.com/critlab/critlab/models/graph"
 )
 
@@ -14,7 +15,7 @@ func openRuntime(t testing.TB) *harness.Runtime {
 	t.Helper()
 	rt, err := harness.Open(harness.RuntimeOptions{Threads: 2})
 	if errors.Is(err, harness.ErrNoLibrary) {
-		t.Skipf("ONNX Runtime missing (run `make setup`): %v", err)
+		oracle.Missing(t, "ONNX Runtime missing (run `make setup`): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

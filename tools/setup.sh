@@ -3,7 +3,7 @@
 # Go modules, the ONNX Runtime CPU library (from the npm package
 # onnxruntime-node, which carries the official Linux x64 build), and a Python
 # virtual environment with the packages the tests use (onnx, pyarrow, pandas,
-# polars). Safe to run again: each step is skipped when already done.
+# polars), and staticcheck (make lint). Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,13 @@ mkdir -p "$DEPS"
 
 echo "setup: go modules"
 go mod download
+
+# staticcheck, pinned (make lint runs it).
+STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
+if ! "$DEPS/bin/staticcheck" -version 2>/dev/null | grep -q "(${STATICCHECK_VERSION#v})\|${STATICCHECK_VERSION#v}"; then
+  echo "setup: staticcheck $STATICCHECK_VERSION"
+  GOBIN="$(cd "$DEPS" && pwd -P)/bin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
 
 if [ ! -f "$ORT_DIR/libonnxruntime.so" ]; then
   command -v npm >/dev/null || { echo "setup: npm is needed to fetch onnxruntime-node@$ORT_VERSION (apt-get install npm)" >&2; exit 1; }
@@ -35,4 +42,4 @@ if [ ! -x "$DEPS/py/bin/python" ] || ! "$DEPS/py/bin/python" -c "import onnx, py
   python3 -m venv "$DEPS/py"
   "$DEPS/py/bin/pip" install -q --disable-pip-version-check -r tools/requirements.txt
 fi
-echo "setup: done (ONNX Runtime at $ORT_DIR/libonnxruntime.so)"
+echo "setup: done (ONNX Runtime at $ORT_DIR/libonnxruntime.so, staticcheck at $DEPS/bin)"

@@ -19,6 +19,7 @@ import (
 
 	"github.com/critlab/critlab/harness"
 	"github.com/critlab/critlab/harness/ortbackend"
+	"github.com/critlab/critlab/internal/oracle"
 	"github.com/critlab/critlab/internal/pyenv"
 	"github.com/critlab/critlab/models/graph"
 	"github.com/critlab/critlab/models/zoo"
@@ -30,7 +31,7 @@ func ortBackendOrSkip(t *testing.T) runs.Backend {
 	t.Helper()
 	rt, err := harness.Open(harness.RuntimeOptions{Threads: 1})
 	if errors.Is(err, harness.ErrNoLibrary) {
-		t.Skipf("end-to-end test needs ONNX Runtime: %v (run `make setup` or set %s)", err, harness.LibraryEnv)
+		oracle.Missing(t, "end-to-end test needs ONNX Runtime: %v (run `make setup` or set %s)", err, harness.LibraryEnv)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestE2ESweepParquetReport(t *testing.T) {
 	spec := runs.SweepSpec{Name: "e2e", Base: base, Seeds: []int64{0},
 		Removal:  &runs.RemovalSpec{Deficit: "blur:size=4", Points: []int{0, 2}, After: 2, Branch: true},
 		Finetune: &runs.FinetuneSpec{Deficit: "blur:size=4", Pretrain: []int{1}, Epochs: 2}}
-	res, err := runs.RunSweep(context.Background(), spec, dir, runs.SweepOptions{Backend: backend, Workers: 2, Cores: 2})
+	res, err := runs.RunSweep(context.Background(), spec, dir, runs.SweepOptions{Backend: backend, Jobs: 2, Cores: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,8 @@ func TestE2ESweepParquetReport(t *testing.T) {
 			t.Errorf("exported model: %v", err)
 		}
 	}
-	if py, err := pyenv.Find(); err == nil && pyenv.Has(py, "pyarrow") == nil {
+	{
+		py := pyenv.Require(t, "pyarrow")
 		script := `
 import sys, pyarrow.parquet as pq, pyarrow as pa
 t = pq.read_table(sys.argv[1])

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/critlab/critlab/internal/oracle"
 )
 
 // Env is the environment variable naming the interpreter.
@@ -60,7 +62,7 @@ func Require(t testing.TB, modules ...string) string {
 		err = Has(py, modules...)
 	}
 	if err != nil {
-		t.Skipf("Python oracle unavailable (run `make setup` or set %s): %v", Env, err)
+		oracle.Missing(t, "Python oracle unavailable (run `make setup` or set %s): %v", Env, err)
 	}
 	return py
 }

@@ -1250,10 +1250,10 @@ func (st *shapeState) inferGemm(n *pb.NodeProto) error {
 	} else if ok {
 		bd, err := broadcast(dims, c.Dims)
 		if err != nil {
-			return fmt.Errorf("C %q: %w", n.Input[2], err)
+			return fmt.Errorf("input C %q: %w", n.Input[2], err)
 		}
 		if len(bd) != 2 || (bd[0] >= 0 && m >= 0 && bd[0] != m) || (bd[1] >= 0 && nn >= 0 && bd[1] != nn) {
-			return fmt.Errorf("C %q with dims %v does not broadcast to %v", n.Input[2], publicType(c).Dims, publicType(ValueType{Dims: dims}).Dims)
+			return fmt.Errorf("input C %q with dims %v does not broadcast to %v", n.Input[2], publicType(c).Dims, publicType(ValueType{Dims: dims}).Dims)
 		}
 	}
 	st.set(n, 0, a.Elem, dims)
@@ -1299,7 +1299,7 @@ func (st *shapeState) inferBatchNorm(n *pb.NodeProto) error {
 		return err
 	}
 	if len(x.Dims) < 2 {
-		return fmt.Errorf("input %q has rank %d, want N×C×...", n.Input[0], len(x.Dims))
+		return fmt.Errorf("input %q has rank %d, want N×C and more dims", n.Input[0], len(x.Dims))
 	}
 	c := x.Dims[1]
 	names := []string{"scale", "B", "input_mean", "input_var"}

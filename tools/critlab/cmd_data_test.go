@@ -100,7 +100,7 @@ func TestDataFetch(t *testing.T) {
 	}))
 	defer srv.Close()
 	dir2 := t.TempDir()
-	_, errOut, err = runData(t, "fetch", "cifar10", "--dir", dir2, "--base-url", srv.URL)
+	_, _, err = runData(t, "fetch", "cifar10", "--dir", dir2, "--base-url", srv.URL)
 	if err == nil || !strings.Contains(err.Error(), "does not match the expected c32a1d4ab5d03f1284b67883e8d87530") {
 		t.Fatalf("error %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/critlab/critlab/harness"
 	"github.com/critlab/critlab/internal/failpoint"
+	"github.com/critlab/critlab/internal/oracle"
 	"github.com/critlab/critlab/internal/tbevent"
 	"github.com/critlab/critlab/runs"
 )
@@ -28,7 +29,7 @@ func crashBinary(t *testing.T) string {
 	t.Helper()
 	rt, err := harness.Open(harness.RuntimeOptions{Threads: 1})
 	if errors.Is(err, harness.ErrNoLibrary) {
-		t.Skipf("crash tests need ONNX Runtime: %v (run `make setup`)", err)
+		oracle.Missing(t, "crash tests need ONNX Runtime: %v (run `make setup`)", err)
 	}
 	if err != nil {
 		t.Fatal(err)
