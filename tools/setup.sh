@@ -17,7 +17,7 @@ go mod download
 
 # staticcheck, pinned (make lint runs it).
 STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
-if ! "$DEPS/bin/staticcheck" -version 2>/dev/null | grep -q "(${STATICCHECK_VERSION#v})\|${STATICCHECK_VERSION#v}"; then
+if ! "$DEPS/bin/staticcheck" -version 2>/dev/null | grep -qF "(${STATICCHECK_VERSION#v})"; then
   echo "setup: staticcheck $STATICCHECK_VERSION"
   GOBIN="$(cd "$DEPS" && pwd -P)/bin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
