@@ -178,12 +178,12 @@ Example:
 // with the runs at once the sweep would use and bench.json of the working
 // directory as the fallback measurement.
 func dryRunEstimate(c *cli.Context, spec runs.SweepSpec, plan runs.Plan) runs.Estimate {
-	workers := c.Int("workers")
-	if workers <= 0 {
-		workers = spec.Workers
+	jobs := c.Int("jobs")
+	if jobs <= 0 {
+		jobs = spec.Jobs
 	}
-	if workers <= 0 {
-		workers = runtime.NumCPU()
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
 	}
 	sizes := map[string]int{}
 	trainSize := func(cfg runs.Config) int {
@@ -199,5 +199,5 @@ func dryRunEstimate(c *cli.Context, spec runs.SweepSpec, plan runs.Plan) runs.Es
 		}
 		return n
 	}
-	return runs.EstimatePlan(plan, trainSize, workers, "bench.json")
+	return runs.EstimatePlan(plan, trainSize, jobs, "bench.json")
 }
