@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/critlab/critlab/internal/golden"
 )
 
 func TestCIFARArchiveGolden(t *testing.T) {
@@ -39,7 +41,7 @@ func TestCIFARArchiveGolden(t *testing.T) {
 			// the generator above cannot hide a change in the reader.
 			h := sha256.Sum256(append(slices.Clone(ds.Train.Images), ds.Test.Images...))
 			got := hex.EncodeToString(h[:]) + "\n"
-			if want := goldenFile(t, "tiny_"+lay.name+".sha256", []byte(got)); string(want) != got {
+			if want := golden.Read(t, "tiny_"+lay.name+".sha256", []byte(got)); string(want) != got {
 				t.Errorf("pixel hash %s, golden %s", got, want)
 			}
 			// Record 1 of data_batch_2 (or train.bin) starts at pixel byte

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/critlab/critlab/internal/golden"
+
 	"github.com/disintegration/imaging"
 )
 
@@ -144,7 +146,7 @@ func TestDeficitGolden(t *testing.T) {
 			if err := d.ApplyImage(got, src.Image(1), 3, 32, 32, 1, 42, stats); err != nil {
 				t.Fatal(err)
 			}
-			want := pngToCHW(t, goldenFile(t, tt.file, chwToPNG(t, got, 3, 32, 32)))
+			want := pngToCHW(t, golden.Read(t, tt.file, chwToPNG(t, got, 3, 32, 32)))
 			diff := 0
 			for i := range got {
 				switch d := int(got[i]) - int(want[i]); {
@@ -171,7 +173,7 @@ func TestLabelDeficitGolden(t *testing.T) {
 		}
 	}
 	got := b.String()
-	if want := string(goldenFile(t, "deficit_labels.txt", []byte(got))); want != got {
+	if want := string(golden.Read(t, "deficit_labels.txt", []byte(got))); want != got {
 		t.Fatalf("label deficits changed:\n%s\ngolden:\n%s", got, want)
 	}
 }

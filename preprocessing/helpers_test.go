@@ -4,13 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // tarEntry is one file of a generated archive.
 type tarEntry struct {
@@ -121,19 +118,4 @@ func sameSplit(t testing.TB, what string, got, want *Split) {
 			t.Fatalf("%s: label %d = %d, want %d", what, i, got.Labels[i], want.Labels[i])
 		}
 	}
-}
-
-// goldenFile compares got with testdata/name, or rewrites it with -update.
-func goldenFile(t *testing.T, name string, got []byte) []byte {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		writeFile(t, path, got)
-		return got
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -run %s -update to create it): %v", t.Name(), err)
-	}
-	return want
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/critlab/critlab/internal/golden"
 )
 
 func TestInfoGolden(t *testing.T) {
@@ -17,7 +19,7 @@ func TestInfoGolden(t *testing.T) {
 	if err := Describe(ds).WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	if want := goldenFile(t, "info_synthetic.txt", b.Bytes()); !bytes.Equal(b.Bytes(), want) {
+	if want := golden.Read(t, "info_synthetic.txt", b.Bytes()); !bytes.Equal(b.Bytes(), want) {
 		t.Fatalf("info:\n%s\ngolden:\n%s", b.String(), want)
 	}
 }

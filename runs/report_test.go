@@ -3,38 +3,16 @@ package runs_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/critlab/critlab/internal/golden"
 	"github.com/critlab/critlab/runs"
 	"github.com/critlab/critlab/runs/runstest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update to accept):\n--- got\n%s--- want\n%s", name, got, want)
-	}
-}
 
 // CheckImage fails unless path is a non-empty PNG or SVG file.
 func checkImage(t *testing.T, path string) {
@@ -75,8 +53,8 @@ func TestReportSweep(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report_sweep_table", table.Bytes())
-	golden(t, "report_sweep_summary_csv", rep.PointsCSV())
+	golden.Check(t, "report_sweep_table.golden", table.Bytes())
+	golden.Check(t, "report_sweep_summary_csv.golden", rep.PointsCSV())
 
 	base, ok := rep.Point(runs.VariantBaseline, -1)
 	if ref, name := rep.Reference(runs.VariantWindow, 1); !ok || base.N != 2 || math.Abs(ref-base.FinalMean) > 0 || name != runs.VariantBaseline {
@@ -119,7 +97,7 @@ func TestReportRunDirAndFolderOfRuns(t *testing.T) {
 	}
 	var table bytes.Buffer
 	rep.WriteTable(&table)
-	golden(t, "report_run_table", table.Bytes())
+	golden.Check(t, "report_run_table.golden", table.Bytes())
 	if err := rep.WriteFiles(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/critlab/critlab/internal/golden"
 	"github.com/critlab/critlab/runs"
 	"github.com/critlab/critlab/runs/runstest"
 )
@@ -577,7 +578,7 @@ func TestPresetPlansUnchanged(t *testing.T) {
 			fmt.Fprintf(&b, "  %s %s %v after %v\n", r.ID, cfg.Hash(), r.Labels, r.After)
 		}
 	}
-	golden(t, "preset_plans", []byte(b.String()))
+	golden.Check(t, "preset_plans.golden", []byte(b.String()))
 }
 
 func TestRunSweepCancelAndResume(t *testing.T) {

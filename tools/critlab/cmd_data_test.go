@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"flag"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
@@ -13,9 +12,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-)
 
-var updateDataGolden = flag.Bool("update-data", false, "rewrite testdata/data_*.golden")
+	"github.com/critlab/critlab/internal/golden"
+)
 
 // runData runs `critlab data ARGS...` in an app holding only the data
 // command, and returns its stdout and stderr.
@@ -32,19 +31,7 @@ func TestDataInfoGolden(t *testing.T) {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	got := strings.ReplaceAll(out, dir+string(filepath.Separator), "")
-	golden := filepath.Join("testdata", "data_info_synthetic.golden")
-	if *updateDataGolden {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -run DataInfo -update-data)", err)
-	}
-	if got != string(want) {
-		t.Errorf("stdout:\n%s\ngolden:\n%s", got, want)
-	}
+	golden.Check(t, "data_info_synthetic.golden", []byte(got))
 	f, err := os.Open(sheet)
 	if err != nil {
 		t.Fatal(err)

@@ -1,16 +1,14 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/critlab/critlab/internal/golden"
 	"github.com/critlab/critlab/models/graph"
 )
-
-var updateModelGolden = flag.Bool("update-model", false, "rewrite testdata/model_*.golden")
 
 // runModel runs `critlab model ARGS...` and returns what it wrote.
 func runModel(t *testing.T, args ...string) (string, error) {
@@ -47,19 +45,7 @@ func TestModelBuildInspectGolden(t *testing.T) {
 				t.Fatalf("inspect: %v\n%s", err, out)
 			}
 			got := strings.ReplaceAll(out, dir+string(filepath.Separator), "")
-			path := filepath.Join("testdata", tc.golden)
-			if *updateModelGolden {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestModelBuildInspectGolden -update-model)", err)
-			}
-			if got != string(want) {
-				t.Errorf("inspect output differs from %s (-update-model rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
-			}
+			golden.Check(t, tc.golden, []byte(got))
 		})
 	}
 }
