@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/critlab/critlab/internal/atomicfile"
+
+	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
@@ -518,7 +520,7 @@ func seedBand(series []plotter.XYs) band {
 	sort.Float64s(xs)
 	var b band
 	for _, x := range xs {
-		m, _ := meanStd(vals[x])
+		m := stat.Mean(vals[x], nil)
 		lo, hi := vals[x][0], vals[x][0]
 		for _, v := range vals[x] {
 			lo, hi = min(lo, v), max(hi, v)

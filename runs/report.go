@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/critlab/critlab/internal/atomicfile"
+
+	"gonum.org/v1/gonum/stat"
 )
 
 // FinalEpochs is K, how many last evaluated epochs the secondary final
@@ -286,8 +288,8 @@ func Summarize(name string, rows []SweepRow) *Report {
 			ps.Seeds = append(ps.Seeds, rep.Runs[j].Seed)
 		}
 		ps.N = len(ps.Finals)
-		ps.FinalMean, ps.FinalStd = meanStd(ps.Finals)
-		ps.LastKMean, _ = meanStd(ps.LastKs)
+		ps.FinalMean, ps.FinalStd = stat.MeanStdDev(ps.Finals, nil)
+		ps.LastKMean = stat.Mean(ps.LastKs, nil)
 		rep.Points = append(rep.Points, ps)
 		i = j
 	}
@@ -351,24 +353,6 @@ func (r *Report) Point(variant string, point int) (PointSummary, bool) {
 		}
 	}
 	return PointSummary{}, false
-}
-
-// meanStd returns the mean and the sample standard deviation (NaN for
-// fewer than two values).
-func meanStd(xs []float64) (float64, float64) {
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	mean := s / float64(len(xs))
-	if len(xs) < 2 {
-		return mean, math.NaN()
-	}
-	var ss float64
-	for _, x := range xs {
-		ss += (x - mean) * (x - mean)
-	}
-	return mean, math.Sqrt(ss / float64(len(xs)-1))
 }
 
 // pct formats an accuracy in [0,1] as a percentage, "-" for NaN.

@@ -3,6 +3,7 @@ package runs
 import (
 	"math"
 
+	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
@@ -49,7 +50,7 @@ func PairedDiff(armSeeds []int64, arm []float64, refSeeds []int64, ref []float64
 	if len(d) == 0 {
 		return p
 	}
-	mean, sd := meanStd(d)
+	mean, sd := stat.MeanStdDev(d, nil)
 	p.Mean = mean
 	if p.HasInterval() {
 		h := tQuantile(1-(1-Confidence)/2, len(d)-1) * sd / math.Sqrt(float64(len(d)))
@@ -85,7 +86,7 @@ func TOST(p Paired, margin float64) Equivalence {
 	if !p.HasInterval() || margin <= 0 {
 		return e
 	}
-	_, sd := meanStd(p.Diffs)
+	sd := stat.StdDev(p.Diffs, nil)
 	se := sd / math.Sqrt(float64(p.N))
 	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(p.N - 1)}
 	if se == 0 {
