@@ -341,7 +341,7 @@ func TestE2ESweepRefusedBeforeAnyWork(t *testing.T) {
 			spec := runs.SweepSpec{Name: "absurd", Base: base, Seeds: []int64{0, 1}, Window: window("vflip")}
 			tc.edit(&spec)
 			dir := filepath.Join(t.TempDir(), "sweep")
-			_, err := runs.RunSweep(context.Background(), spec, dir, runs.SweepOptions{Backend: backend, Workers: 1, Cores: 1})
+			_, err := runs.RunSweep(context.Background(), spec, dir, runs.SweepOptions{Backend: backend, Jobs: 1, Cores: 1})
 			if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want runs.ErrInvalidConfig with %q", err, tc.want)
 			}
