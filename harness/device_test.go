@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/critlab/critlab/internal/oracle"
 )
 
 // The messages are ONNX Runtime 1.29's, as critlab doctor printed them
@@ -37,7 +39,7 @@ func TestCUDAHint(t *testing.T) {
 func TestCUDAWithoutProvider(t *testing.T) {
 	lib, err := FindLibrary("")
 	if err != nil {
-		t.Skipf("ONNX Runtime missing (run `make setup`): %v", err)
+		oracle.Missing(t, "ONNX Runtime missing (run `make setup`): %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(lib), "libonnxruntime_providers_shared.so")); err == nil {
 		t.Skipf("%s has a CUDA provider beside it", lib)
