@@ -24,8 +24,13 @@ exported the ways users export, not the way tools/export_torch.py does:
                         rewriter fuses BatchNorm into the convolutions and
                         drops their zero biases (only node metadata tells),
                         and the flatten is a Reshape with allowzero=1
+  dynamo_sd.onnx        the LayerNorm/GELU net with torchvision's
+                        StochasticDepth on its residual branch, in train
+                        mode, dynamo defaults but a symbolic batch: the mask
+                        is drawn by a RandomUniformLike node (no .ref.onnx:
+                        its output is random)
 
-Each NAME.onnx comes with NAME.ref.onnx: a ModelProto without nodes whose
+Each NAME.onnx but dynamo_sd comes with NAME.ref.onnx: a ModelProto without nodes whose
 initializers `images` (4×3×8×8) and `logits` are PyTorch's eval-mode output,
 the oracle of the Go tests (models/compiler, harness). Run with the PyTorch
 venv (tools/requirements-torch.txt); names given write only those fixtures:
@@ -96,6 +101,22 @@ class TinyFlat(TinyNet):
         return self.fc(self.drop(x))
 
 
+class LnGeluSD(LnGelu):
+    """LnGelu whose residual branch goes through StochasticDepth (row mode)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchvision.ops import StochasticDepth
+        self.sd = StochasticDepth(0.2, "row")
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.pw2(nn.functional.gelu(self.pw1(self.norm(y))))
+        x = x + self.sd(y.permute(0, 3, 1, 2))
+        return self.head(x.mean(dim=(2, 3)))
+
+
 def randomise(model: nn.Module) -> nn.Module:
     """bn1's statistics and affine parameters away from their defaults; bn2
     stays fresh, so its zero bias and running mean are equal (the TorchScript
@@ -109,7 +130,7 @@ def randomise(model: nn.Module) -> nn.Module:
     return model
 
 
-def export(model: nn.Module, name: str, **kw) -> None:
+def export(model: nn.Module, name: str, ref: bool = True, **kw) -> None:
     if ONLY and name not in ONLY:
         return
     path = os.path.join(OUT, name + ".onnx")
@@ -125,10 +146,10 @@ def export(model: nn.Module, name: str, **kw) -> None:
     with torch.no_grad():
         logits = model.eval()(images)
     model.train(was_training)
-    ref = onnx.helper.make_model(onnx.helper.make_graph([], name, [], [], initializer=[
-        onnx.numpy_helper.from_array(images.numpy(), "images"),
-        onnx.numpy_helper.from_array(logits.numpy(), "logits")]))
-    onnx.save(ref, os.path.join(OUT, name + ".ref.onnx"))
+    if ref:
+        onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], name, [], [], initializer=[
+            onnx.numpy_helper.from_array(images.numpy(), "images"),
+            onnx.numpy_helper.from_array(logits.numpy(), "logits")])), os.path.join(OUT, name + ".ref.onnx"))
     m = onnx.load(path, load_external_data=False)
     ops = sorted({n.op_type for n in m.graph.node})
     print(f"{name}: opset {m.opset_import[0].version}, ops {', '.join(ops)}", file=sys.stderr)
@@ -152,6 +173,7 @@ def main() -> None:
     export(ln, "lngelu_script", dynamo=False, opset_version=17, input_names=["images"],
            dynamic_axes={"images": {0: "N"}})
     export(TinyFlat(), "dynamo_train")
+    export(LnGeluSD(), "dynamo_sd", ref=False, input_names=["images"], dynamic_axes={"images": {0: "N"}})
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ var exportCases = []exportCase{
 	{"lngelu_dynamo", []string{"no Dropout node", "fixed the batch size at 2"}, false, true},
 	{"lngelu_script", []string{"no Dropout node"}, false, true},
 	{"dynamo_train", []string{"BatchNorm was folded", "1 Dropout nodes", "fixed the batch size at 2"}, true, true},
+	{"dynamo_sd", []string{"1 random nodes"}, true, true},
 }
 
 // TestExports: ordinary PyTorch exports (external data, opsets 13 to 22,

@@ -32,7 +32,8 @@ const ReexportHint = `python tools/export_torch.py --module FILE.py:build -o mod
 
 // ExportFindings reports what the exporter of m did that changes training:
 // BatchNorm folded into convolutions, parameters tied through Identity
-// nodes, dropout absent or inert, a batch size fixed in the graph.
+// nodes, dropout absent, inert or drawn by unseeded random nodes, a batch
+// size fixed in the graph.
 func ExportFindings(m *pb.ModelProto) []Finding {
 	g := m.GetGraph()
 	var out []Finding
@@ -51,7 +52,15 @@ func ExportFindings(m *pb.ModelProto) []Finding {
 			What: fmt.Sprintf("%d initializers are tied to others of equal value through Identity nodes (%s); critlab unties them, so each trains on its own as in PyTorch", len(tied), strings.Join(tied[:min(3, len(tied))], ", ")),
 		})
 	}
+	random := 0
+	for _, op := range randomOps {
+		random += count[op]
+	}
 	switch {
+	case random > 0:
+		out = append(out, Finding{Refuse: true,
+			What: fmt.Sprintf("%d random nodes (RandomUniformLike, Bernoulli, ...) draw masks in the graph: the model was exported in train mode with StochasticDepth or dropout, whose masks ONNX Runtime draws unseeded, so the run could not be reproduced or resumed exactly", random),
+			Fix:  ReexportHint})
 	case count["Dropout"] > 0:
 		out = append(out, Finding{What: fmt.Sprintf("%d Dropout nodes are the identity in training: critlab trains without dropout", count["Dropout"])})
 	case pytorch:
@@ -80,6 +89,9 @@ func CheckExport(m *pb.ModelProto) error {
 	}
 	return nil
 }
+
+// randomOps draw random numbers in ONNX Runtime.
+var randomOps = []string{"RandomUniformLike", "RandomNormalLike", "RandomUniform", "RandomNormal", "Bernoulli", "Multinomial"}
 
 // foldedConvs names the Conv nodes whose weight or bias is an initializer
 // an exporter made when it folded a BatchNorm (TorchScript's constant
