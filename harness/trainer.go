@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 
 	"github.com/critlab/critlab/models/compiler"
 	"github.com/critlab/critlab/models/graph"
@@ -46,6 +47,9 @@ type Trainer struct {
 	loss    *ort.Scalar[float32]
 	correct *ort.Scalar[int64]
 	steps   int64
+	// dropout draws the uniform inputs of the train graph's Dropouts
+	// (SeedDropout).
+	dropout *rand.Rand
 
 	// fisher holds the Fisher graph's sessions (fisher.go), opened on the
 	// first Fisher call; fisherBatched forces its batch-of-one form.
@@ -135,6 +139,10 @@ func (t *Trainer) build() error {
 		return fmt.Errorf("trainer: %w", err)
 	}
 	ins = append(ins, "images", "labels", "lr")
+	for _, d := range train.Dropouts {
+		ins = append(ins, d.Input)
+	}
+	t.SeedDropout(0, 0)
 	outs = append(outs, "loss", "correct")
 	if t.trainS, err = t.rt.NewSession(trainModel, ins, outs); err != nil {
 		return fmt.Errorf("trainer: train-step graph: %w", err)
@@ -258,6 +266,14 @@ func (t *Trainer) Step(images []float32, labels []int64, lr float32) (float32, i
 		out = append(out, t.state[1-t.cur][j])
 	}
 	in = append(in, im, lb, lrv)
+	for _, d := range t.train.Dropouts {
+		u, err := t.uniform(append([]int64{int64(len(labels))}, d.Dims[1:]...))
+		if err != nil {
+			return 0, 0, fmt.Errorf("step %d: dropout: %w", t.steps, err)
+		}
+		defer u.Destroy()
+		in = append(in, u)
+	}
 	out = append(out, t.loss, t.correct)
 	if err := t.trainS.RunValues(in, out); err != nil {
 		return 0, 0, fmt.Errorf("step %d: %w", t.steps, err)
@@ -269,6 +285,28 @@ func (t *Trainer) Step(images []float32, labels []int64, lr float32) (float32, i
 	t.cur = 1 - t.cur
 	t.steps++
 	return loss, t.correct.GetData(), nil
+}
+
+// SeedDropout restarts the stream of dropout masks: the steps after it
+// draw their masks from a PCG seeded with (seed, stream). Runs seed it with
+// (run seed, epoch) at each epoch's start, so a run resumed at an epoch
+// draws the masks of an uninterrupted one. A new Trainer starts at (0, 0).
+func (t *Trainer) SeedDropout(seed, stream uint64) {
+	t.dropout = rand.New(rand.NewPCG(seed, stream))
+}
+
+// uniform is a tensor of dims filled with uniform [0, 1) float32 draws of
+// the dropout stream (24 random bits each, so 1-ratio compares exactly).
+func (t *Trainer) uniform(dims []int64) (*ort.Tensor[float32], error) {
+	u, err := ort.NewEmptyTensor[float32](ort.NewShape(dims...))
+	if err != nil {
+		return nil, err
+	}
+	data := u.GetData()
+	for i := range data {
+		data[i] = float32(t.dropout.Uint64()>>40) / (1 << 24)
+	}
+	return u, nil
 }
 
 // Steps is the number of successful steps since the trainer was built or

@@ -55,6 +55,13 @@ type FisherTrainer interface {
 	Fisher(next Batches, samples int) (FisherResult, error)
 }
 
+// EpochSeeder is a Trainer with random draws of its own (dropout masks):
+// SeedEpoch restarts them from the run's seed and the epoch, so a run
+// resumed at an epoch draws what an uninterrupted one does.
+type EpochSeeder interface {
+	SeedEpoch(epoch int)
+}
+
 // Data is the data a run trains and evaluates on. Each method returns the
 // batches and a stop function that releases them (a loader's goroutines);
 // the caller calls stop when done, whether or not it read every batch.

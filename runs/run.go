@@ -617,6 +617,9 @@ func (l *loop) epoch(ctx context.Context, epoch int) (MetricsRow, error) {
 		return row, fmt.Errorf("epoch %d: training data: %w", epoch, err)
 	}
 	defer stop()
+	if s, ok := l.tr.(EpochSeeder); ok {
+		s.SeedEpoch(epoch)
+	}
 	steps := l.data.TrainSize() / l.cfg.BatchSize
 	l.prog.EpochStart(l.runID, epoch, l.cfg.Epochs, steps)
 	lr := float32(row.LR)

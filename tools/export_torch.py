@@ -100,11 +100,14 @@ class ExportError(Exception):
 
 
 def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSET_DEFAULT,
-                 image_size: int = 32, channels: int = 3, check: bool = True) -> onnx.ModelProto:
+                 image_size: int = 32, channels: int = 3, check: bool = True,
+                 dropout: bool = False) -> onnx.ModelProto:
     """Export ``model`` as a critlab forward graph; write it to ``path`` if given.
 
     The model is exported in eval mode (its training flag is restored after).
-    Returns the checked ModelProto.
+    With ``dropout`` its nn.Dropout modules stay in train mode and are
+    exported as Dropout nodes (TrainingMode.PRESERVE), which critlab trains
+    with masks drawn from the run's seed. Returns the checked ModelProto.
     """
     if not OPSET_MIN <= opset <= OPSET_MAX:
         raise ValueError(f"opset {opset} outside {OPSET_MIN}..{OPSET_MAX}")
@@ -116,6 +119,10 @@ def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSE
                 raise ExportError(f"BatchNorm {name}: track_running_stats=False has no ONNX inference form")
     was_training = model.training
     model.eval()
+    if dropout:
+        for m in model.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.train()
     x = torch.zeros(2, channels, image_size, image_size)
     buf = io.BytesIO()
     try:
@@ -128,7 +135,7 @@ def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSE
             torch.onnx.export(
                 model, (x,), buf,
                 dynamo=False,
-                training=torch.onnx.TrainingMode.EVAL,
+                training=torch.onnx.TrainingMode.PRESERVE if dropout else torch.onnx.TrainingMode.EVAL,
                 do_constant_folding=False,
                 export_params=True,
                 keep_initializers_as_inputs=False,
@@ -266,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default 1.0)")
     p.add_argument("--image-size", type=int, default=32, help="image side used for tracing (default 32)")
     p.add_argument("--seed", type=int, default=0, help="torch seed for the initial weights (default 0)")
+    p.add_argument("--dropout", action="store_true",
+                   help="keep nn.Dropout as Dropout nodes (critlab trains them with seeded masks)")
     args = p.parse_args(argv)
 
     if args.list:
@@ -293,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             state = torch.load(args.weights, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         out = args.output or default_out
-        proto = export_model(model, out, opset=args.opset, image_size=args.image_size)
+        proto = export_model(model, out, opset=args.opset, image_size=args.image_size, dropout=args.dropout)
     except (ValueError, ExportError, OSError) as e:
         print(f"export_torch: {e}", file=sys.stderr)
         return 1

@@ -24,6 +24,8 @@ exported the ways users export, not the way tools/export_torch.py does:
                         rewriter fuses BatchNorm into the convolutions and
                         drops their zero biases (only node metadata tells),
                         and the flatten is a Reshape with allowzero=1
+  script_dropout.onnx   tools/export_torch.py --dropout: nn.Dropout kept as
+                        a Dropout node (TrainingMode.PRESERVE)
   dynamo_sd.onnx        the LayerNorm/GELU net with torchvision's
                         StochasticDepth on its residual branch, in train
                         mode, dynamo defaults but a symbolic batch: the mask
@@ -140,7 +142,11 @@ def export(model: nn.Module, name: str, ref: bool = True, **kw) -> None:
     x = torch.zeros(2, 3, 8, 8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), path, **kw)
+        if kw.pop("export_torch_dropout", False):
+            from export_torch import export_model
+            export_model(model, path, opset=17, image_size=8, dropout=True)
+        else:
+            torch.onnx.export(model, (x,), path, **kw)
     images = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(7))
     was_training = model.training
     with torch.no_grad():
@@ -173,6 +179,7 @@ def main() -> None:
     export(ln, "lngelu_script", dynamo=False, opset_version=17, input_names=["images"],
            dynamic_axes={"images": {0: "N"}})
     export(TinyFlat(), "dynamo_train")
+    export(tiny, "script_dropout", export_torch_dropout=True)
     export(LnGeluSD(), "dynamo_sd", ref=False, input_names=["images"], dynamic_axes={"images": {0: "N"}})
 
 

@@ -157,6 +157,33 @@ func (t *killTrainer) Step(x []float32, y []int64, lr float32) (float32, int64, 
 	return t.Trainer.Step(x, y, lr)
 }
 
+// SeedEpoch passes the epoch on, so dropout masks restart as unwrapped.
+func (t *killTrainer) SeedEpoch(epoch int) {
+	if s, ok := t.Trainer.(runs.EpochSeeder); ok {
+		s.SeedEpoch(epoch)
+	}
+}
+
+// dropoutModel writes a linear classifier of 16×16 images with Dropout(0.5)
+// on its inputs.
+func dropoutModel(t *testing.T) string {
+	b := graph.NewBuilder("dropout")
+	x := b.Input("images", graph.Float, -1, 3, 16, 16)
+	f := b.Op("Flatten", []string{x}, graph.Int("axis", 1))
+	d := b.Op("Dropout", []string{f, b.ConstFloat(0.5)})
+	w := make([]float32, 768*10)
+	for i := range w {
+		w[i] = float32((i*7919)%201-100) * 1e-4
+	}
+	b.NodeNamed("Gemm", []string{d, b.Param("fc.weight", []int64{768, 10}, w), b.Param("fc.bias", []int64{10}, make([]float32, 10))}, []string{"logits"})
+	b.Output("logits", graph.Float, -1, 10)
+	path := filepath.Join(t.TempDir(), "dropout.onnx")
+	if err := graph.Save(path, b.Model()); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestE2EKilledRunResumesExactly(t *testing.T) {
 	backend := ortBackendOrSkip(t)
 	sgd := e2eConfig()
@@ -165,7 +192,10 @@ func TestE2EKilledRunResumesExactly(t *testing.T) {
 	adamw := sgd
 	adamw.Optimizer, adamw.Momentum, adamw.LR, adamw.WarmupEpochs, adamw.GradClip = "adamw", 0, 0.002, 2, 1
 	adamw.ParamGroups = []runs.ParamGroup{{Match: "fc.*", LRScale: new(10.0), WeightDecay: new(0.0)}}
-	for name, cfg := range map[string]runs.Config{"sgd": sgd, "adamw": adamw} {
+	// Dropout masks must restart where the uninterrupted run drew them.
+	dropout := sgd
+	dropout.Model, dropout.Width, dropout.Data = dropoutModel(t), 1, "synthetic:train=192,test=96,size=16,mix=0.5,classes=10"
+	for name, cfg := range map[string]runs.Config{"sgd": sgd, "adamw": adamw, "dropout": dropout} {
 		t.Run(name, func(t *testing.T) { killAndResume(t, backend, cfg) })
 	}
 }

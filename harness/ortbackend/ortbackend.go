@@ -270,7 +270,19 @@ type ortTrainer struct {
 	seed uint64 // the run's seed
 }
 
-var _ runs.FisherTrainer = (*ortTrainer)(nil)
+var (
+	_ runs.FisherTrainer = (*ortTrainer)(nil)
+	_ runs.EpochSeeder   = (*ortTrainer)(nil)
+)
+
+// dropoutStream keeps the dropout masks' random streams apart from the
+// other users of the run's seed; epoch E draws from stream dropoutStream+E.
+const dropoutStream = 0x64726f706f757400 // "dropout"
+
+// SeedEpoch restarts the dropout masks at epoch's stream of the run's seed.
+func (t *ortTrainer) SeedEpoch(epoch int) {
+	t.SeedDropout(t.seed, dropoutStream+uint64(epoch))
+}
 
 // fisherStream keeps the Fisher labels' random stream apart from the other
 // users of the run's seed.

@@ -30,7 +30,7 @@ type Tensor struct {
 }
 
 // TrainGraph is one optimizer step: inputs Params, States, Stats (in that order),
-// then images, labels and lr; outputs the Next of each of them, then loss and
+// then images, labels, lr and the Dropouts' uniform draws; outputs the Next of each of them, then loss and
 // correct.
 type TrainGraph struct {
 	Model  *pb.ModelProto
@@ -44,6 +44,8 @@ type TrainGraph struct {
 	Frozen []string
 	// ImageDims is the images input's shape (-1 for the batch).
 	ImageDims []int64
+	// Dropouts are the Dropout nodes trained with masks (maskDropouts).
+	Dropouts []Dropout
 	gradOnly  bool
 }
 
@@ -58,7 +60,11 @@ func (t *TrainGraph) InputNames() []string {
 	if t.gradOnly {
 		return append(in, Images, Labels)
 	}
-	return append(in, Images, Labels, LR)
+	in = append(in, Images, Labels, LR)
+	for _, d := range t.Dropouts {
+		in = append(in, d.Input)
+	}
+	return in
 }
 
 // OutputNames returns the graph's output names in order.
@@ -424,7 +430,6 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 		}
 	}
 	g := p.g
-	nodes := g.Node
 	b := graph.Wrap(g)
 	for _, n := range reservedNames {
 		b.Reserve(n)
@@ -438,6 +443,13 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 	for _, n := range p.stats {
 		b.Reserve(n + ".next")
 	}
+	var dropouts []Dropout
+	if !gradOnly {
+		if dropouts, err = maskDropouts(p, b); err != nil {
+			return nil, err
+		}
+	}
+	nodes := g.Node
 	g.Node = nil
 	e := newEmitter(b, p.info)
 	e.train = true
@@ -459,7 +471,7 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 	if gradOnly {
 		next = ".grad"
 	}
-	tg := &TrainGraph{Params: tensorsOf(p, trained, next), Stats: tensorsOf(p, p.stats, ".next"), Frozen: frozen, ImageDims: p.imageDims}
+	tg := &TrainGraph{Params: tensorsOf(p, trained, next), Stats: tensorsOf(p, p.stats, ".next"), Frozen: frozen, ImageDims: p.imageDims, Dropouts: dropouts}
 	if gradOnly {
 		for _, t := range tg.Params {
 			if grads[t.Name] == "" {
@@ -497,6 +509,9 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 	}
 	if !gradOnly {
 		extra = append(extra, graph.ValueInfo(LR, graph.Float))
+	}
+	for _, d := range dropouts {
+		extra = append(extra, graph.ValueInfo(d.Input, graph.Float, d.Dims...))
 	}
 	tg.Model = finish(p, g, ins, extra, outs)
 	tg.gradOnly = gradOnly

@@ -96,10 +96,13 @@
 // Sub, Mul, Sqrt, Reciprocal, Add, Erf and Tanh (graph.RewrittenOps), whose
 // rules give their gradients; CastLike becomes Cast.
 //
-// Dropout is the identity in every compiled graph: critlab's compiled steps
-// are deterministic functions of their inputs, and ONNX random ops cannot
-// be seeded per step (RandomUniformLike without a seed is not
-// reproducible, with one it draws the same mask every step). Shape, Size,
+// Dropout with a nonzero ratio becomes x · (u < 1-ratio) / (1-ratio) in
+// train graphs, u an input per node (TrainGraph.Dropouts) that the trainer
+// fills with seeded uniform draws each step: critlab's compiled steps stay
+// deterministic functions of their inputs, which ONNX random ops would
+// break (RandomUniformLike without a seed is not reproducible, with one it
+// draws the same mask every step). Eval and gradient graphs (CompileGrad)
+// keep Dropout as the identity. Shape, Size,
 // Gather/Unsqueeze/Concat on shapes, Cast to integers, ArgMax, comparisons,
 // Constant, ConstantOfShape, Range, OneHot, Floor/Ceil/Round/Sign carry no
 // gradient. Reflect/edge Pad and the other ops have no rule: compilation

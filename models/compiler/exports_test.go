@@ -29,6 +29,7 @@ var exportCases = []exportCase{
 	{"lngelu_script", []string{"no Dropout node"}, false, true},
 	{"dynamo_train", []string{"BatchNorm was folded", "1 Dropout nodes", "fixed the batch size at 2"}, true, true},
 	{"dynamo_sd", []string{"1 random nodes"}, true, true},
+	{"script_dropout", []string{"1 Dropout nodes: critlab trains with dropout"}, false, true},
 }
 
 // TestExports: ordinary PyTorch exports (external data, opsets 13 to 22,
@@ -73,6 +74,15 @@ func TestExports(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			dropouts := 0
+			for _, n := range m.Graph.Node {
+				if n.GetOpType() == "Dropout" {
+					dropouts++
+				}
+			}
+			if len(tg.Dropouts) != dropouts {
+				t.Errorf("%d Dropouts trained, want %d", len(tg.Dropouts), dropouts)
 			}
 			f = filepath.Join(dir, c.name+".train.onnx")
 			if err := graph.Save(f, tg.Model); err != nil {

@@ -62,9 +62,9 @@ func ExportFindings(m *pb.ModelProto) []Finding {
 			What: fmt.Sprintf("%d random nodes (RandomUniformLike, Bernoulli, ...) draw masks in the graph: the model was exported in train mode with StochasticDepth or dropout, whose masks ONNX Runtime draws unseeded, so the run could not be reproduced or resumed exactly", random),
 			Fix:  ReexportHint})
 	case count["Dropout"] > 0:
-		out = append(out, Finding{What: fmt.Sprintf("%d Dropout nodes are the identity in training: critlab trains without dropout", count["Dropout"])})
+		out = append(out, Finding{What: fmt.Sprintf("%d Dropout nodes: critlab trains with dropout, masks drawn from the run's seed (evaluation without)", count["Dropout"])})
 	case pytorch:
-		out = append(out, Finding{What: "no Dropout node: an eval-mode export drops nn.Dropout and StochasticDepth, so if the PyTorch model has dropout, critlab trains it without"})
+		out = append(out, Finding{What: "no Dropout node: an eval-mode export drops nn.Dropout and StochasticDepth, so if the PyTorch model has dropout, critlab trains it without (tools/export_torch.py --dropout keeps nn.Dropout)"})
 	}
 	if in := imageInput(g); in != nil {
 		if dims, _ := Dims(in); len(dims) > 0 && dims[0] > 0 {
