@@ -46,7 +46,7 @@ type TrainGraph struct {
 	ImageDims []int64
 	// Dropouts are the Dropout nodes trained with masks (maskDropouts).
 	Dropouts []Dropout
-	gradOnly  bool
+	gradOnly bool
 }
 
 // InputNames returns the graph's input names in order.
