@@ -122,7 +122,8 @@ def run_exports(args: argparse.Namespace, names: list[str]) -> list[dict]:
 
 
 def critlab_row(args: argparse.Namespace, e: dict) -> dict:
-    """critlab's verdict on e's file (inspect) and its train images/s (bench)."""
+    """critlab's verdict on e's file (inspect) and, for --bench-exporters,
+    its train images/s (bench)."""
     path = os.path.join(args.out, e["file"])
     ins = subprocess.run([args.critlab, "model", "inspect", path], capture_output=True, text=True)
     refusals = [ln[len("ERROR: "):] for ln in ins.stdout.splitlines() if ln.startswith("ERROR: ")]
@@ -130,6 +131,8 @@ def critlab_row(args: argparse.Namespace, e: dict) -> dict:
         return {"critlab": "inspect failed: " + (ins.stderr.strip().splitlines() or ["?"])[-1]}
     if refusals:
         return {"critlab": "refused: " + refusals[0]}
+    if e["exporter"] not in args.bench_exporters.split(","):
+        return {"critlab": "trainable (not timed)"}
     js = os.path.join(args.out, e["file"] + ".bench.json")
     b = subprocess.run([args.critlab, "bench", "--models", path, "--batch", str(args.batch), "--threads", "1",
                         "--min-time", f"{args.min_time}s", "--no-pipeline", "--fisher-images", "0", "--json", js],
@@ -138,7 +141,7 @@ def critlab_row(args: argparse.Namespace, e: dict) -> dict:
         return {"critlab": "failed: " + (b.stderr.strip().splitlines() or ["?"])[-1][:300]}
     with open(js) as f:
         m = json.load(f)["models"][0]
-    return {"critlab": "trains", "critlab_ips": m["train"]["images_per_sec"]}
+    return {"critlab": "trains", "critlab_ips": m["train_step"]["images_per_sec"]}
 
 
 def torch_ips(args: argparse.Namespace, name: str) -> float:
@@ -151,7 +154,7 @@ def table(entries: list[dict]) -> str:
     lines = ["| model | px | exporter | critlab | critlab img/s | PyTorch img/s | critlab / PyTorch |",
              "|---|---|---|---|---|---|---|"]
     for e in entries:
-        verdict = e.get("critlab") or ("export failed: " + e["error"])
+        verdict = e.get("critlab") or ("export failed: " + e["error"] if "error" in e else "not measured yet")
         ips, tips = e.get("critlab_ips"), e.get("torch_ips")
         cols = [f"{ips:.1f}" if ips else "", f"{tips:.1f}" if ips and tips else "",
                 f"{ips / tips:.2f}" if ips and tips else ""]
@@ -167,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-export", action="store_true", help="reuse the folder's manifest.json")
     p.add_argument("--bench", action="store_true", help="measure critlab and PyTorch, write table.md")
     p.add_argument("--critlab", default="bin/critlab", help="critlab binary (default bin/critlab)")
+    p.add_argument("--bench-exporters", default=",".join(EXPORTERS),
+                   help="exporters whose files --bench times (the others get critlab's verdict only)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--min-time", type=float, default=3.0, help="timed seconds per measurement")
     p.add_argument("--verbose", action="store_true", help="print exporter tracebacks")
