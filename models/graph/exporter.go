@@ -47,6 +47,11 @@ func ExportFindings(m *pb.ModelProto) []Finding {
 			What: fmt.Sprintf("BatchNorm was folded into the convolutions by the exporter: no BatchNormalization node, and %d of %d Conv nodes carry a folded BatchNorm (%s); critlab would train the network without BatchNorm", len(folded), count["Conv"], strings.Join(folded[:min(3, len(folded))], ", ")),
 			Fix:  ReexportHint})
 	}
+	if shared := sharedStats(g); len(shared) > 0 {
+		out = append(out, Finding{Refuse: true,
+			What: fmt.Sprintf("%d BatchNorm running statistics are also read as parameters (%s): the exporter merged initializers of equal value (a fresh BatchNorm's zero bias and running mean, its unit weight and running variance), so training one would change the other", len(shared), strings.Join(shared[:min(3, len(shared))], ", ")),
+			Fix:  ReexportHint})
+	}
 	if tied := TiedInitializers(g); len(tied) > 0 {
 		out = append(out, Finding{
 			What: fmt.Sprintf("%d initializers are tied to others of equal value through Identity nodes (%s); critlab unties them, so each trains on its own as in PyTorch", len(tied), strings.Join(tied[:min(3, len(tied))], ", ")),
@@ -92,6 +97,31 @@ func CheckExport(m *pb.ModelProto) error {
 
 // randomOps draw random numbers in ONNX Runtime.
 var randomOps = []string{"RandomUniformLike", "RandomNormalLike", "RandomUniform", "RandomNormal", "Bernoulli", "Multinomial"}
+
+// sharedStats names the BatchNorm running statistics that some node also
+// reads as something else (a BatchNorm scale or bias, any other input).
+func sharedStats(g *pb.GraphProto) []string {
+	stat := map[string]bool{}
+	for _, n := range g.GetNode() {
+		if n.GetOpType() == "BatchNormalization" && len(n.Input) == 5 {
+			stat[n.Input[3]], stat[n.Input[4]] = true, true
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range g.GetNode() {
+		for i, in := range n.Input {
+			if n.GetOpType() == "BatchNormalization" && i >= 3 {
+				continue
+			}
+			if stat[in] && !seen[in] {
+				seen[in] = true
+				out = append(out, in)
+			}
+		}
+	}
+	return out
+}
 
 // foldedConvs names the Conv nodes whose weight or bias is an initializer
 // an exporter made when it folded a BatchNorm (TorchScript's constant
