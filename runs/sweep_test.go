@@ -335,44 +335,11 @@ func TestRunSweepControlsBranchMatchStraight(t *testing.T) {
 				s.Base.EvalEvery = every
 				s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2, Branch: branch,
 					Controls: runs.Controls{At: "all", VFlip: true, Sham: true, LRRestart: true, SameEpochs: true}}
-				dir := filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch])
-				b := &runstest.Backend{}
-				if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Jobs: 2}); err != nil {
-					t.Fatal(err)
-				}
 				// Epochs trained straight: removal 2+4+6, each of vflip, sham,
 				// lr restart and sham lr restart 4+6, same-epochs 4+6;
 				// branched: trunk 4 and removal 3×2, vflip and sham trunks 4
 				// and 2×2 each, the lr restarts 2×2 each, same-epochs 6+1.
-				if want := map[bool]int64{false: 62 * 8, true: 41 * 8}[branch]; b.Steps.Load() != want {
-					t.Errorf("branch %v: %d steps, want %d", branch, b.Steps.Load(), want)
-				}
-				rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				// trained_by marks the copied epochs: each (trainer, epoch)
-				// pair is one epoch the backend trained.
-				trained := map[string]bool{}
-				for _, r := range rows {
-					trained[fmt.Sprintf("%s/%d", r.TrainedBy, r.Epoch)] = true
-					if !branch && r.TrainedBy != r.RunID {
-						t.Errorf("straight run %s epoch %d trained by %s", r.RunID, r.Epoch, r.TrainedBy)
-					}
-				}
-				if int64(len(trained))*8 != b.Steps.Load() {
-					t.Errorf("branch %v: %d distinct (trained_by, epoch), want %d", branch, len(trained), b.Steps.Load()/8)
-				}
-				out := map[string][]runs.MetricsRow{}
-				for _, r := range rows {
-					if r.Variant != runs.VariantTrunk {
-						m := r.Metrics()
-						m.EpochSeconds, m.ImagesPerSec, m.ConfigHash = 0, 0, ""
-						key := fmt.Sprintf("%s@%d", r.Variant, r.Point)
-						out[key] = append(out[key], m)
-					}
-				}
-				return out
+				return sweepMetricsByLabel(t, s, filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch]), map[bool]int64{false: 62 * 8, true: 41 * 8}[branch], branch)
 			}
 			straight, branched := read(false), read(true)
 			if len(straight) != 13 || !reflect.DeepEqual(straight, branched) {
@@ -393,43 +360,10 @@ func TestRunSweepBranchMatchesStraight(t *testing.T) {
 				s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2, 4}, After: 2, Branch: branch,
 					Controls: runs.Controls{LRRestart: true}}
 				s.Window = &runs.WindowSpec{Deficit: "blur", Length: 2, Onsets: []int{0, 2, 3}, Total: 6, Branch: branch}
-				dir := filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch])
-				b := &runstest.Backend{}
-				if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Jobs: 2}); err != nil {
-					t.Fatal(err)
-				}
 				// Epochs trained: removal 2+4+6, lr restart 6, baseline and
 				// windows 4×6 straight; trunk 4, removal 3×2, lr restart 2,
 				// baseline 6, windows 6+4+3 branched.
-				if want := map[bool]int64{false: 42 * 8, true: 31 * 8}[branch]; b.Steps.Load() != want {
-					t.Errorf("branch %v: %d steps, want %d", branch, b.Steps.Load(), want)
-				}
-				rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				// trained_by marks the copied epochs: each (trainer, epoch)
-				// pair is one epoch the backend trained.
-				trained := map[string]bool{}
-				for _, r := range rows {
-					trained[fmt.Sprintf("%s/%d", r.TrainedBy, r.Epoch)] = true
-					if !branch && r.TrainedBy != r.RunID {
-						t.Errorf("straight run %s epoch %d trained by %s", r.RunID, r.Epoch, r.TrainedBy)
-					}
-				}
-				if int64(len(trained))*8 != b.Steps.Load() {
-					t.Errorf("branch %v: %d distinct (trained_by, epoch), want %d", branch, len(trained), b.Steps.Load()/8)
-				}
-				out := map[string][]runs.MetricsRow{}
-				for _, r := range rows {
-					if r.Variant != runs.VariantTrunk {
-						m := r.Metrics()
-						m.EpochSeconds, m.ImagesPerSec, m.ConfigHash = 0, 0, ""
-						key := fmt.Sprintf("%s@%d", r.Variant, r.Point)
-						out[key] = append(out[key], m)
-					}
-				}
-				return out
+				return sweepMetricsByLabel(t, s, filepath.Join(root, map[bool]string{true: "branch", false: "straight"}[branch]), map[bool]int64{false: 42 * 8, true: 31 * 8}[branch], branch)
 			}
 			straight, branched := read(false), read(true)
 			if len(straight) != 8 || !reflect.DeepEqual(straight, branched) {
@@ -609,4 +543,46 @@ func TestRunSweepCancelAndResume(t *testing.T) {
 	if resumed == 0 {
 		t.Error("no run resumed")
 	}
+}
+
+// sweepMetricsByLabel runs s in dir on the fake backend, checks that it
+// trained wantSteps steps and that trained_by names one trained epoch per
+// (trainer, epoch) pair (each run itself when not branched), and returns
+// the metrics of every labelled run but the trunks by variant@point, with
+// the wall-clock columns and hash cleared.
+func sweepMetricsByLabel(t *testing.T, s runs.SweepSpec, dir string, wantSteps int64, branch bool) map[string][]runs.MetricsRow {
+	t.Helper()
+	b := &runstest.Backend{}
+	if _, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: b, Jobs: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Steps.Load() != wantSteps {
+		t.Errorf("branch %v: %d steps, want %d", branch, b.Steps.Load(), wantSteps)
+	}
+	rows, err := runs.ReadSweep(filepath.Join(dir, "sweep.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// trained_by marks the copied epochs: each (trainer, epoch) pair is one
+	// epoch the backend trained.
+	trained := map[string]bool{}
+	for _, r := range rows {
+		trained[fmt.Sprintf("%s/%d", r.TrainedBy, r.Epoch)] = true
+		if !branch && r.TrainedBy != r.RunID {
+			t.Errorf("straight run %s epoch %d trained by %s", r.RunID, r.Epoch, r.TrainedBy)
+		}
+	}
+	if int64(len(trained))*8 != b.Steps.Load() {
+		t.Errorf("branch %v: %d distinct (trained_by, epoch), want %d", branch, len(trained), b.Steps.Load()/8)
+	}
+	out := map[string][]runs.MetricsRow{}
+	for _, r := range rows {
+		if r.Variant != runs.VariantTrunk {
+			m := r.Metrics()
+			m.EpochSeconds, m.ImagesPerSec, m.ConfigHash = 0, 0, ""
+			key := fmt.Sprintf("%s@%d", r.Variant, r.Point)
+			out[key] = append(out[key], m)
+		}
+	}
+	return out
 }
