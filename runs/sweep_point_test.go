@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/critlab/critlab/internal/dirlock"
 	"github.com/critlab/critlab/runs"
 	"github.com/critlab/critlab/runs/runstest"
 )
@@ -138,5 +139,15 @@ func TestSweepStatus(t *testing.T) {
 	var out strings.Builder
 	if err := runs.WriteStatus(&out, st); err != nil || !strings.Contains(out.String(), "5 runs: 1 running, 1 queued, 1 stopped, 1 failed, 1 planned") {
 		t.Fatalf("table:\n%s", out.String())
+	}
+	// A run that a local process trains (it holds the run's lock) is
+	// running, whatever the scheduler knows.
+	lock, err := dirlock.Acquire(filepath.Join(dir, "removal-T000-s0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if st, _ = runs.SweepStatus(dir, jobs); st[1].State != runs.PointRunning || st[1].Detail != fmt.Sprintf("PID %d", os.Getpid()) {
+		t.Fatalf("locked run: %+v, want running with this PID", st[1])
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/critlab/critlab/internal/dirlock"
 )
 
 // PointState is where one planned run of a sweep stands.
@@ -19,14 +21,15 @@ const (
 	PointPlanned PointState = "planned"
 	// PointQueued: a scheduler's job waits to run it.
 	PointQueued PointState = "queued"
-	// PointRunning: a scheduler's job runs it.
+	// PointRunning: a scheduler's job runs it, or a local process holds
+	// its run directory's lock (Detail names the PID).
 	PointRunning PointState = "running"
 	// PointFinished: its directory holds the finished run.
 	PointFinished PointState = "finished"
 	// PointFailed: its last attempt stopped on an error.
 	PointFailed PointState = "failed"
-	// PointStopped: unfinished, with no live job known: stopped by a
-	// signal or a kill, or running in a process no scheduler reports.
+	// PointStopped: unfinished, with no live job or process on it:
+	// stopped by a signal, a kill or a crash.
 	PointStopped PointState = "stopped"
 )
 
@@ -85,6 +88,11 @@ func SweepStatus(dir string, jobs map[string]Job) ([]PointStatus, error) {
 		case state == StateUnfinished && !exists(filepath.Join(rdir, LogFile)):
 			// Only the config.yaml that PrepareSweep wrote.
 		case state == StateUnfinished:
+			if pid, held := dirlock.Holder(rdir); held {
+				// A local sweep or train trains it now.
+				st.State, st.Detail = PointRunning, "PID "+pid
+				break
+			}
 			st.State = PointStopped
 			if line := lastLine(filepath.Join(rdir, LogFile)); strings.Contains(line, " stopped: ") {
 				_, msg, _ := strings.Cut(line, " stopped: ")

@@ -13,9 +13,15 @@ import (
 
 func TestAcquire(t *testing.T) {
 	dir := t.TempDir()
+	if pid, held := Holder(dir); held {
+		t.Fatalf("Holder of a fresh directory: PID %s", pid)
+	}
 	l, err := Acquire(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if pid, held := Holder(dir); !held || pid != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("Holder while held: %q %v, want PID %d", pid, held, os.Getpid())
 	}
 	// flock locks belong to the open file description, so a second open in
 	// this process conflicts as another process's would.
@@ -62,8 +68,14 @@ func TestAcquireAfterHolderDies(t *testing.T) {
 	if want := "PID " + strconv.Itoa(cmd.Process.Pid); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Acquire while the helper holds the lock: %v, want ErrLocked naming %s", err, want)
 	}
+	if pid, held := Holder(dir); !held || pid != strconv.Itoa(cmd.Process.Pid) {
+		t.Fatalf("Holder while the helper holds the lock: %q %v, want PID %d", pid, held, cmd.Process.Pid)
+	}
 	cmd.Process.Kill()
 	cmd.Wait()
+	if pid, held := Holder(dir); held {
+		t.Fatalf("Holder after the holder was killed: PID %s", pid)
+	}
 	l, err := Acquire(dir)
 	if err != nil {
 		t.Fatalf("Acquire after the holder was killed: %v", err)
