@@ -82,7 +82,7 @@ def build(name: str) -> nn.Module:
     return m
 
 
-def export(name: str, exporter: str, path: str, px: int) -> None:
+def export(name: str, exporter: str, path: str, px: int, verbose: bool = False) -> None:
     model = build(name)
     x = torch.randn(2, 3, px, px)
     with warnings.catch_warnings():
@@ -93,7 +93,7 @@ def export(name: str, exporter: str, path: str, px: int) -> None:
             torch.onnx.export(model.eval(), (x,), path, dynamo=True, optimize=False, external_data=False,
                               input_names=["images"], dynamic_axes={"images": {0: "N"}})
         else:
-            export_model(model, path, image_size=px)
+            export_model(model, path, image_size=px, verbose=verbose)
 
 
 def one_line(e: BaseException) -> str:
@@ -111,7 +111,7 @@ def run_exports(args: argparse.Namespace, names: list[str]) -> list[dict]:
                  "must_train": exporter != "plain"}
             t = time.time()
             try:
-                export(name, exporter, os.path.join(args.out, file), px)
+                export(name, exporter, os.path.join(args.out, file), px, args.verbose)
             except Exception as err:  # noqa: BLE001  (any exporter failure is a table row)
                 e["file"], e["error"] = None, one_line(err)
                 if args.verbose:

@@ -55,9 +55,14 @@ As a library (tools/make_reference.py uses it)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import io
+import os
 import sys
+import tempfile
+import traceback
+import typing
 import warnings
 from typing import Callable
 
@@ -96,18 +101,73 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
 
 
 class ExportError(Exception):
-    """The exported graph breaks one of critlab's forward-graph conventions."""
+    """The export failed or broke one of critlab's forward-graph conventions;
+    the message is one line."""
+
+
+# Hints for torch.onnx.export failures, by a phrase of the exception's first
+# line: (phrase, fix).
+EXPORT_HINTS = (
+    ("is not supported", "replace that op in the model by ones ONNX has, or register a symbolic for it "
+     "(torch.onnx.register_custom_op_symbolic); a higher --opset (up to 20) helps only if a later opset added it"),
+    ("not factor of input size", "trace at an --image-size where the adaptive pool's output size divides its input "
+     "(torchvision's vgg: 224), or make the pool's output 1x1 (nn.AdaptiveAvgPool2d(1))"),
+)
+
+
+def export_failure(e: BaseException, log: str | None) -> ExportError:
+    """One line for a torch.onnx.export failure: what failed, the fix where
+    known, and where the full trace is."""
+    lines = str(e).strip().splitlines()
+    what = lines[0] if lines else ""
+    for noise in (" Please feel free to request support", " [Caused by"):
+        what = what.split(noise)[0]
+    msg = f"torch.onnx.export failed: {type(e).__name__}: {what.strip().rstrip('.')}"
+    fix = next((f for phrase, f in EXPORT_HINTS if phrase in what), None)
+    if fix:
+        msg += f"; fix: {fix}"
+    return ExportError(msg + (f" (full trace: {log}, or rerun with --verbose)" if log else " (full trace above)"))
+
+
+@contextlib.contextmanager
+def exporter_output_to(log: typing.IO[bytes] | None):
+    """Send what the exporter prints to log, file descriptors 1 and 2
+    included: on failure PyTorch's C++ side dumps the whole graph to stdout.
+    With log None, nothing is redirected."""
+    if log is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSET_DEFAULT,
                  image_size: int = 32, channels: int = 3, check: bool = True,
-                 dropout: bool = False) -> onnx.ModelProto:
+                 dropout: bool = False, verbose: bool = False, log: str | None = None) -> onnx.ModelProto:
     """Export ``model`` as a critlab forward graph; write it to ``path`` if given.
 
     The model is exported in eval mode (its training flag is restored after).
     With ``dropout`` its nn.Dropout modules stay in train mode and are
     exported as Dropout nodes (TrainingMode.PRESERVE), which critlab trains
     with masks drawn from the run's seed. Returns the checked ModelProto.
+
+    What torch.onnx.export prints goes to a log file (``log``, else
+    PATH.export.log next to ``path``, else a temporary file) and is copied to
+    stderr when the export succeeds; when it fails, the log gets the
+    traceback too and ExportError says in one line what failed, the fix
+    where known, and the log's path. With ``verbose`` nothing is redirected.
     """
     if not OPSET_MIN <= opset <= OPSET_MAX:
         raise ValueError(f"opset {opset} outside {OPSET_MIN}..{OPSET_MAX}")
@@ -125,8 +185,16 @@ def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSE
                 m.train()
     x = torch.zeros(2, channels, image_size, image_size)
     buf = io.BytesIO()
+    if verbose:
+        logf = None
+    elif log or path:
+        log = log or os.path.splitext(path)[0] + ".export.log"
+        logf = open(log, "w+b")
+    else:
+        fd, log = tempfile.mkstemp(prefix="export_torch-", suffix=".log")
+        logf = os.fdopen(fd, "w+b")
     try:
-        with warnings.catch_warnings():
+        with exporter_output_to(logf), warnings.catch_warnings():
             # The TorchScript exporter is deprecated but still the one that
             # keeps BatchNormalization as its own node; silence the notice.
             warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -144,8 +212,19 @@ def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSE
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}},
             )
+    except Exception as e:  # noqa: BLE001  (whatever the exporter raises becomes one line)
+        if logf is None:
+            raise export_failure(e, None) from e
+        logf.write(traceback.format_exc().encode())
+        logf.close()
+        raise export_failure(e, log) from e
     finally:
         model.train(was_training)
+    if logf is not None:  # success: show what the exporter said, keep no log
+        logf.seek(0)
+        sys.stderr.write(logf.read().decode(errors="replace"))
+        logf.close()
+        os.remove(log)
     proto = onnx.load_from_string(buf.getvalue())
     undo_deduplication(proto)
     proto.producer_name = "critlab tools/export_torch.py"
@@ -275,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="torch seed for the initial weights (default 0)")
     p.add_argument("--dropout", action="store_true",
                    help="keep nn.Dropout as Dropout nodes (critlab trains them with seeded masks)")
+    p.add_argument("--verbose", action="store_true",
+                   help="let the exporter print its traces here (by default an export error is one line "
+                        "naming a log file with them)")
     args = p.parse_args(argv)
 
     if args.list:
@@ -302,9 +384,12 @@ def main(argv: list[str] | None = None) -> int:
             state = torch.load(args.weights, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         out = args.output or default_out
-        proto = export_model(model, out, opset=args.opset, image_size=args.image_size, dropout=args.dropout)
+        proto = export_model(model, out, opset=args.opset, image_size=args.image_size, dropout=args.dropout,
+                             verbose=args.verbose)
     except (ValueError, ExportError, OSError) as e:
-        print(f"export_torch: {e}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        print(f"export_torch: {args.module or args.model}: {e}", file=sys.stderr)
         return 1
     print(f"wrote {out}: {describe(proto)}")
     return 0
