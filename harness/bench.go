@@ -31,21 +31,7 @@ func BenchTrain(rt *Runtime, forward *pb.ModelProto, opts TrainerOptions, flopsP
 	}
 	defer tr.Close()
 	n := opts.BatchSize
-	images := make([]float32, n*int(graph.NumElements(tr.inDims)))
-	labels := make([]int64, n)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range images {
-		images[i] = float32(rng.NormFloat64())
-	}
-	classes := int64(10)
-	if out := forward.GetGraph().GetOutput(); len(out) > 0 {
-		if dims, _ := graph.Dims(out[0]); len(dims) == 2 && dims[1] > 0 {
-			classes = dims[1]
-		}
-	}
-	for i := range labels {
-		labels[i] = rng.Int64N(classes)
-	}
+	images, labels := randomBatch(forward, n, tr.inDims)
 	step := func() error { _, _, err := tr.Step(images, labels, 0.01); return err }
 	if train, err = timeIt(step, 2, minTime); err != nil {
 		return train, eval, err
@@ -69,6 +55,27 @@ func BenchTrain(rt *Runtime, forward *pb.ModelProto, opts TrainerOptions, flopsP
 	eval.ImagesPerSec *= float64(n)
 	eval.GFLOPs = eval.ImagesPerSec * flopsPerImage / 1e9
 	return train, eval, nil
+}
+
+// randomBatch is n standard-normal images of dims and uniform labels over
+// forward's classes, the same on every call.
+func randomBatch(forward *pb.ModelProto, n int, dims []int64) ([]float32, []int64) {
+	images := make([]float32, n*int(graph.NumElements(dims)))
+	labels := make([]int64, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range images {
+		images[i] = float32(rng.NormFloat64())
+	}
+	classes := int64(10)
+	if out := forward.GetGraph().GetOutput(); len(out) > 0 {
+		if dims, _ := graph.Dims(out[0]); len(dims) == 2 && dims[1] > 0 {
+			classes = dims[1]
+		}
+	}
+	for i := range labels {
+		labels[i] = rng.Int64N(classes)
+	}
+	return images, labels
 }
 
 // BenchConv times ORT's plain forward Conv (3×3, pad 1, stride 1) of cin to

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 
 	"github.com/critlab/critlab/models/graph"
@@ -30,11 +31,25 @@ type Session struct {
 
 // NewSession creates a session from a serialized model.
 func (r *Runtime) NewSession(model []byte, inputs, outputs []string) (*Session, error) {
+	return r.newSession(model, inputs, outputs, "")
+}
+
+// newSession creates a session; with profileDir set, ORT writes its
+// optimized graph there and, when the session ends, its profile.
+func (r *Runtime) newSession(model []byte, inputs, outputs []string, profileDir string) (*Session, error) {
 	so, err := r.sessionOptions()
 	if err != nil {
 		return nil, err
 	}
 	defer so.Destroy()
+	if profileDir != "" {
+		if err := so.EnableProfiling(filepath.Join(profileDir, profilePrefix)); err != nil {
+			return nil, fmt.Errorf("create session: enable profiling: %w", err)
+		}
+		if err := so.SetOptimizedModelFilePath(filepath.Join(profileDir, optimizedName)); err != nil {
+			return nil, fmt.Errorf("create session: optimized model path: %w", err)
+		}
+	}
 	m, err := graph.Unmarshal(model)
 	if err != nil {
 		return nil, fmt.Errorf("create session: %w", err)

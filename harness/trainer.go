@@ -18,6 +18,9 @@ type TrainerOptions struct {
 	// BatchSize is the fixed training batch size (batches of another size
 	// still work, at the cost of temporary input tensors).
 	BatchSize int
+	// profileDir, when set, has ORT profile the train-step session into
+	// this folder (ProfileTrain).
+	profileDir string
 }
 
 // Trainer owns a compiled train-step graph and eval graph with their
@@ -134,6 +137,9 @@ func (t *Trainer) build() error {
 	}
 	t.cur = 0
 
+	if t.opts.profileDir != "" {
+		nameNodes(train.Model.Graph)
+	}
 	trainModel, err := graph.Marshal(train.Model)
 	if err != nil {
 		return fmt.Errorf("trainer: %w", err)
@@ -144,7 +150,7 @@ func (t *Trainer) build() error {
 	}
 	t.SeedDropout(0, 0)
 	outs = append(outs, "loss", "correct")
-	if t.trainS, err = t.rt.NewSession(trainModel, ins, outs); err != nil {
+	if t.trainS, err = t.rt.newSession(trainModel, ins, outs, t.opts.profileDir); err != nil {
 		return fmt.Errorf("trainer: train-step graph: %w", err)
 	}
 	evalModel, err := graph.Marshal(eval.Model)

@@ -143,6 +143,7 @@ func activity(nodes []*pb.NodeProto, sources []string, target string, info map[s
 func forwardPass(e *emitter, nodes []*pb.NodeProto, needed map[string]bool) (map[*pb.NodeProto]any, error) {
 	saved := map[*pb.NodeProto]any{}
 	for _, n := range nodes {
+		from := len(e.b.G.Node)
 		r := rules[n.GetOpType()]
 		if r != nil && r.fwd != nil {
 			need := make([]bool, len(n.Input))
@@ -155,9 +156,11 @@ func forwardPass(e *emitter, nodes []*pb.NodeProto, needed map[string]bool) (map
 				return nil, fmt.Errorf("compile: node %q (%s): %w", n.GetName(), n.GetOpType(), err)
 			}
 			saved[n] = s
+			e.label(from, "fwd:"+n.GetOpType())
 			continue
 		}
 		e.b.G.Node = append(e.b.G.Node, n)
+		e.label(from, "fwd:"+n.GetOpType())
 	}
 	return saved, nil
 }
@@ -168,6 +171,7 @@ func backward(e *emitter, nodes []*pb.NodeProto, saved map[*pb.NodeProto]any, ne
 	contrib := map[string][]string{target: {seed}}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
+		from := len(e.b.G.Node)
 		dy := make([]string, len(n.Output))
 		any := false
 		for j, o := range n.Output {
@@ -177,6 +181,7 @@ func backward(e *emitter, nodes []*pb.NodeProto, saved map[*pb.NodeProto]any, ne
 				any = true
 			}
 		}
+		e.label(from, ProvGradSum)
 		if !any {
 			continue
 		}
@@ -195,9 +200,11 @@ func backward(e *emitter, nodes []*pb.NodeProto, saved map[*pb.NodeProto]any, ne
 			return nil, fmt.Errorf("compile: node %q (%s): %w for op type %s", n.GetName(), n.GetOpType(), ErrNoRule, n.GetOpType())
 		}
 		c := &bctx{emitter: e, n: n, dy: dy, need: need, dx: make([]string, len(n.Input)), saved: saved[n], peDone: make([]bool, len(n.Input))}
+		from = len(e.b.G.Node)
 		if err := r.bwd(c); err != nil {
 			return nil, fmt.Errorf("compile: node %q (%s): %w", n.GetName(), n.GetOpType(), err)
 		}
+		e.labelGrad(from, n.GetOpType(), c.dx)
 		for j, g := range c.dx {
 			if !need[j] || g == "" {
 				continue
@@ -214,9 +221,11 @@ func backward(e *emitter, nodes []*pb.NodeProto, saved map[*pb.NodeProto]any, ne
 			contrib[in] = append(contrib[in], g)
 		}
 	}
+	from := len(e.b.G.Node)
 	grads := map[string]string{}
 	for _, w := range wrt {
 		grads[w] = e.sumAll(contrib[w])
 	}
+	e.label(from, ProvGradSum)
 	return grads, nil
 }

@@ -46,7 +46,10 @@ type TrainGraph struct {
 	ImageDims []int64
 	// Dropouts are the Dropout nodes trained with masks (maskDropouts).
 	Dropouts []Dropout
-	gradOnly bool
+	// Provenance labels Model.Graph.Node[i] with the part of the
+	// compiler that emitted it (provenance.go); it is not in the graph.
+	Provenance []string
+	gradOnly   bool
 }
 
 // InputNames returns the graph's input names in order.
@@ -459,7 +462,9 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 	if err != nil {
 		return nil, err
 	}
+	from := len(b.G.Node)
 	dlogits := lossOut(e, p.logits, Labels, opts.LabelSmoothing, needed[p.logits])
+	e.label(from, ProvLoss)
 	grads := map[string]string{}
 	if dlogits != "" {
 		grads, err = backward(e, nodes, saved, needed, p.logits, dlogits, trained)
@@ -472,6 +477,7 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 		next = ".grad"
 	}
 	tg := &TrainGraph{Params: tensorsOf(p, trained, next), Stats: tensorsOf(p, p.stats, ".next"), Frozen: frozen, ImageDims: p.imageDims, Dropouts: dropouts}
+	from = len(b.G.Node)
 	if gradOnly {
 		for _, t := range tg.Params {
 			if grads[t.Name] == "" {
@@ -480,9 +486,11 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 				b.NodeNamed("Identity", []string{grads[t.Name]}, []string{t.Next})
 			}
 		}
+		e.label(from, ProvGradOut)
 	} else {
 		tg.States = optimizerStates(opts, tg.Params)
 		optimize(e, opts, tg.Params, grads)
+		e.label(from, "opt:"+opts.Optimizer.String())
 	}
 	// Running statistics without an update (BatchNorm nodes not executed in
 	// training form) pass through.
@@ -492,11 +500,13 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 			statNext[o] = true
 		}
 	}
+	from = len(b.G.Node)
 	for _, t := range tg.Stats {
 		if !statNext[t.Next] {
 			b.NodeNamed("Identity", []string{t.Name}, []string{t.Next})
 		}
 	}
+	e.label(from, ProvStats)
 	ins := slices.Concat(tg.Params, tg.States, tg.Stats)
 	var outs []*pb.ValueInfoProto
 	for _, t := range ins {
@@ -514,6 +524,7 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 		extra = append(extra, graph.ValueInfo(d.Input, graph.Float, d.Dims...))
 	}
 	tg.Model = finish(p, g, ins, extra, outs)
+	tg.Provenance = e.provenanceOf(tg.Model.Graph)
 	tg.gradOnly = gradOnly
 	return tg, nil
 }

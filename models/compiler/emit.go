@@ -22,10 +22,12 @@ type emitter struct {
 	// perEx holds the parameters whose per-example squared gradient
 	// norms are wanted (Fisher graphs); nil otherwise.
 	perEx map[string]bool
+	// prov holds each emitted node's provenance label (provenance.go).
+	prov map[*pb.NodeProto]string
 }
 
 func newEmitter(b *graph.Builder, info map[string]*vinfo) *emitter {
-	return &emitter{b: b, info: info, shapes: map[string]string{}, sizes: map[string]string{}, fills: map[string]string{}}
+	return &emitter{b: b, info: info, shapes: map[string]string{}, sizes: map[string]string{}, fills: map[string]string{}, prov: map[*pb.NodeProto]string{}}
 }
 
 func (e *emitter) op(op string, ins []string, attrs ...*pb.AttributeProto) string {

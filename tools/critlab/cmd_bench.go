@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,6 +36,8 @@ type benchModel struct {
 	PeakRSSBytes  int64              `json:"peak_rss_bytes"`
 	CeilingRatio  float64            `json:"train_gflops_over_conv_ceiling"`
 	Fisher        *fisherBench       `json:"fisher,omitempty"`
+	// Profile is ORT's profile of train steps (--profile).
+	Profile *harness.Profile `json:"profile,omitempty"`
 }
 
 // fisherBench is the cost of one Fisher-trace estimate (Trainer.Fisher).
@@ -87,6 +92,10 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-pipeline", Usage: "skip the data-pipeline measurement"},
 			&cli.IntFlag{Name: "fisher-images", Value: 500, Usage: "images of the timed Fisher-trace estimate (0: skip it)"},
 			&cli.IntFlag{Name: "fisher-samples", Value: 1, Usage: "label samples per image of the timed Fisher-trace estimate"},
+			&cli.BoolFlag{Name: "profile", Usage: "also profile train steps with ONNX Runtime's profiler and attribute their time to the compiler's forward ops, gradient rules and optimizer"},
+			&cli.IntFlag{Name: "profile-steps", Value: 5, Usage: "profiled train steps (after 2 warm-up steps)"},
+			&cli.IntFlag{Name: "profile-top", Value: 15, Usage: "profile entries printed per model (the JSON keeps all)"},
+			&cli.StringFlag{Name: "profile-dir", Usage: "keep ORT's traces and optimized graphs here, one folder per model (default: a temporary folder, removed)"},
 			&cli.StringFlag{Name: "one", Hidden: true, Usage: "internal: measure one model and print JSON"},
 		),
 		Action: func(c *cli.Context) error {
@@ -95,6 +104,11 @@ func benchCommand() *cli.Command {
 				row, err := benchOne(opts, name, c.Float64("width"), c.Int("batch-size"), c.Duration("min-time"), c.Int("fisher-images"), c.Int("fisher-samples"))
 				if err != nil {
 					return err
+				}
+				if c.Bool("profile") {
+					if row.Profile, err = benchProfile(opts, name, c.Float64("width"), c.Int("batch-size"), c.Int("profile-steps"), c.String("profile-dir")); err != nil {
+						return err
+					}
 				}
 				return json.NewEncoder(c.App.Writer).Encode(row)
 			}
@@ -132,6 +146,12 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 		if opts.MemArena {
 			args = append(args, "--mem-arena")
 		}
+		if c.Bool("profile") {
+			args = append(args, "--profile", "--profile-steps", fmt.Sprint(c.Int("profile-steps")))
+			if dir := c.String("profile-dir"); dir != "" {
+				args = append(args, "--profile-dir", dir)
+			}
+		}
 		var out, errb bytes.Buffer
 		cmd := exec.CommandContext(c.Context, exe, args...)
 		cmd.Stdout, cmd.Stderr = &out, &errb
@@ -159,6 +179,11 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 		rep.Pipeline = p
 	}
 	writeBenchTable(c.App.Writer, rep)
+	for _, m := range rep.Models {
+		if m.Profile != nil {
+			writeProfile(c.App.Writer, m, c.Int("profile-top"))
+		}
+	}
 	if path := c.String("json"); path != "" {
 		data, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -172,8 +197,8 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 	return nil
 }
 
-func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int, minTime time.Duration, fisherImages, fisherSamples int) (benchModel, error) {
-	row := benchModel{Model: name, Width: width, Batch: batch}
+// benchForward loads or builds a benched model's forward graph.
+func benchForward(name string, width float64) (*pb.ModelProto, error) {
 	var m *pb.ModelProto
 	var err error
 	if strings.HasSuffix(strings.ToLower(name), ".onnx") {
@@ -184,7 +209,23 @@ func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int
 		m, err = zoo.Build(name, zoo.Options{Width: width, Seed: 1})
 	}
 	if err != nil {
-		return row, fmt.Errorf("bench %s: %w", name, err)
+		return nil, fmt.Errorf("bench %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// benchCompile is the train-step compilation every bench measurement uses.
+func benchCompile() compiler.Options {
+	co := compiler.DefaultOptions()
+	co.Momentum, co.WeightDecay = 0.9, 5e-4
+	return co
+}
+
+func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int, minTime time.Duration, fisherImages, fisherSamples int) (benchModel, error) {
+	row := benchModel{Model: name, Width: width, Batch: batch}
+	m, err := benchForward(name, width)
+	if err != nil {
+		return row, err
 	}
 	st, err := graph.Stats(m)
 	if err != nil {
@@ -196,8 +237,7 @@ func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int
 		return row, err
 	}
 	defer rt.Close()
-	co := compiler.DefaultOptions()
-	co.Momentum, co.WeightDecay = 0.9, 5e-4
+	co := benchCompile()
 	row.Train, row.Eval, err = harness.BenchTrain(rt, m, harness.TrainerOptions{Compile: co, BatchSize: batch}, float64(st.FLOPs), minTime)
 	if err != nil {
 		return row, fmt.Errorf("bench %s: %w", name, err)
@@ -213,6 +253,65 @@ func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int
 	epoch := epochImages / row.Train.ImagesPerSec
 	row.Fisher = &fisherBench{Images: fisherImages, Samples: fisherSamples, Seconds: sec, EpochSeconds: epoch, Ratio: sec / epoch}
 	return row, nil
+}
+
+// benchProfile profiles train steps of one model with ORT's profiler, in
+// dir/<model> when dir is set, else in a temporary folder.
+func benchProfile(opts harness.RuntimeOptions, name string, width float64, batch, steps int, dir string) (*harness.Profile, error) {
+	m, err := benchForward(name, width)
+	if err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "critlab-profile-")
+		if err != nil {
+			return nil, fmt.Errorf("bench %s: profile: %w", name, err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else {
+		dir = filepath.Join(dir, fmt.Sprintf("%s-b%d", strings.NewReplacer("/", "_", ":", "_").Replace(name), batch))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("bench %s: profile: %w", name, err)
+		}
+	}
+	rt, err := harness.Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.Close()
+	p, err := harness.ProfileTrain(rt, m, harness.TrainerOptions{Compile: benchCompile(), BatchSize: batch}, 2, steps, dir)
+	if err != nil {
+		return nil, fmt.Errorf("bench %s: profile: %w", name, err)
+	}
+	return p, nil
+}
+
+// writeProfile prints a model's top profile entries and the step's split
+// by category.
+func writeProfile(w io.Writer, m benchModel, top int) {
+	p := m.Profile
+	fmt.Fprintf(w, "\nprofile: %s batch %d, %d steps: %.1f ms per step, kernels %.1f ms (%.0f%%), unattributed kernels %.1f ms (%.1f%%)\n",
+		m.Model, m.Batch, p.Steps, p.StepMs, p.KernelMs, 100*p.KernelMs/p.StepMs, p.UnattributedMs, 100*p.UnattributedMs/p.StepMs)
+	cats := make([]string, 0, len(p.Categories))
+	for c := range p.Categories {
+		cats = append(cats, c)
+	}
+	slices.SortFunc(cats, func(a, b string) int { return cmp.Compare(p.Categories[b], p.Categories[a]) })
+	var parts []string
+	for _, c := range cats {
+		parts = append(parts, fmt.Sprintf("%s %.1f ms (%.0f%%)", c, p.Categories[c], 100*p.Categories[c]/p.StepMs))
+	}
+	fmt.Fprintf(w, "by part: %s\n", strings.Join(parts, ", "))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "provenance\top\tnodes\tms/step\t% of step")
+	for i, e := range p.Entries {
+		if i == top {
+			break
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.1f\n", e.Label, e.Op, e.Nodes, e.MsPerStep, 100*e.Share)
+	}
+	tw.Flush()
 }
 
 // benchPipeline times augmentation, normalisation and batching of a
