@@ -29,20 +29,17 @@ type bctx struct {
 	need  []bool   // per input: whether its gradient is wanted
 	dx    []string // per input: set by the rule
 	saved any      // what fwd returned
-	// peDone marks inputs whose dx is a per-example squared norm [N]
-	// (Fisher graphs: see perExample).
-	peDone []bool
 }
 
-// perExample reports whether input i wants per-example squared gradient
-// norms (shape [N]) instead of its gradient.
-func (c *bctx) perExample(i int) bool { return i < len(c.n.Input) && c.perEx[c.n.Input[i]] }
-
-// setPE sets input i's result to the per-example squared norm of the
-// per-example gradients g ([N, ...]).
-func (c *bctx) setPE(i int, g string) {
-	c.dx[i] = c.op("ReduceSumSquare", []string{c.reshape(g, c.i64(0, -1))}, graph.Ints("axes", 1), graph.Int("keepdims", 0))
-	c.peDone[i] = true
+// A tap takes the backward pass over at some values, for transformations
+// that want something else than their summed gradient (the Fisher graph's
+// per-example norms, fisher.go). At a node using tapped values, backward
+// runs the ordinary rule for the other inputs only, then bwd with c.need
+// marking the tapped inputs; what bwd sets in c.dx is the value's result in
+// place of its gradient. A tapped value must have one use.
+type tap struct {
+	values map[string]bool
+	bwd    func(c *bctx) error
 }
 
 func (c *bctx) in(i int) string {
@@ -166,9 +163,11 @@ func forwardPass(e *emitter, nodes []*pb.NodeProto, needed map[string]bool) (map
 }
 
 // backward emits the reverse pass: seed is the gradient of target; it
-// returns the gradient of each wrt value ("" when none reaches it).
-func backward(e *emitter, nodes []*pb.NodeProto, saved map[*pb.NodeProto]any, needed map[string]bool, target, seed string, wrt []string) (map[string]string, error) {
+// returns the gradient of each wrt value ("" when none reaches it), or its
+// result under tp (nil: no tap).
+func backward(e *emitter, nodes []*pb.NodeProto, saved map[*pb.NodeProto]any, needed map[string]bool, target, seed string, wrt []string, tp *tap) (map[string]string, error) {
 	contrib := map[string][]string{target: {seed}}
+	tapped := map[string]string{}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		from := len(e.b.G.Node)
@@ -187,44 +186,66 @@ func backward(e *emitter, nodes []*pb.NodeProto, saved map[*pb.NodeProto]any, ne
 		}
 		r := rules[n.GetOpType()]
 		slots := diffSlots(r, n)
-		need := make([]bool, len(n.Input))
-		anyNeed := false
+		need, tneed := make([]bool, len(n.Input)), make([]bool, len(n.Input))
+		anyNeed, anyTap := false, false
 		for j, in := range n.Input {
-			need[j] = slots[j] && needed[in]
-			anyNeed = anyNeed || need[j]
-		}
-		if !anyNeed {
-			continue
-		}
-		if r == nil || r.bwd == nil {
-			return nil, fmt.Errorf("compile: node %q (%s): %w for op type %s", n.GetName(), n.GetOpType(), ErrNoRule, n.GetOpType())
-		}
-		c := &bctx{emitter: e, n: n, dy: dy, need: need, dx: make([]string, len(n.Input)), saved: saved[n], peDone: make([]bool, len(n.Input))}
-		from = len(e.b.G.Node)
-		if err := r.bwd(c); err != nil {
-			return nil, fmt.Errorf("compile: node %q (%s): %w", n.GetName(), n.GetOpType(), err)
-		}
-		e.labelGrad(from, n.GetOpType(), c.dx)
-		for j, g := range c.dx {
-			if !need[j] || g == "" {
-				continue
+			switch {
+			case !slots[j] || !needed[in]:
+			case tp != nil && tp.values[in]:
+				tneed[j], anyTap = true, true
+			default:
+				need[j], anyNeed = true, true
 			}
-			in := n.Input[j]
-			if e.perEx[in] {
-				if !c.peDone[j] {
-					return nil, fmt.Errorf("compile: node %q (%s): %w: no per-example gradient of parameter %q", n.GetName(), n.GetOpType(), ErrNoRule, in)
-				}
-				if len(contrib[in]) > 0 {
-					return nil, fmt.Errorf("compile: node %q (%s): %w: parameter %q is used by several nodes; per-example norms need one use", n.GetName(), n.GetOpType(), ErrNoRule, in)
+		}
+		fail := func(err error) error {
+			return fmt.Errorf("compile: node %q (%s): %w", n.GetName(), n.GetOpType(), err)
+		}
+		if anyNeed {
+			if r == nil || r.bwd == nil {
+				return nil, fail(fmt.Errorf("%w for op type %s", ErrNoRule, n.GetOpType()))
+			}
+			c := &bctx{emitter: e, n: n, dy: dy, need: need, dx: make([]string, len(n.Input)), saved: saved[n]}
+			from = len(e.b.G.Node)
+			if err := r.bwd(c); err != nil {
+				return nil, fail(err)
+			}
+			e.labelGrad(from, n.GetOpType(), c.dx)
+			for j, g := range c.dx {
+				if need[j] && g != "" {
+					contrib[n.Input[j]] = append(contrib[n.Input[j]], g)
 				}
 			}
-			contrib[in] = append(contrib[in], g)
+		}
+		if anyTap {
+			c := &bctx{emitter: e, n: n, dy: dy, need: tneed, dx: make([]string, len(n.Input)), saved: saved[n]}
+			from = len(e.b.G.Node)
+			if err := tp.bwd(c); err != nil {
+				return nil, fail(err)
+			}
+			e.labelGrad(from, n.GetOpType(), c.dx)
+			for j, g := range c.dx {
+				if !tneed[j] {
+					continue
+				}
+				in := n.Input[j]
+				if g == "" {
+					return nil, fail(fmt.Errorf("%w: no result for %q", ErrNoRule, in))
+				}
+				if _, dup := tapped[in]; dup {
+					return nil, fail(fmt.Errorf("%w: %q is used by several nodes; it needs one use here", ErrNoRule, in))
+				}
+				tapped[in] = g
+			}
 		}
 	}
 	from := len(e.b.G.Node)
 	grads := map[string]string{}
 	for _, w := range wrt {
-		grads[w] = e.sumAll(contrib[w])
+		if g, ok := tapped[w]; ok {
+			grads[w] = g
+		} else {
+			grads[w] = e.sumAll(contrib[w])
+		}
 	}
 	e.label(from, ProvGradSum)
 	return grads, nil

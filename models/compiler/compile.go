@@ -467,7 +467,7 @@ func compileStep(forward *pb.ModelProto, opts Options, gradOnly bool) (_ *TrainG
 	e.label(from, ProvLoss)
 	grads := map[string]string{}
 	if dlogits != "" {
-		grads, err = backward(e, nodes, saved, needed, p.logits, dlogits, trained)
+		grads, err = backward(e, nodes, saved, needed, p.logits, dlogits, trained, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -19,9 +19,6 @@ type emitter struct {
 	train bool
 	// weightGrad is Options.WeightGrad.
 	weightGrad WeightGradMethod
-	// perEx holds the parameters whose per-example squared gradient
-	// norms are wanted (Fisher graphs); nil otherwise.
-	perEx map[string]bool
 	// prov holds each emitted node's provenance label (provenance.go).
 	prov map[*pb.NodeProto]string
 }

@@ -3,6 +3,7 @@ package compiler
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/critlab/critlab/models/graph"
@@ -51,9 +52,10 @@ func (f *FisherGraph) OutputNames() []string {
 }
 
 // CompileFisher builds the Fisher graph of forward (see FisherGraph): the
-// per-example form when every parameter use has a per-example rule (Conv
-// with group 1, Gemm, 2-D MatMul, Add/Sub/Mul/Div, BatchNormalization),
-// the batch-of-one form otherwise.
+// per-example form when every parameter use has a per-example rule
+// (peRules: Conv with group 1, Gemm, 2-D MatMul, the broadcasting
+// elementwise ops, inference BatchNormalization), the batch-of-one form
+// otherwise.
 func CompileFisher(forward *pb.ModelProto) (*FisherGraph, error) {
 	f, err := compileFisher(forward, true)
 	if errors.Is(err, ErrNoRule) && f == nil {
@@ -88,10 +90,11 @@ func compileFisher(forward *pb.ModelProto, perExample bool) (_ *FisherGraph, err
 	}
 	g.Node = nil
 	e := newEmitter(b, p.info)
+	var tp *tap
 	if perExample {
-		e.perEx = map[string]bool{}
+		tp = &tap{values: map[string]bool{}, bwd: perExampleNorms}
 		for _, n := range p.params {
-			e.perEx[n] = true
+			tp.values[n] = true
 		}
 	}
 	needed := activity(nodes, p.params, p.logits, p.info)
@@ -108,7 +111,7 @@ func compileFisher(forward *pb.ModelProto, perExample bool) (_ *FisherGraph, err
 		e.b.G.Initializer = append(e.b.G.Initializer, graph.FloatTensor(values, []int64{2}, []float32{0, 1}))
 		target := e.op("OneHot", []string{Labels, depth, values}, graph.Int("axis", -1))
 		seed := e.sub(e.op("Exp", []string{logp}), target)
-		grads, err = backward(e, nodes, saved, needed, p.logits, seed, p.params)
+		grads, err = backward(e, nodes, saved, needed, p.logits, seed, p.params, tp)
 		if err != nil {
 			return nil, err
 		}
@@ -140,9 +143,69 @@ func compileFisher(forward *pb.ModelProto, perExample bool) (_ *FisherGraph, err
 	return fg, nil
 }
 
-// Per-example rules: given the per-example backward signal, the squared
-// norm of each example's gradient of a parameter, without forming the
-// batch sum.
+// The per-example transformation: backward (autodiff.go) runs each node's
+// ordinary rule without the parameter inputs, which the tap perExampleNorms
+// hands to the op's per-example rule. The ordinary rules know nothing of it.
+
+// peRules maps op types to their per-example rules: with c.need marking
+// the node's parameter inputs, a rule sets c.dx[i] to each example's
+// squared norm of the gradient of input i ([N]), from the node's output
+// gradient c.dy, without forming the batch sum. A parameter use whose op
+// has no rule, or that its rule refuses, fails with ErrNoRule (then
+// CompileFisher falls back to the batch-of-one form). Each op here has a
+// Fisher case in harness (TestFisherCasesCoverRules).
+var peRules = map[string]func(c *bctx) error{
+	"Conv":               convPE,
+	"Gemm":               gemmPE,
+	"MatMul":             matMulPE,
+	"BatchNormalization": bnPE,
+	"Add":                broadcastPE,
+	"Sub":                broadcastPE,
+	"Mul":                broadcastPE,
+	"Div":                broadcastPE,
+	"Sum":                broadcastPE,
+	"Where":              broadcastPE,
+	"PRelu":              broadcastPE,
+	"Pow":                broadcastPE,
+}
+
+// PerExampleOps lists the op types whose parameters the per-example
+// Fisher graph covers, sorted.
+func PerExampleOps() []string {
+	return slices.Sorted(maps.Keys(peRules))
+}
+
+// perExampleNorms is the Fisher graph's tap (see tap).
+func perExampleNorms(c *bctx) error {
+	pe := peRules[c.n.GetOpType()]
+	if pe == nil {
+		i := slices.Index(c.need, true)
+		return fmt.Errorf("%w: no per-example rule for op type %s (parameter %q; see peRules in models/compiler/fisher.go)", ErrNoRule, c.n.GetOpType(), c.in(i))
+	}
+	return pe(c)
+}
+
+// sqnorms is the squared norm of each example's slice of g ([N, ...]).
+func sqnorms(e *emitter, g string) string {
+	return e.op("ReduceSumSquare", []string{e.reshape(g, e.i64(0, -1))}, graph.Ints("axes", 1), graph.Int("keepdims", 0))
+}
+
+func convPE(c *bctx) error {
+	if c.need[0] {
+		return fmt.Errorf("%w: per-example gradient of a Conv input that is a parameter", ErrNoRule)
+	}
+	g, err := convGeomOf(c, c.in(0), c.in(1), c.out(0))
+	if err != nil {
+		return err
+	}
+	if len(c.n.Input) > 2 && c.need[2] {
+		c.dx[2] = sqnorms(c.emitter, c.reduceSum(c.dy[0], spatialAxes(g.spatial), false))
+	}
+	if c.need[1] {
+		return convWeightPE(c, c.in(0), c.dy[0], g)
+	}
+	return nil
+}
 
 // convWeightPE: for each kernel offset, a batched MatMul
 // [N, Ci, P]×[N, P, Co] gives every example's slice of dW; the squared
@@ -157,7 +220,41 @@ func convWeightPE(c *bctx, x, dy string, g *convGeom) error {
 		return c.op("ReduceSumSquare", []string{m}, graph.Ints("axes", 1, 2), graph.Int("keepdims", 0))
 	})
 	c.dx[1] = c.sumAll(parts)
-	c.peDone[1] = true
+	return nil
+}
+
+func gemmPE(c *bctx) error {
+	if c.need[0] {
+		return fmt.Errorf("%w: per-example gradient of Gemm's first operand", ErrNoRule)
+	}
+	if c.need[1] {
+		if graph.AttrInt(c.n, "transA", 0) != 0 {
+			return fmt.Errorf("%w: per-example gradient of Gemm weights with transA", ErrNoRule)
+		}
+		outerPE(c, 1, c.in(0), c.dy[0], graph.AttrFloat(c.n, "alpha", 1))
+	}
+	if len(c.n.Input) > 2 && c.need[2] {
+		return broadcastNorms(c, 2)
+	}
+	return nil
+}
+
+func matMulPE(c *bctx) error {
+	if c.need[0] {
+		return fmt.Errorf("%w: per-example gradient of MatMul's first operand", ErrNoRule)
+	}
+	ai, err := c.vi(c.in(0))
+	if err != nil {
+		return err
+	}
+	bi, err := c.vi(c.in(1))
+	if err != nil {
+		return err
+	}
+	if len(ai.dims) != 2 || len(bi.dims) != 2 {
+		return fmt.Errorf("%w: per-example gradient of a batched MatMul operand", ErrNoRule)
+	}
+	outerPE(c, 1, c.in(0), c.dy[0], 1)
 	return nil
 }
 
@@ -167,36 +264,82 @@ func outerPE(c *bctx, i int, a, dy string, scale float32) {
 	na := c.op("ReduceSumSquare", []string{a}, graph.Ints("axes", 1), graph.Int("keepdims", 0))
 	nd := c.op("ReduceSumSquare", []string{dy}, graph.Ints("axes", 1), graph.Int("keepdims", 0))
 	c.dx[i] = c.scale(c.mul(na, nd), scale*scale)
-	c.peDone[i] = true
 }
 
-// unbroadcastPE reduces g over the axes x was broadcast along, except the
-// batch axis 0, keeping one gradient per example.
-func (c *bctx) unbroadcastPE(g, x, out string) (string, error) {
-	xi, oi := c.info[x], c.info[out]
-	if xi == nil || oi == nil || len(oi.dims) == 0 {
-		return "", fmt.Errorf("%w: per-example gradient needs the ranks of %q and %q", ErrShape, x, out)
+// bnPE: BatchNormalization in inference form (the running statistics are
+// constants) is a per-channel affine map; its parameters' per-example
+// gradients are those of bnBwd reduced over the spatial axes only.
+func bnPE(c *bctx) error {
+	if _, train := c.saved.(*bnSaved); train || c.need[0] {
+		return fmt.Errorf("%w: per-example gradient of a training-form BatchNormalization or of its input", ErrNoRule)
 	}
-	lead := len(oi.dims) - len(xi.dims)
-	var axes []int64
-	for i := 1; i < len(oi.dims); i++ {
-		if i < lead || (xi.dims[i-lead] == 1 && oi.dims[i] != 1) {
-			axes = append(axes, int64(i))
-		}
-	}
-	if len(axes) == 0 {
-		return g, nil
-	}
-	return c.reduceSum(g, axes, true), nil
-}
-
-// elementwisePE sets input i's per-example norm from its elementwise
-// gradient contribution g (same shape as the node's output).
-func elementwisePE(c *bctx, i int, g string) error {
-	r, err := c.unbroadcastPE(g, c.in(i), c.out(0))
+	xi, err := c.vi(c.in(0))
 	if err != nil {
 		return err
 	}
-	c.setPE(i, r)
+	r := len(xi.dims)
+	sp := bnAxes(r)[1:]
+	perExample := func(g string) string {
+		if len(sp) > 0 {
+			g = c.reduceSum(g, sp, false)
+		}
+		return sqnorms(c.emitter, g)
+	}
+	if c.need[2] {
+		c.dx[2] = perExample(c.dy[0])
+	}
+	if c.need[1] {
+		bshape := c.i64(bnBroadcastShape(r)...)
+		xc := c.sub(c.in(0), c.reshape(c.in(3), bshape))
+		c.dx[1] = perExample(c.mul(c.mul(c.dy[0], xc), bnInvStd(c, bshape)))
+	}
+	return nil
+}
+
+// broadcastPE is the per-example rule of ops whose ordinary rule sums the
+// gradient of an input back over the axes it was broadcast along
+// (setGrad, unbroadcast).
+func broadcastPE(c *bctx) error {
+	for i, want := range c.need {
+		if want {
+			if err := broadcastNorms(c, i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// broadcastNorms sets c.dx[i] by running the node's ordinary rule for
+// input i alone, with i's static shape seen as one copy per example
+// ([N, 1…, dims], the rank of the output): the rule's broadcast sum then
+// stops at the batch axis and yields each example's gradient.
+func broadcastNorms(c *bctx, i int) error {
+	p := c.in(i)
+	pi, oi := c.info[p], c.info[c.out(0)]
+	if pi == nil || oi == nil || len(oi.dims) == 0 || len(pi.dims) > len(oi.dims) {
+		return fmt.Errorf("%w: per-example gradient needs the ranks of %q and %q", ErrShape, p, c.out(0))
+	}
+	lead := len(oi.dims) - len(pi.dims)
+	dims := make([]int64, len(oi.dims))
+	dims[0] = oi.dims[0]
+	for k := 1; k < len(dims); k++ {
+		dims[k] = 1
+		if k >= lead {
+			dims[k] = pi.dims[k-lead]
+		}
+	}
+	one := &bctx{emitter: c.emitter, n: c.n, dy: c.dy, need: make([]bool, len(c.need)), dx: make([]string, len(c.need)), saved: c.saved}
+	one.need[i] = true
+	c.info[p] = &vinfo{elem: pi.elem, dims: dims}
+	err := rules[c.n.GetOpType()].bwd(one)
+	c.info[p] = pi
+	if err != nil {
+		return err
+	}
+	if one.dx[i] == "" {
+		return fmt.Errorf("%w: no gradient of %q", ErrNoRule, p)
+	}
+	c.dx[i] = sqnorms(c.emitter, one.dx[i])
 	return nil
 }

@@ -77,22 +77,12 @@ func convBwd(c *bctx) error {
 		return err
 	}
 	if len(c.n.Input) > 2 && c.need[2] {
-		if c.perExample(2) {
-			c.setPE(2, c.reduceSum(dy, spatialAxes(g.spatial), false))
-		} else {
-			c.dx[2] = c.reduceSum(dy, append([]int64{0}, spatialAxes(g.spatial)...), false)
-		}
+		c.dx[2] = c.reduceSum(dy, append([]int64{0}, spatialAxes(g.spatial)...), false)
 	}
 	if c.need[0] {
-		if c.perExample(0) {
-			return fmt.Errorf("%w: per-example gradient of a Conv input that is a parameter", ErrNoRule)
-		}
 		c.dx[0] = convInputGrad(c.emitter, dy, c.in(1), g)
 	}
 	if c.need[1] {
-		if c.perExample(1) {
-			return convWeightPE(c, c.in(0), dy, g)
-		}
 		c.dx[1] = convWeightGrad(c.emitter, c.in(0), dy, g)
 	}
 	return nil

@@ -37,12 +37,8 @@ func init() {
 }
 
 // setGrad sets input i's gradient from its contribution g, shaped like the
-// node's output: summed back over broadcast axes, or in Fisher graphs the
-// per-example squared norm when input i is a parameter.
+// node's output: summed back over broadcast axes.
 func (c *bctx) setGrad(i int, g string) error {
-	if c.perExample(i) {
-		return elementwisePE(c, i, g)
-	}
 	r, err := c.unbroadcast(g, c.in(i), c.out(0))
 	c.dx[i] = r
 	return err
@@ -193,15 +189,6 @@ func gemmBwd(c *bctx) error {
 		}
 		return c.op("Gemm", []string{x, y}, at, bt)
 	}
-	if c.perExample(0) {
-		return fmt.Errorf("%w: per-example gradient of Gemm's first operand", ErrNoRule)
-	}
-	if c.need[1] && c.perExample(1) {
-		if ta {
-			return fmt.Errorf("%w: per-example gradient of Gemm weights with transA", ErrNoRule)
-		}
-		outerPE(c, 1, a, dy, alpha)
-	}
 	if c.need[0] {
 		// dA' = α·dY·B'ᵀ; dA = dA' or its transpose.
 		switch {
@@ -215,7 +202,7 @@ func gemmBwd(c *bctx) error {
 			c.dx[0] = gemm(b, dy, true, true)
 		}
 	}
-	if c.need[1] && !c.perExample(1) {
+	if c.need[1] {
 		// dB' = α·A'ᵀ·dY; dB = dB' or its transpose.
 		switch {
 		case !ta && !tb:
@@ -266,22 +253,13 @@ func matMulBwd(c *bctx) error {
 		perm[r-1], perm[r-2] = perm[r-2], perm[r-1]
 		return c.transpose(x, perm...)
 	}
-	if c.perExample(0) {
-		return fmt.Errorf("%w: per-example gradient of MatMul's first operand", ErrNoRule)
-	}
-	if c.need[1] && c.perExample(1) {
-		if len(ai.dims) != 2 || len(bi.dims) != 2 {
-			return fmt.Errorf("%w: per-example gradient of a batched MatMul operand", ErrNoRule)
-		}
-		outerPE(c, 1, a, c.dy[0], 1)
-	}
 	if c.need[0] {
 		g := c.op("MatMul", []string{c.dy[0], tr(b, len(bi.dims))})
 		if c.dx[0], err = c.unbroadcastMatMul(g, a, c.out(0)); err != nil {
 			return err
 		}
 	}
-	if c.need[1] && !c.perExample(1) {
+	if c.need[1] {
 		g := c.op("MatMul", []string{tr(a, len(ai.dims)), c.dy[0]})
 		if c.dx[1], err = c.unbroadcastMatMul(g, b, c.out(0)); err != nil {
 			return err

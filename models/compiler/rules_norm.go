@@ -116,32 +116,14 @@ func bnBwd(c *bctx) error {
 	s, train := c.saved.(*bnSaved)
 	if !train {
 		bshape := c.i64(bnBroadcastShape(r)...)
-		eps := graph.AttrFloat(c.n, "epsilon", 1e-5)
-		invstd := c.reshape(c.op("Reciprocal", []string{c.op("Sqrt", []string{c.add(c.in(4), c.f32(eps))})}), bshape)
+		invstd := bnInvStd(c, bshape)
 		axes := bnAxes(r)
-		sp := axes[1:] // per example: reduce over the spatial axes only
 		if c.need[2] {
-			if c.perExample(2) {
-				g := dy
-				if len(sp) > 0 {
-					g = c.reduceSum(dy, sp, false)
-				}
-				c.setPE(2, g)
-			} else {
-				c.dx[2] = c.reduceSum(dy, axes, false)
-			}
+			c.dx[2] = c.reduceSum(dy, axes, false)
 		}
 		if c.need[1] {
 			xc := c.sub(c.in(0), c.reshape(c.in(3), bshape))
-			if c.perExample(1) {
-				g := c.mul(c.mul(dy, xc), invstd)
-				if len(sp) > 0 {
-					g = c.reduceSum(g, sp, false)
-				}
-				c.setPE(1, g)
-			} else {
-				c.dx[1] = c.reshape(c.mul(c.reduceSum(c.mul(dy, xc), axes, true), invstd), flat)
-			}
+			c.dx[1] = c.reshape(c.mul(c.reduceSum(c.mul(dy, xc), axes, true), invstd), flat)
 		}
 		if c.need[0] {
 			c.dx[0] = c.mul(dy, c.mul(invstd, c.reshape(c.in(1), bshape)))
@@ -168,4 +150,11 @@ func bnBwd(c *bctx) error {
 		c.dx[0] = c.add(c.mul(dy, s.gain), affine)
 	}
 	return nil
+}
+
+// bnInvStd is 1/sqrt(running variance + ε) of an inference-form
+// BatchNormalization, shaped to broadcast against its input.
+func bnInvStd(c *bctx, bshape string) string {
+	eps := graph.AttrFloat(c.n, "epsilon", 1e-5)
+	return c.reshape(c.op("Reciprocal", []string{c.op("Sqrt", []string{c.add(c.in(4), c.f32(eps))})}), bshape)
 }
