@@ -368,23 +368,77 @@ func TestLossLabelSmoothing(t *testing.T) {
 	}
 }
 
-// fisherNet is a small model exercising every per-example rule: Conv with
-// bias, BatchNormalization (inference form), an elementwise parameter, a
-// strided 1×1 Conv, Gemm with bias.
-func fisherNet(seed uint64) *pb.ModelProto {
-	n := newNet(seed, 3, 2, 5, 5)
-	b := n.b
-	x := b.Op("Conv", []string{n.x, n.param("c1.w", 0.4, 3, 2, 3, 3), n.param("c1.b", 0.2, 3)}, graph.Ints("pads", 1, 1, 1, 1))
-	x = b.Op("BatchNormalization", []string{x, n.param("bn.w", 1, 3), n.param("bn.b", 0.5, 3), n.param("bn.rm", 0.2, 3), n.paramPos("bn.rv", 0.5, 3)})
-	x = b.Op("Tanh", []string{x})
-	x = b.Op("Mul", []string{x, n.param("scale", 1, 3, 1, 1)})
-	x = b.Op("Conv", []string{x, n.param("c2.w", 0.5, 4, 3, 1, 1)}, graph.Ints("strides", 2, 2))
-	x = b.Op("GlobalAveragePool", []string{x})
-	x = b.Op("Flatten", []string{x})
-	y := b.Op("Gemm", []string{x, n.param("fc.w", 0.7, 3, 4), n.param("fc.b", 0.3, 3)}, graph.Int("transB", 1))
-	b.NodeNamed("Identity", []string{y}, []string{"out"})
-	b.Output("out", graph.Float, -1, 3)
-	return b.Model()
+// fisherCases are the models of the Fisher gradient checks: together they
+// give every op with a per-example rule a parameter input
+// (TestFisherCasesCoverRules).
+var fisherCases = []struct {
+	name  string
+	build func(seed uint64) *pb.ModelProto
+}{
+	// Conv with bias, BatchNormalization (inference form), an elementwise
+	// parameter, a strided 1×1 Conv, Gemm with bias.
+	{"conv-bn-gemm", func(seed uint64) *pb.ModelProto {
+		n := newNet(seed, 3, 2, 5, 5)
+		b := n.b
+		x := b.Op("Conv", []string{n.x, n.param("c1.w", 0.4, 3, 2, 3, 3), n.param("c1.b", 0.2, 3)}, graph.Ints("pads", 1, 1, 1, 1))
+		x = b.Op("BatchNormalization", []string{x, n.param("bn.w", 1, 3), n.param("bn.b", 0.5, 3), n.param("bn.rm", 0.2, 3), n.paramPos("bn.rv", 0.5, 3)})
+		x = b.Op("Tanh", []string{x})
+		x = b.Op("Mul", []string{x, n.param("scale", 1, 3, 1, 1)})
+		x = b.Op("Conv", []string{x, n.param("c2.w", 0.5, 4, 3, 1, 1)}, graph.Ints("strides", 2, 2))
+		x = b.Op("GlobalAveragePool", []string{x})
+		x = b.Op("Flatten", []string{x})
+		y := b.Op("Gemm", []string{x, n.param("fc.w", 0.7, 3, 4), n.param("fc.b", 0.3, 3)}, graph.Int("transB", 1))
+		b.NodeNamed("Identity", []string{y}, []string{"out"})
+		b.Output("out", graph.Float, -1, 3)
+		return b.Model()
+	}},
+	// The other broadcasting elementwise ops with parameters broadcast
+	// along different axes, and a 2-D MatMul.
+	{"elementwise-matmul", func(seed uint64) *pb.ModelProto {
+		n := newNet(seed, 3, 2, 5, 5)
+		b := n.b
+		x := b.Op("Conv", []string{n.x, n.param("c.w", 0.4, 3, 2, 3, 3)}, graph.Ints("pads", 1, 1, 1, 1))
+		x = b.Op("Add", []string{x, n.param("add", 0.5, 3, 1, 1)})
+		x = b.Op("Sub", []string{x, n.param("sub", 0.5, 1, 5)})
+		x = b.Op("Div", []string{x, n.paramPos("div", 0.5, 3, 1, 1)})
+		x = b.Op("Sum", []string{x, n.param("sum.a", 0.5, 5), n.param("sum.b", 0.5, 3, 1, 1)})
+		x = b.Op("PRelu", []string{x, n.param("prelu", 0.5, 3, 1, 1)})
+		x = b.Op("Where", []string{b.Op("Greater", []string{x, b.ConstFloat(0)}), x, n.param("where", 0.5, 3, 1, 1)})
+		x = b.Op("Pow", []string{b.Op("Sigmoid", []string{x}), n.paramPos("pow", 0.5, 3, 1, 1)})
+		x = b.Op("GlobalAveragePool", []string{x})
+		x = b.Op("Flatten", []string{x})
+		y := b.Op("MatMul", []string{x, n.param("mm.w", 0.7, 3, 4)})
+		b.NodeNamed("Identity", []string{y}, []string{"out"})
+		b.Output("out", graph.Float, -1, 4)
+		return b.Model()
+	}},
+}
+
+// TestFisherCasesCoverRules: every op type with a per-example rule has a
+// parameter input in some Fisher case, so a new rule cannot land unchecked.
+func TestFisherCasesCoverRules(t *testing.T) {
+	seen := map[string]bool{}
+	for i, c := range fisherCases {
+		m := c.build(uint64(i))
+		params := map[string]bool{}
+		for _, x := range m.Graph.Initializer {
+			params[x.GetName()] = true
+		}
+		for _, n := range m.Graph.Node {
+			for _, in := range n.Input {
+				seen[n.GetOpType()] = seen[n.GetOpType()] || params[in]
+			}
+		}
+	}
+	ops := compiler.PerExampleOps()
+	if len(ops) == 0 {
+		t.Fatal("compiler.PerExampleOps() is empty")
+	}
+	for _, op := range ops {
+		if !seen[op] {
+			t.Errorf("%s has a per-example rule but no parameter input in fisherCases", op)
+		}
+	}
 }
 
 // TestFisherPerExample compares the Fisher graph's per-example squared
@@ -393,59 +447,63 @@ func fisherNet(seed uint64) *pb.ModelProto {
 // running statistics), and the batch-of-one form with the per-example one.
 func TestFisherPerExample(t *testing.T) {
 	rt := openRuntime(t)
-	m := fisherNet(21)
-	vals := modelValues(t, m)
-	rng := rand.New(rand.NewPCG(8, 8))
-	const n = 3
-	images := randTensor(rng, 1, n, 2, 5, 5)
-	labels := []int64{2, 0, 1}
+	for _, c := range fisherCases {
+		t.Run(c.name, func(t *testing.T) {
+			m := c.build(21)
+			vals := modelValues(t, m)
+			rng := rand.New(rand.NewPCG(8, 8))
+			const n = 3
+			images := randTensor(rng, 1, n, 2, 5, 5)
+			labels := []int64{2, 0, 1}
 
-	fg, err := compiler.CompileFisher(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !fg.PerExample {
-		t.Fatal("fisherNet should compile to the per-example form")
-	}
-	eg, err := compiler.CompileEval(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ins := map[string]harness.Tensor{compiler.Images: images, compiler.Labels: {Shape: []int64{n}, I64: labels}}
-	for _, p := range eg.Inputs {
-		ins[p.Name] = harness.Tensor{Shape: p.Dims, F32: vals[p.Name]}
-	}
-	got := runGraph(t, rt, fg.Model, fg.InputNames(), ins, fg.OutputNames())
-
-	fd := fdSquaredGrads(t, rt, m, vals, images, labels)
-	for _, p := range fg.Params {
-		want, g := fd[p.Name], got[p.Next].F32
-		if len(g) != n {
-			t.Fatalf("%s: %d values, want %d", p.Next, len(g), n)
-		}
-		for i := range n {
-			if math.Abs(float64(g[i])-want[i]) > 1e-2*want[i]+1e-5 {
-				t.Errorf("%s[%d] = %.6g, finite differences %.6g", p.Next, i, g[i], want[i])
+			fg, err := compiler.CompileFisher(m)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
+			if !fg.PerExample {
+				t.Fatalf("%s should compile to the per-example form", c.name)
+			}
+			eg, err := compiler.CompileEval(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ins := map[string]harness.Tensor{compiler.Images: images, compiler.Labels: {Shape: []int64{n}, I64: labels}}
+			for _, p := range eg.Inputs {
+				ins[p.Name] = harness.Tensor{Shape: p.Dims, F32: vals[p.Name]}
+			}
+			got := runGraph(t, rt, fg.Model, fg.InputNames(), ins, fg.OutputNames())
 
-	// Batch-of-one form, example by example.
-	bg, err := compiler.CompileFisherBatched(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bg.PerExample {
-		t.Fatal("CompileFisherBatched returned the per-example form")
-	}
-	for i := range n {
-		one := maps.Clone(ins)
-		one[compiler.Images] = harness.Tensor{Shape: []int64{1, 2, 5, 5}, F32: images.F32[i*50 : (i+1)*50]}
-		one[compiler.Labels] = harness.Tensor{Shape: []int64{1}, I64: labels[i : i+1]}
-		res := runGraph(t, rt, bg.Model, bg.InputNames(), one, bg.OutputNames())
-		for _, p := range bg.Params {
-			closeTo(t, fmt.Sprintf("%s example %d", p.Next, i), res[p.Next].F32, got[p.Next].F32[i:i+1], 1e-4)
-		}
+			fd := fdSquaredGrads(t, rt, m, vals, images, labels)
+			for _, p := range fg.Params {
+				want, g := fd[p.Name], got[p.Next].F32
+				if len(g) != n {
+					t.Fatalf("%s: %d values, want %d", p.Next, len(g), n)
+				}
+				for i := range n {
+					if math.Abs(float64(g[i])-want[i]) > 1e-2*want[i]+1e-5 {
+						t.Errorf("%s[%d] = %.6g, finite differences %.6g", p.Next, i, g[i], want[i])
+					}
+				}
+			}
+
+			// Batch-of-one form, example by example.
+			bg, err := compiler.CompileFisherBatched(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bg.PerExample {
+				t.Fatal("CompileFisherBatched returned the per-example form")
+			}
+			for i := range n {
+				one := maps.Clone(ins)
+				one[compiler.Images] = harness.Tensor{Shape: []int64{1, 2, 5, 5}, F32: images.F32[i*50 : (i+1)*50]}
+				one[compiler.Labels] = harness.Tensor{Shape: []int64{1}, I64: labels[i : i+1]}
+				res := runGraph(t, rt, bg.Model, bg.InputNames(), one, bg.OutputNames())
+				for _, p := range bg.Params {
+					closeTo(t, fmt.Sprintf("%s example %d", p.Next, i), res[p.Next].F32, got[p.Next].F32[i:i+1], 1e-4)
+				}
+			}
+		})
 	}
 }
 
