@@ -45,12 +45,15 @@
 //     initializers are pruned.
 //
 // CompileFisher reuses steps 1-5 with BatchNorm in inference form, the seed
-// softmax - onehot per example (the gradient of -log p(label)), and
-// per-example rules at parameter inputs that return each example's squared
-// gradient norm ([N]) instead of the batch sum: for Conv weights a batched
-// MatMul per kernel offset, for Gemm/MatMul weights |aₙ|²·|dyₙ|², for
-// elementwise and BatchNorm parameters the gradient reduced over all axes
-// but the batch. Where a parameter use has no per-example rule it falls
+// softmax - onehot per example (the gradient of -log p(label)), and the
+// per-example transformation (fisher.go): backward taps the parameters, so
+// each node's ordinary rule runs without them and the op's per-example
+// rule (peRules) returns each example's squared gradient norm ([N])
+// instead of the batch sum: for Conv weights a batched MatMul per kernel
+// offset, for Gemm/MatMul weights |aₙ|²·|dyₙ|², for BatchNorm parameters
+// the gradient reduced over the spatial axes, for the broadcasting
+// elementwise ops their ordinary rule run with the parameter seen as one
+// copy per example. Where a parameter use has no per-example rule it falls
 // back to a graph whose outputs are the squared norm of the batch gradient
 // (run with batches of one image).
 //
