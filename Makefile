@@ -91,8 +91,18 @@ results-v2: setup build
 	$(CRITLAB_PYTHON) tools/protocol_v2.py $(V2_OUT)/cifar-cpu-v2-removal $(V2_OUT)/cifar-cpu-v2-window --csv $(V2_OUT)/protocol-v2.csv
 
 # Throughput table (and bench.json): train step, eval, Conv ceiling, pipeline.
+# TORCH=/path/to/python (a venv with tools/requirements-torch.txt) adds
+# PyTorch's train step on the same models, batch and threads, and the
+# ratio; BENCH_MODELS picks the models (NAME[/bN][/Npx][/arena], tv:NAME
+# needs TORCH); BENCH_FLAGS passes more flags (--profile, --min-time 3s).
+# The table of issue 18 (docs/performance.md):
+#   make bench TORCH=/work/torchenv/bin/python BENCH_MODELS='$(BENCH_ISSUE18)' BENCH_FLAGS='--fisher-images 0 --no-pipeline'
+TORCH        ?=
+BENCH_MODELS ?= allcnn,resnet18,small
+BENCH_FLAGS  ?=
+BENCH_ISSUE18 := allcnn/b128,allcnn/b128/arena,resnet18/b128,tv:resnet18/b32,tv:resnet18/b128,tv:mobilenet_v2/b32,tv:vgg11_bn/224px/b8
 bench: setup build
-	./$(BIN) bench --json bench.json
+	./$(BIN) bench --models '$(BENCH_MODELS)' $(if $(TORCH),--torch $(TORCH)) $(BENCH_FLAGS) --json bench.json
 
 # The CUDA build of ONNX Runtime (needs a network; see docs/cuda.md).
 setup-cuda:

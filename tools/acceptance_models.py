@@ -46,11 +46,11 @@ import warnings
 
 import torch
 import torch.nn as nn
-import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_torch import export_model  # noqa: E402
 import torch_bench  # noqa: E402
+from torch_models import torchvision_model  # noqa: E402
 
 # name -> image side: 32 px unless the architecture needs more.
 MODELS = {
@@ -65,21 +65,11 @@ CLASSES = 10
 
 
 def build(name: str) -> nn.Module:
-    """A fresh torchvision model with 10 classes, in train mode as built.
-
-    vgg11_bn's classifier takes 512x7x7 from an adaptive pool that ONNX can
-    only export when 7 divides the feature map; at 64 px (2x2 features) it
-    pools to 1x1 and its first linear layer takes 512 inputs. googlenet is
-    built without its auxiliary heads (their outputs are a train-mode
-    tuple).
-    """
+    """A fresh torchvision model with 10 classes, in train mode as built
+    (torch_models.torchvision_model: vgg pools to 1x1 at these sizes,
+    googlenet has no auxiliary heads)."""
     torch.manual_seed(0)
-    kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
-    m = getattr(torchvision.models, name)(num_classes=CLASSES, **kw)
-    if name.startswith("vgg"):
-        m.avgpool = nn.AdaptiveAvgPool2d(1)
-        m.classifier[0] = nn.Linear(512, m.classifier[0].out_features)
-    return m
+    return torchvision_model(name, CLASSES, MODELS[name])
 
 
 def export(name: str, exporter: str, path: str, px: int, verbose: bool = False) -> None:

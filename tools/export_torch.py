@@ -27,6 +27,9 @@ Built-in models (``--list``):
              flatten, linear-relu-dropout-linear network (base 32 channels
              scaled by ``--width``); its linear layer depends on
              ``--image-size``.
+  small      critlab's zoo "small" (five conv-bn-relu, pool, linear).
+  tv:NAME    torchvision.models.NAME(num_classes=``--classes``), untrained
+             (``critlab bench --torch`` exports ``tv:resnet18`` this way).
 
 Export flags (the reason for each is in tools/README.md):
 

@@ -2,12 +2,16 @@
 """PyTorch eager training-step throughput: the baseline for `critlab bench`.
 
 Times full SGD training steps (forward, cross-entropy, backward, SGD with
-momentum 0.9 and weight decay 5e-4) of the two critlab zoo models at one
-batch size, in float32, and reports images per second:
+momentum 0.9 and weight decay 5e-4) of critlab's zoo models or torchvision's
+at one batch size, in float32, and reports images per second:
 
     python3 tools/torch_bench.py --device cuda --models allcnn,resnet18 \
         --batch 128 --json /tmp/torch_cuda.json
     python3 tools/torch_bench.py --device cpu --batch 8 --warmup 1 --steps 2  # smoke test
+    python3 tools/torch_bench.py --device cpu --models tv:mobilenet_v2 --batch 32 --threads 2
+
+`critlab bench --torch PYTHON` runs it, one model per process, beside its
+own measurement of the same model, batch and threads (docs/performance.md).
 
 Models (from tools/torch_models.py, shared with export_torch.py; it needs
 only torch and torchvision):
@@ -16,10 +20,15 @@ only torch and torchvision):
             96,96,192,192,192,192,192,192,10 channels, strides
             1,1,2,1,1,2,1,1,1, 3x3 kernels (pad 1) for the first seven and
             1x1 for the last two, each followed by BatchNorm and ReLU, global
-            average pool, flatten. No conv bias (BatchNorm follows).
+            average pool, flatten. Conv biases, as critlab's zoo allcnn
+            (export_torch.py's allcnn has none: BatchNorm follows).
   resnet18  CIFAR ResNet-18: 3x3 stride-1 stem with 64 channels, no max
             pool, BasicBlocks 2-2-2-2 (64,128,256,512), global average pool,
             fc to 10 classes (torchvision's ResNet and BasicBlock).
+  small     five conv-BatchNorm-ReLU (32, 32/2, 64, 64/2, 128), global
+            average pool, fc.
+  tv:NAME   torchvision.models.NAME(num_classes=--classes), untrained, at
+            --image-size (torch_models.torchvision_model).
 
 Measurement: the model is in train mode (BatchNorm uses batch statistics).
 One step is zero_grad, forward, loss, backward, optimizer step. After
@@ -37,7 +46,12 @@ Output: one table line per model on stdout, and with --json a file
      "tf32": false, "cudnn_benchmark": true, "data": "host", "batch": 128,
      "results": [{"model": "allcnn", "batch": 128, "images_per_sec": ...,
                   "step_ms": ..., "steps": ..., "seconds": ..., "params": ...,
-                  "loss_first": ..., "loss_last": ...}, ...]}
+                  "loss_first": ..., "loss_last": ...,
+                  "peak_rss_bytes": ...}, ...]}
+
+peak_rss_bytes is the process's peak resident set size so far (getrusage),
+PyTorch's own import included: run one model per process to read it as
+that model's.
 """
 
 from __future__ import annotations
@@ -46,22 +60,27 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 
 import torch
 import torch.nn as nn
 
-from torch_models import build_model
+from torch_models import TORCHVISION_PREFIX, AllCNN, build_model
 
-MODELS = ("allcnn", "resnet18")
+MODELS = ("allcnn", "resnet18", "small")
 
 
 # ---------------------------------------------------------------- models
 
 
-def build(name: str, classes: int) -> nn.Module:
-    return build_model(name, classes)
+def build(name: str, classes: int, image_size: int, width: float = 1.0) -> nn.Module:
+    """The model critlab's zoo builds under name (critlab bench compares
+    them): its allcnn keeps the convolutions' biases."""
+    if name == "allcnn":
+        return AllCNN(classes, width, conv_bias=True)
+    return build_model(name, classes, width, image_size)
 
 
 def n_params(model: nn.Module) -> int:
@@ -96,11 +115,18 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, model
     (tools/acceptance_models.py times torchvision's that way)."""
     torch.manual_seed(args.seed)
     if model is None:
-        model = build(name, args.classes)
+        model = build(name, args.classes, args.image_size, getattr(args, "width", 1.0))
     model = model.to(device).train()
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+    params = model.parameters()
+    if getattr(args, "no_decay_bias_norm", False):
+        # critlab's compiler default (NoDecayOnBiasAndNorm): no decay on
+        # 1-D parameters, the biases and BatchNorm weights.
+        ps = list(model.parameters())
+        params = [{"params": [p for p in ps if p.ndim > 1]},
+                  {"params": [p for p in ps if p.ndim <= 1], "weight_decay": 0.0}]
+    opt = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()
 
     g = torch.Generator().manual_seed(args.seed)
@@ -148,12 +174,13 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, model
         "params": n_params(model),
         "loss_first": loss_first,
         "loss_last": loss_last,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated: allcnn,resnet18")
+    p.add_argument("--models", default="allcnn,resnet18", help="comma-separated: allcnn, resnet18, small, tv:NAME")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (cuda when available)")
     p.add_argument("--warmup", type=int, default=15, help="untimed steps first (default 15)")
@@ -167,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier of the zoo models")
+    p.add_argument("--no-decay-bias-norm", action="store_true",
+                   help="no weight decay on biases and BatchNorm weights (critlab's default; critlab bench sets it)")
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
@@ -175,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     for name in names:
-        if name not in MODELS:
-            p.error(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+        if name not in MODELS and not name.startswith(TORCHVISION_PREFIX):
+            p.error(f"unknown model {name!r} (known: {', '.join(MODELS)}, tv:NAME)")
     if args.batch < 1 or args.steps < 1 or args.warmup < 0:
         p.error("--batch and --steps must be >= 1, --warmup >= 0")
     if args.device == "auto":
@@ -206,15 +236,17 @@ def main(argv: list[str] | None = None) -> int:
         "channels_last": args.channels_last,
         "data": args.data,
         "batch": args.batch,
+        "image_size": args.image_size,
+        "threads": torch.get_num_threads(),
         "results": [],
     }
     print(f"# torch {torch.__version__} on {device_name}; float32, tf32={args.tf32}, "
           f"cudnn.benchmark={args.cudnn_benchmark}, data={args.data}")
-    print(f"{'model':<10} {'batch':>5} {'device':<8} {'images/s':>10} {'step ms':>9} {'steps':>6} {'loss':>15}")
+    print(f"{'model':<16} {'batch':>5} {'device':<8} {'images/s':>10} {'step ms':>9} {'steps':>6} {'loss':>15}")
     for name in names:
         r = bench_model(name, args, device)
         info["results"].append(r)
-        print(f"{r['model']:<10} {r['batch']:>5} {str(device):<8} {r['images_per_sec']:>10.1f} "
+        print(f"{r['model']:<16} {r['batch']:>5} {str(device):<8} {r['images_per_sec']:>10.1f} "
               f"{r['step_ms']:>9.2f} {r['steps']:>6} {r['loss_first']:>7.3f}->{r['loss_last']:<7.3f}",
               flush=True)
     if args.json:

@@ -62,14 +62,14 @@ class AllCNN(nn.Module):
     STRIDES = (1, 1, 2, 1, 1, 2, 1, 1, 1)
     KERNELS = (3, 3, 3, 3, 3, 3, 3, 1, 1)
 
-    def __init__(self, num_classes: int = 10, width: float = 1.0) -> None:
+    def __init__(self, num_classes: int = 10, width: float = 1.0, conv_bias: bool = False) -> None:
         super().__init__()
         chans = [_scaled(c, width) for c in self.CHANNELS] + [num_classes]
         layers: list[nn.Module] = []
         cin = 3
         for cout, stride, k in zip(chans, self.STRIDES, self.KERNELS):
             layers += [
-                nn.Conv2d(cin, cout, kernel_size=k, stride=stride, padding=k // 2, bias=False),
+                nn.Conv2d(cin, cout, kernel_size=k, stride=stride, padding=k // 2, bias=conv_bias),
                 nn.BatchNorm2d(cout),
                 nn.ReLU(inplace=True),
             ]
@@ -118,6 +118,53 @@ class SimpleCNN(nn.Module):
         return self.fc2(x)
 
 
+class SmallNet(nn.Module):
+    """critlab's zoo "small": conv 32, 32(s2), 64, 64(s2), 128 (3x3, pad 1,
+    no bias), each followed by BatchNorm and ReLU, global average pool,
+    Linear to the classes (models/zoo/small.go)."""
+
+    def __init__(self, num_classes: int = 10, width: float = 1.0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for c, stride in ((32, 1), (32, 2), (64, 1), (64, 2), (128, 1)):
+            cout = _scaled(c, width)
+            layers += [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+                       nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+TORCHVISION_PREFIX = "tv:"
+
+
+def torchvision_model(name: str, classes: int = 10, image_size: int = 32) -> nn.Module:
+    """torchvision.models.NAME(num_classes=classes), untrained, as built.
+
+    vgg's classifier takes 512x7x7 from an adaptive pool that ONNX can only
+    export when 7 divides the feature map (224 px: 7x7); at smaller images
+    it pools to 1x1 and its first linear layer takes 512 inputs. googlenet
+    is built without its auxiliary heads (their outputs are a train-mode
+    tuple).
+    """
+    import torchvision
+
+    fn = getattr(torchvision.models, name, None)
+    if not callable(fn) or name.startswith("_") or name[0].isupper():
+        raise ValueError(f"torchvision.models has no model {name!r}")
+    kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    m = fn(num_classes=classes, **kw)
+    if name.startswith("vgg") and (image_size // 32) % 7:
+        m.avgpool = nn.AdaptiveAvgPool2d(1)
+        m.classifier[0] = nn.Linear(512, m.classifier[0].out_features)
+    return m
+
+
 MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {
     "resnet18": ("torchvision ResNet-18 for CIFAR (3x3 stem, no max pool)",
                  lambda classes, width, image_size: cifar_resnet18(classes, width)),
@@ -125,11 +172,18 @@ MODELS: dict[str, tuple[str, Callable[..., nn.Module]]] = {
                lambda classes, width, image_size: AllCNN(classes, width)),
     "simplecnn": ("hand-written conv/bn/pool/dropout/linear CNN",
                   lambda classes, width, image_size: SimpleCNN(classes, width, image_size)),
+    "small": ("critlab's zoo small: five conv-bn-relu, global average pool, linear",
+              lambda classes, width, image_size: SmallNet(classes, width)),
 }
 
 
 def build_model(name: str, classes: int = 10, width: float = 1.0, image_size: int = 32) -> nn.Module:
-    """Build a built-in model by name (see MODELS)."""
+    """Build a built-in model by name (see MODELS), or tv:NAME, torchvision's
+    model NAME (torchvision_model; width must be 1)."""
+    if name.startswith(TORCHVISION_PREFIX):
+        if width != 1:
+            raise ValueError(f"{name}: torchvision models have no width option")
+        return torchvision_model(name[len(TORCHVISION_PREFIX):], classes, image_size)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; built-in models: {', '.join(MODELS)}")
     if width <= 0:

@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,9 +29,12 @@ import (
 
 // benchModel is one model's row of `critlab bench`.
 type benchModel struct {
-	Model         string             `json:"model"`
-	Width         float64            `json:"width"`
-	Batch         int                `json:"batch"`
+	Model string  `json:"model"`
+	Width float64 `json:"width"`
+	Batch int     `json:"batch"`
+	// ImageSize is the image side; 0 for an .onnx graph (its own).
+	ImageSize     int                `json:"image_size,omitempty"`
+	MemArena      bool               `json:"mem_arena"`
 	Params        int64              `json:"params"`
 	FLOPsPerImage int64              `json:"forward_flops_per_image"`
 	Train         harness.Throughput `json:"train_step"`
@@ -38,6 +44,12 @@ type benchModel struct {
 	Fisher        *fisherBench       `json:"fisher,omitempty"`
 	// Profile is ORT's profile of train steps (--profile).
 	Profile *harness.Profile `json:"profile,omitempty"`
+	// Torch is PyTorch's train step on the same architecture, batch and
+	// threads (--torch); TorchRatio is critlab's train images/s over
+	// PyTorch's, TorchRSSRatio critlab's peak RSS over PyTorch's.
+	Torch         *torchBench `json:"torch,omitempty"`
+	TorchRatio    float64     `json:"train_ratio_to_torch,omitempty"`
+	TorchRSSRatio float64     `json:"peak_rss_ratio_to_torch,omitempty"`
 }
 
 // fisherBench is the cost of one Fisher-trace estimate (Trainer.Fisher).
@@ -67,6 +79,8 @@ type benchReport struct {
 	Layer    string             `json:"conv_ceiling_layer"`
 	Models   []benchModel       `json:"models"`
 	Pipeline *pipelineBench     `json:"pipeline,omitempty"`
+	// TorchPython is the interpreter of the PyTorch column (--torch).
+	TorchPython string `json:"torch_python,omitempty"`
 }
 
 type pipelineBench struct {
@@ -82,9 +96,15 @@ func benchCommand() *cli.Command {
 		Usage: "measure train-step, eval and data-pipeline throughput, and ORT's Conv ceiling",
 		Description: "Each model runs in a child process so its peak RSS is its own. Train GFLOP/s\n" +
 			"counts 3× the forward FLOPs per image. The ceiling is ORT's plain forward Conv\n" +
-			"on allcnn's largest layer (96→96 channels, 3×3, 32×32) at the same batch.",
+			"on allcnn's largest layer (96→96 channels, 3×3, 32×32) at the same batch.\n\n" +
+			"A model is a zoo name, an .onnx forward graph or, with --torch, tv:NAME\n" +
+			"(torchvision's NAME with 10 classes, exported by tools/export_torch.py and\n" +
+			"cached); /bN, /Npx and /arena after it set its batch, image side and memory\n" +
+			"arena, as in tv:vgg11_bn/224px/b8. --torch PYTHON times PyTorch's train step\n" +
+			"on the same architecture, batch and threads with tools/torch_bench.py, in its\n" +
+			"own process after critlab's, and prints the ratio.",
 		Flags: append(runtimeFlags(),
-			&cli.StringFlag{Name: "models", Value: "allcnn,resnet18,small", Usage: "comma-separated zoo models or .onnx forward graphs"},
+			&cli.StringFlag{Name: "models", Value: "allcnn,resnet18,small", Usage: "comma-separated zoo models, .onnx forward graphs or tv:NAME, each optionally /bN, /Npx, /arena"},
 			&cli.Float64Flag{Name: "width", Value: 1, Usage: "width multiplier"},
 			&cli.IntFlag{Name: "batch-size", Aliases: []string{"b"}, Value: 128, Usage: "batch size"},
 			&cli.DurationFlag{Name: "min-time", Value: 5 * time.Second, Usage: "minimum timed duration per measurement"},
@@ -96,17 +116,21 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "profile-steps", Value: 5, Usage: "profiled train steps (after 2 warm-up steps)"},
 			&cli.IntFlag{Name: "profile-top", Value: 15, Usage: "profile entries printed per model (the JSON keeps all)"},
 			&cli.StringFlag{Name: "profile-dir", Usage: "keep ORT's traces and optimized graphs here, one folder per model (default: a temporary folder, removed)"},
-			&cli.StringFlag{Name: "one", Hidden: true, Usage: "internal: measure one model and print JSON"},
+			&cli.StringFlag{Name: "torch", Usage: "Python with torch and torchvision: time PyTorch's train step beside critlab's (tools/torch_bench.py)"},
+			&cli.StringFlag{Name: "one", Hidden: true, Usage: "internal: measure one model (zoo name or .onnx) and print JSON"},
+			&cli.StringFlag{Name: "one-name", Hidden: true, Usage: "internal: the row's model name"},
+			&cli.IntFlag{Name: "image-size", Hidden: true, Usage: "internal: a zoo model's image side"},
 		),
 		Action: func(c *cli.Context) error {
 			opts := runtimeOptions(c)
-			if name := c.String("one"); name != "" {
-				row, err := benchOne(opts, name, c.Float64("width"), c.Int("batch-size"), c.Duration("min-time"), c.Int("fisher-images"), c.Int("fisher-samples"))
+			if src := c.String("one"); src != "" {
+				spec := benchSpec{Name: cmp.Or(c.String("one-name"), src), Batch: c.Int("batch-size"), ImageSize: c.Int("image-size"), Arena: opts.MemArena}
+				row, err := benchOne(opts, spec, src, c.Float64("width"), c.Duration("min-time"), c.Int("fisher-images"), c.Int("fisher-samples"))
 				if err != nil {
 					return err
 				}
 				if c.Bool("profile") {
-					if row.Profile, err = benchProfile(opts, name, c.Float64("width"), c.Int("batch-size"), c.Int("profile-steps"), c.String("profile-dir")); err != nil {
+					if row.Profile, err = benchProfile(opts, spec, src, c.Float64("width"), c.Int("profile-steps"), c.String("profile-dir")); err != nil {
 						return err
 					}
 				}
@@ -117,13 +141,89 @@ func benchCommand() *cli.Command {
 	}
 }
 
+// benchSpec is one entry of --models: a model and the batch, image side
+// and memory arena it is measured at.
+type benchSpec struct {
+	// Name is a zoo name, an .onnx file or tv:NAME.
+	Name      string
+	Batch     int
+	ImageSize int // 0: the model's own
+	Arena     bool
+}
+
+var (
+	specBatch = regexp.MustCompile(`^b([1-9][0-9]*)$`)
+	specSize  = regexp.MustCompile(`^([1-9][0-9]*)px$`)
+)
+
+// parseBenchSpecs reads --models: comma-separated models, each with
+// optional /bN, /Npx and /arena segments after it; batch and arena are
+// the defaults.
+func parseBenchSpecs(list string, batch int, arena bool) ([]benchSpec, error) {
+	var out []benchSpec
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		sp := benchSpec{Name: item, Batch: batch, Arena: arena}
+		for {
+			i := strings.LastIndex(sp.Name, "/")
+			seg := sp.Name[i+1:]
+			if m := specBatch.FindStringSubmatch(seg); m != nil {
+				sp.Batch, _ = strconv.Atoi(m[1])
+			} else if m := specSize.FindStringSubmatch(seg); m != nil {
+				sp.ImageSize, _ = strconv.Atoi(m[1])
+			} else if seg == "arena" {
+				sp.Arena = true
+			} else {
+				break
+			}
+			sp.Name = sp.Name[:max(i, 0)]
+		}
+		switch {
+		case sp.Name == "":
+			return nil, fmt.Errorf("bench: --models entry %q names no model (want NAME[/bN][/Npx][/arena])", item)
+		case isONNX(sp.Name) && sp.ImageSize != 0:
+			return nil, fmt.Errorf("bench: --models entry %q: an .onnx graph has its own image size; drop /%dpx", item, sp.ImageSize)
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+func isONNX(name string) bool { return strings.HasSuffix(strings.ToLower(name), ".onnx") }
+
 func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
+	specs, err := parseBenchSpecs(c.String("models"), c.Int("batch-size"), opts.MemArena)
+	if err != nil {
+		return err
+	}
+	py := c.String("torch")
+	var tools string
+	if py != "" {
+		if tools, err = findTools(); err != nil {
+			return err
+		}
+	}
+	// Sources: what each child measures (a tv: model's cached export).
+	sources := make([]string, len(specs))
+	for i, sp := range specs {
+		sources[i] = sp.Name
+		if !strings.HasPrefix(sp.Name, torchvisionPrefix) {
+			continue
+		}
+		if py == "" {
+			return fmt.Errorf("bench: %s needs --torch PYTHON to export it (tools/export_torch.py)", sp.Name)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "bench: export %s\n", sp.Name)
+		if sources[i], err = exportTorchvision(c.Context, py, tools, sp); err != nil {
+			return err
+		}
+	}
 	rt, err := harness.Open(opts)
 	if err != nil {
 		return err
 	}
 	rep := benchReport{Time: time.Now().UTC().Format(time.RFC3339), Device: rt.Device().String(), ORT: rt.Version(),
-		Threads: rt.Threads(), MemArena: opts.MemArena, CPU: cpuFeatures(), Layer: "Conv 96→96 3×3 pad 1 on 32×32"}
+		Threads: rt.Threads(), MemArena: opts.MemArena, CPU: cpuFeatures(), Layer: "Conv 96→96 3×3 pad 1 on 32×32", TorchPython: py}
 	batch, minTime := c.Int("batch-size"), c.Duration("min-time")
 	fmt.Fprintf(c.App.ErrWriter, "bench: conv ceiling at batch %d\n", batch)
 	rep.Ceiling, err = harness.BenchConv(rt, int64(batch), 96, 96, 32, minTime)
@@ -135,15 +235,16 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	for _, name := range strings.Split(c.String("models"), ",") {
-		fmt.Fprintf(c.App.ErrWriter, "bench: %s\n", name)
-		args := []string{"bench", "--one", name, "--width", fmt.Sprint(c.Float64("width")), "--batch-size", fmt.Sprint(batch),
-			"--min-time", minTime.String(), "--device", opts.Device, "--threads", fmt.Sprint(opts.Threads),
+	for i, sp := range specs {
+		fmt.Fprintf(c.App.ErrWriter, "bench: %s batch %d\n", sp.Name, sp.Batch)
+		args := []string{"bench", "--one", sources[i], "--one-name", sp.Name, "--width", fmt.Sprint(c.Float64("width")),
+			"--batch-size", fmt.Sprint(sp.Batch), "--image-size", fmt.Sprint(sp.ImageSize),
+			"--min-time", minTime.String(), "--device", opts.Device, "--threads", fmt.Sprint(rep.Threads),
 			"--fisher-images", fmt.Sprint(c.Int("fisher-images")), "--fisher-samples", fmt.Sprint(c.Int("fisher-samples"))}
 		if opts.Library != "" {
 			args = append(args, "--ort-lib", opts.Library)
 		}
-		if opts.MemArena {
+		if sp.Arena {
 			args = append(args, "--mem-arena")
 		}
 		if c.Bool("profile") {
@@ -156,13 +257,20 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 		cmd := exec.CommandContext(c.Context, exe, args...)
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("bench %s: %w: %s", name, err, strings.TrimSpace(errb.String()))
+			return fmt.Errorf("bench %s: %w: %s", sp.Name, err, strings.TrimSpace(errb.String()))
 		}
 		var row benchModel
 		if err := json.Unmarshal(out.Bytes(), &row); err != nil {
-			return fmt.Errorf("bench %s: read child output: %w", name, err)
+			return fmt.Errorf("bench %s: read child output: %w", sp.Name, err)
 		}
 		row.CeilingRatio = row.Train.GFLOPs / rep.Ceiling.GFLOPs
+		if py != "" {
+			if isONNX(sp.Name) {
+				fmt.Fprintf(c.App.ErrWriter, "bench: %s: no PyTorch model to compare with (name a zoo model or tv:NAME)\n", sp.Name)
+			} else if err := benchTorch(c.Context, c.App.ErrWriter, py, tools, sp, c.Float64("width"), rep.Threads, minTime, &row); err != nil {
+				return err
+			}
+		}
 		rep.Models = append(rep.Models, row)
 	}
 	if !c.Bool("no-pipeline") {
@@ -174,6 +282,7 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 		for _, m := range rep.Models {
 			if m.Model == "allcnn" {
 				p.RatioToAllCNN = p.ImagesPerSec / m.Train.ImagesPerSec
+				break
 			}
 		}
 		rep.Pipeline = p
@@ -197,19 +306,41 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 	return nil
 }
 
-// benchForward loads or builds a benched model's forward graph.
-func benchForward(name string, width float64) (*pb.ModelProto, error) {
+// benchTorch times PyTorch's train step of sp's model and sets row's
+// PyTorch figures, warning when the parameter counts disagree (then the
+// two sides are not the same architecture).
+func benchTorch(ctx context.Context, errw io.Writer, py, tools string, sp benchSpec, width float64, threads int, minTime time.Duration, row *benchModel) error {
+	fmt.Fprintf(errw, "bench: %s batch %d (PyTorch)\n", sp.Name, sp.Batch)
+	t, err := runTorchBench(ctx, py, tools, sp, width, threads, minTime)
+	if err != nil {
+		return err
+	}
+	row.Torch = t
+	row.TorchRatio = row.Train.ImagesPerSec / t.ImagesPerSec
+	if t.PeakRSSBytes > 0 {
+		row.TorchRSSRatio = float64(row.PeakRSSBytes) / float64(t.PeakRSSBytes)
+	}
+	if t.Params != row.Params {
+		fmt.Fprintf(errw, "bench: WARNING: %s has %d parameters in PyTorch and %d in critlab: not the same architecture\n", sp.Name, t.Params, row.Params)
+	}
+	return nil
+}
+
+// benchForward loads or builds a benched model's forward graph: src is a
+// zoo name (built at width and image side px, 0 for the default) or an
+// .onnx file.
+func benchForward(src string, width float64, px int) (*pb.ModelProto, error) {
 	var m *pb.ModelProto
 	var err error
-	if strings.HasSuffix(strings.ToLower(name), ".onnx") {
-		if m, err = graph.Load(name); err == nil {
+	if isONNX(src) {
+		if m, err = graph.Load(src); err == nil {
 			err = graph.CheckExport(m)
 		}
 	} else {
-		m, err = zoo.Build(name, zoo.Options{Width: width, Seed: 1})
+		m, err = zoo.Build(src, zoo.Options{Width: width, Seed: 1, ImageSize: px})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bench %s: %w", name, err)
+		return nil, fmt.Errorf("bench %s: %w", src, err)
 	}
 	return m, nil
 }
@@ -221,9 +352,10 @@ func benchCompile() compiler.Options {
 	return co
 }
 
-func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int, minTime time.Duration, fisherImages, fisherSamples int) (benchModel, error) {
-	row := benchModel{Model: name, Width: width, Batch: batch}
-	m, err := benchForward(name, width)
+func benchOne(opts harness.RuntimeOptions, sp benchSpec, src string, width float64, minTime time.Duration, fisherImages, fisherSamples int) (benchModel, error) {
+	batch := sp.Batch
+	row := benchModel{Model: sp.Name, Width: width, Batch: batch, MemArena: opts.MemArena}
+	m, err := benchForward(src, width, sp.ImageSize)
 	if err != nil {
 		return row, err
 	}
@@ -232,6 +364,11 @@ func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int
 		return row, err
 	}
 	row.Params, row.FLOPsPerImage = st.Params, st.FLOPs
+	if in := m.GetGraph().GetInput(); len(in) > 0 {
+		if d, _ := graph.Dims(in[0]); len(d) == 4 {
+			row.ImageSize = int(d[3])
+		}
+	}
 	rt, err := harness.Open(opts)
 	if err != nil {
 		return row, err
@@ -240,7 +377,7 @@ func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int
 	co := benchCompile()
 	row.Train, row.Eval, err = harness.BenchTrain(rt, m, harness.TrainerOptions{Compile: co, BatchSize: batch}, float64(st.FLOPs), minTime)
 	if err != nil {
-		return row, fmt.Errorf("bench %s: %w", name, err)
+		return row, fmt.Errorf("bench %s: %w", sp.Name, err)
 	}
 	// Peak RSS of training alone, before the Fisher graph adds its own.
 	if row.PeakRSSBytes, err = harness.PeakRSS(); err != nil || fisherImages <= 0 {
@@ -248,7 +385,7 @@ func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int
 	}
 	sec, err := harness.BenchFisher(rt, m, harness.TrainerOptions{Compile: co, BatchSize: batch}, fisherImages, fisherSamples, minTime)
 	if err != nil {
-		return row, fmt.Errorf("bench %s: fisher: %w", name, err)
+		return row, fmt.Errorf("bench %s: fisher: %w", sp.Name, err)
 	}
 	epoch := epochImages / row.Train.ImagesPerSec
 	row.Fisher = &fisherBench{Images: fisherImages, Samples: fisherSamples, Seconds: sec, EpochSeconds: epoch, Ratio: sec / epoch}
@@ -257,8 +394,9 @@ func benchOne(opts harness.RuntimeOptions, name string, width float64, batch int
 
 // benchProfile profiles train steps of one model with ORT's profiler, in
 // dir/<model> when dir is set, else in a temporary folder.
-func benchProfile(opts harness.RuntimeOptions, name string, width float64, batch, steps int, dir string) (*harness.Profile, error) {
-	m, err := benchForward(name, width)
+func benchProfile(opts harness.RuntimeOptions, sp benchSpec, src string, width float64, steps int, dir string) (*harness.Profile, error) {
+	name, batch := sp.Name, sp.Batch
+	m, err := benchForward(src, width, sp.ImageSize)
 	if err != nil {
 		return nil, err
 	}
@@ -346,18 +484,36 @@ func writeBenchTable(w io.Writer, rep benchReport) {
 	}
 	fmt.Fprintf(w, "ONNX Runtime %s on %s, %d threads, memory arena %s, %s\n", rep.ORT, rep.Device, rep.Threads, arena, rep.CPU)
 	fmt.Fprintf(w, "ceiling: %s: %.1f GFLOP/s\n\n", rep.Layer, rep.Ceiling.GFLOPs)
+	torch := slices.ContainsFunc(rep.Models, func(m benchModel) bool { return m.Torch != nil })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\twidth\tbatch\tparams\tGFLOP/img\ttrain img/s\ttrain GFLOP/s\t/ceiling\teval img/s\tpeak RSS MiB\tfisher s\t/epoch\t")
+	head := "model\twidth\tbatch\tpx\tparams\tGFLOP/img\ttrain img/s\ttrain GFLOP/s\t/ceiling\teval img/s\tpeak RSS MiB\tfisher s\t/epoch\t"
+	if torch {
+		head += "torch img/s\tratio\ttorch RSS MiB\tRSS ratio\t"
+	}
+	fmt.Fprintln(tw, head)
 	var fisher *fisherBench
 	for _, m := range rep.Models {
 		fs, fr := "-", "-"
 		if f := m.Fisher; f != nil {
 			fs, fr, fisher = fmt.Sprintf("%.2f", f.Seconds), fmt.Sprintf("%.1f%%", 100*f.Ratio), f
 		}
-		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\t%.0f\t%s\t%s\t\n", m.Model, m.Width, m.Batch, m.Params,
+		name := m.Model
+		if m.MemArena != rep.MemArena {
+			name += map[bool]string{true: " (arena)", false: " (no arena)"}[m.MemArena]
+		}
+		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\t%.0f\t%s\t%s\t", name, m.Width, m.Batch, m.ImageSize, m.Params,
 			float64(m.FLOPsPerImage)/1e9, m.Train.ImagesPerSec, m.Train.GFLOPs, m.CeilingRatio, m.Eval.ImagesPerSec, float64(m.PeakRSSBytes)/(1<<20), fs, fr)
+		if t := m.Torch; t != nil {
+			fmt.Fprintf(tw, "%.1f\t%.2f\t%.0f\t%.2f\t", t.ImagesPerSec, m.TorchRatio, float64(t.PeakRSSBytes)/(1<<20), m.TorchRSSRatio)
+		} else if torch {
+			fmt.Fprint(tw, "-\t-\t-\t-\t")
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	if torch {
+		fmt.Fprintf(w, "\ntorch: PyTorch's train step (tools/torch_bench.py, %s) on the same architecture, batch and threads, each in its own process; ratio: critlab's train img/s over PyTorch's; RSS ratio: critlab's peak RSS over PyTorch's\n", rep.TorchPython)
+	}
 	if fisher != nil {
 		fmt.Fprintf(w, "\nfisher: one Tr F estimate on %d images × %d sampled labels; /epoch: over %d images at the train rate\n", fisher.Images, fisher.Samples, epochImages)
 	}

@@ -75,7 +75,7 @@ var readmeCases = []readmeCase{
 	{cmd: "critlab report runs-out/demo"}, // checked against the README's sample table
 	{cmd: "critlab export --model forward.onnx runs-out/x/checkpoints/latest.ckpt -o trained.onnx",
 		subst: []string{"runs-out/x", "runs-out/blur20"}, stdout: `^wrote trained\.onnx`},
-	{cmd: "critlab bench [--models allcnn,resnet18,small,FILE.onnx] [--batch-size 128] [--profile] [--json bench.json]", skip: "a benchmark (make bench)"},
+	{cmd: "critlab bench [--models allcnn,resnet18,small,FILE.onnx] [--batch-size 128] [--profile] [--torch PYTHON] [--json bench.json]", skip: "a benchmark (make bench)"},
 	{cmd: "critlab doctor [--device cuda]", subst: []string{"[--device cuda]", ""}, stdout: `(?m)^version: +1\.\d+\.\d+\n(.*\n)*^provider: +cpu +ok`},
 	{cmd: "./bin/critlab doctor --device cuda", skip: "needs a GPU"},
 	{cmd: "./bin/critlab sweep --config paper-removal --device cuda -j 1", skip: "needs a GPU"},

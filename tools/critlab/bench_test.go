@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/internal/pyenv"
+	"github.com/critlab/critlab/models/graph"
+	"github.com/critlab/critlab/models/zoo"
+)
+
+func TestParseBenchSpecs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []benchSpec
+		err  string
+	}{
+		{in: "allcnn,resnet18", want: []benchSpec{{Name: "allcnn", Batch: 128}, {Name: "resnet18", Batch: 128}}},
+		{in: "allcnn/b32/arena, tv:vgg11_bn/224px/b8", want: []benchSpec{{Name: "allcnn", Batch: 32, Arena: true}, {Name: "tv:vgg11_bn", Batch: 8, ImageSize: 224}}},
+		{in: "dir/b2/m.onnx/b4", want: []benchSpec{{Name: "dir/b2/m.onnx", Batch: 4}}},
+		{in: "small/b0", want: []benchSpec{{Name: "small/b0", Batch: 128}}}, // not a batch: zoo.Build refuses the name
+		{in: "/b4", err: `"/b4" names no model`},
+		{in: "m.onnx/64px", err: "has its own image size"},
+	} {
+		got, err := parseBenchSpecs(tc.in, 128, false)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// fakePython writes a script standing in for the PyTorch interpreter: it
+// appends its arguments to calls.txt, and answers torch_bench.py with a
+// JSON result (threads as asked, or 1 when FAKE_THREADS=1) and
+// export_torch.py by writing "onnx" to its -o file.
+func fakePython(t *testing.T) (py, calls string) {
+	t.Helper()
+	dir := t.TempDir()
+	calls = filepath.Join(dir, "calls.txt")
+	py = filepath.Join(dir, "python")
+	script := `#!/bin/sh
+echo "$@" >> ` + calls + `
+case "$1" in
+*torch_bench.py)
+	threads=""; out=""
+	while [ $# -gt 0 ]; do
+		case "$1" in --threads) threads=$2;; --json) out=$2;; esac
+		shift
+	done
+	[ -n "$FAKE_THREADS" ] && threads=$FAKE_THREADS
+	printf '{"torch": "2.99", "threads": %s, "results": [{"model": "m", "images_per_sec": 50, "step_ms": 20, "steps": 3, "seconds": 0.06, "params": 1000, "peak_rss_bytes": 2097152, "loss_first": 2.3, "loss_last": 2.2}]}' "$threads" > "$out";;
+*export_torch.py)
+	while [ "$1" != "-o" ]; do shift; done
+	echo onnx > "$2";;
+*) exit 3;;
+esac
+`
+	if err := os.WriteFile(py, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return py, calls
+}
+
+// TestBenchTorchFake: the PyTorch column from a stand-in interpreter: the
+// arguments torch_bench.py gets (model, batch, image side, threads, critlab's
+// weight decay), the ratios, the architecture warning, and the refusal of
+// a run on other threads.
+func TestBenchTorchFake(t *testing.T) {
+	py, calls := fakePython(t)
+	tools, err := findTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := benchModel{Model: "tv:resnet18", Batch: 8, Params: 1000, PeakRSSBytes: 1 << 20, Train: harness.Throughput{ImagesPerSec: 100}}
+	var errw bytes.Buffer
+	sp := benchSpec{Name: "tv:resnet18", Batch: 8}
+	if err := benchTorch(context.Background(), &errw, py, tools, sp, 1, 2, time.Second, &row); err != nil {
+		t.Fatal(err)
+	}
+	if row.Torch == nil || row.Torch.ImagesPerSec != 50 || row.TorchRatio != 2 || row.TorchRSSRatio != 0.5 || row.Torch.Torch != "2.99" || row.Torch.Threads != 2 {
+		t.Errorf("row %+v, torch %+v", row, row.Torch)
+	}
+	if strings.Contains(errw.String(), "WARNING") {
+		t.Errorf("warned with equal parameter counts: %s", errw.String())
+	}
+	data, _ := os.ReadFile(calls)
+	for _, arg := range []string{"--models tv:resnet18 ", "--batch 8 ", "--image-size 32 ", "--threads 2 ", "--min-time 1 ", "--no-decay-bias-norm"} {
+		if !strings.Contains(string(data), arg) {
+			t.Errorf("torch_bench.py called as %q, want %q in it", data, arg)
+		}
+	}
+	row.Params = 999
+	errw.Reset()
+	if err := benchTorch(context.Background(), &errw, py, tools, sp, 1, 2, time.Second, &row); err != nil || !strings.Contains(errw.String(), "not the same architecture") {
+		t.Errorf("parameter counts 999 vs 1000: %v, %q", err, errw.String())
+	}
+	t.Setenv("FAKE_THREADS", "1")
+	if err := benchTorch(context.Background(), &errw, py, tools, sp, 1, 2, time.Second, &row); err == nil || !strings.Contains(err.Error(), "ran on 1 threads, asked for 2") {
+		t.Errorf("PyTorch on 1 thread of 2: %v", err)
+	}
+}
+
+// TestExportTorchvisionCache: a tv: model is exported once per image side
+// and then read from the cache.
+func TestExportTorchvisionCache(t *testing.T) {
+	py, calls := fakePython(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	tools, err := findTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, sp := range []benchSpec{{Name: "tv:resnet18"}, {Name: "tv:resnet18", ImageSize: 32}, {Name: "tv:resnet18", ImageSize: 64}} {
+		p, err := exportTorchvision(context.Background(), py, tools, sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data, err := os.ReadFile(p); err != nil || string(data) != "onnx\n" {
+			t.Errorf("%s: %q, %v", p, data, err)
+		}
+		paths = append(paths, p)
+	}
+	if paths[0] != paths[1] || paths[0] == paths[2] {
+		t.Errorf("cache paths %v: want the first two equal, the third apart", paths)
+	}
+	data, _ := os.ReadFile(calls)
+	if n := strings.Count(string(data), "export_torch.py tv:resnet18 --image-size"); n != 2 {
+		t.Errorf("%d exports, want 2:\n%s", n, data)
+	}
+}
+
+// TestTorchBenchSameArchitecture runs the real PyTorch side when
+// CRITLAB_TORCH_PYTHON names a Python with torch and torchvision (CI has
+// none: it skips): torch_bench.py's zoo models have the zoo's parameter
+// counts, and a torchvision export has its PyTorch model's.
+func TestTorchBenchSameArchitecture(t *testing.T) {
+	py := os.Getenv("CRITLAB_TORCH_PYTHON")
+	if py == "" {
+		t.Skip("set CRITLAB_TORCH_PYTHON to a Python with tools/requirements-torch.txt to run the PyTorch side")
+	}
+	if err := pyenv.Has(py, "torch", "torchvision", "onnx"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	tools, err := findTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range []benchSpec{{Name: "small", Batch: 2}, {Name: "allcnn", Batch: 2}, {Name: "resnet18", Batch: 2}, {Name: "tv:mobilenet_v2", Batch: 2}} {
+		tb, err := runTorchBench(context.Background(), py, tools, sp, 1, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var params int64
+		if strings.HasPrefix(sp.Name, torchvisionPrefix) {
+			path, err := exportTorchvision(context.Background(), py, tools, sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := graph.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := graph.Stats(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			params = st.Params
+		} else {
+			m, err := zoo.Build(sp.Name, zoo.Options{Width: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := graph.Stats(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			params = st.Params
+		}
+		if tb.Params != params || tb.ImagesPerSec <= 0 || tb.PeakRSSBytes <= 0 {
+			t.Errorf("%s: PyTorch %+v; critlab %d parameters", sp.Name, tb, params)
+		}
+	}
+}
