@@ -16,13 +16,17 @@ import (
 // attributes, noop_with_empty_axes resolved, Split sizes instead of
 // num_outputs, Pad axes expanded, AveragePool's unit dilations and Cast's
 // saturate dropped, Gelu written out with Erf or Tanh), CastLike becomes
-// Cast, and auto_pad of Conv, ConvTranspose and the pools becomes explicit
-// pads, asymmetric Conv pads a Pad node before a symmetrically padded Conv.
-// opset is the model's default-domain opset; inputs overrides input
-// dimensions as in InferShapes.
+// Cast, SplitToSequence read by SequenceAt becomes Split, and auto_pad of
+// Conv, ConvTranspose and the pools becomes explicit pads, asymmetric Conv
+// pads a Pad node before a symmetrically padded Conv. opset is the model's
+// default-domain opset; inputs overrides input dimensions as in
+// InferShapes.
 func Normalize(g *pb.GraphProto, opset int64, inputs map[string][]int64) error {
 	types, consts, err := InferValues(g, inputs)
 	if err != nil {
+		return err
+	}
+	if err := splitSequences(g, types, consts); err != nil {
 		return err
 	}
 	if err := opset17(g, opset, types, consts); err != nil {
@@ -139,7 +143,7 @@ func gelu(b *Builder, n *pb.NodeProto) {
 
 // RewrittenOps are the op types Normalize writes out in other ops, so that
 // they train through those ops' gradient rules.
-var RewrittenOps = []string{"CastLike", "Gelu", "GroupNormalization", "InstanceNormalization", "LayerNormalization"}
+var RewrittenOps = []string{"CastLike", "Gelu", "GroupNormalization", "InstanceNormalization", "LayerNormalization", "SequenceAt", "SplitToSequence"}
 
 // normalization appends LayerNormalization, InstanceNormalization or
 // GroupNormalization node n (input type x) written out as

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -133,6 +134,7 @@ type shapeState struct {
 	isInit map[string]bool      // true constant initializers (not graph inputs)
 	syms   map[string]int64
 	next   int64
+	seqs   map[string][]ValueType // SplitToSequence outputs: the chunks
 }
 
 func newShapeState() *shapeState {
@@ -143,6 +145,7 @@ func newShapeState() *shapeState {
 		isInit: map[string]bool{},
 		syms:   map[string]int64{},
 		next:   -2,
+		seqs:   map[string][]ValueType{},
 	}
 }
 
@@ -311,6 +314,9 @@ func (st *shapeState) in(n *pb.NodeProto, i int) (ValueType, error) {
 		return ValueType{}, fmt.Errorf("input %d is required", i)
 	}
 	vt, ok := st.types[n.Input[i]]
+	if _, seq := st.seqs[n.Input[i]]; seq && !ok {
+		return ValueType{}, sequenceRefusal("input %d %q is a sequence", i, n.Input[i])
+	}
 	if !ok {
 		return ValueType{}, fmt.Errorf("input %d %q is not defined before this node (graph not topologically sorted, or a missing initializer)", i, n.Input[i])
 	}
@@ -669,6 +675,52 @@ func (st *shapeState) inferNode(n *pb.NodeProto) error {
 		return st.inferConcat(n)
 	case "Split":
 		return st.inferSplit(n)
+	case "SplitToSequence":
+		x, err := st.in(n, 0)
+		if err != nil {
+			return err
+		}
+		split, known := st.intInput(n, 1)
+		rank := 0
+		if len(n.Input) > 1 && n.Input[1] != "" {
+			s, err := st.in(n, 1)
+			if err != nil {
+				return err
+			}
+			rank = len(s.Dims)
+		}
+		sizes, axis, squeeze, err := splitToSequenceSizes(n, x.Dims, split, known, rank)
+		if err != nil {
+			return err
+		}
+		chunks := make([]ValueType, len(sizes))
+		for j, s := range sizes {
+			dims := slices.Clone(x.Dims)
+			if dims[axis] = s; squeeze {
+				dims = slices.Delete(dims, axis, axis+1)
+			}
+			chunks[j] = ValueType{Elem: x.Elem, Dims: dims}
+		}
+		if len(n.Output) != 1 {
+			return fmt.Errorf("want one output, has %d", len(n.Output))
+		}
+		st.seqs[n.Output[0]] = chunks
+		return nil
+	case "SequenceAt":
+		if len(n.Input) != 2 {
+			return fmt.Errorf("want a sequence and an index, has %d inputs", len(n.Input))
+		}
+		chunks, ok := st.seqs[n.Input[0]]
+		if !ok {
+			return fmt.Errorf("input 0 %q is not a sequence of a SplitToSequence node before this one", n.Input[0])
+		}
+		idx, known := st.intInput(n, 1)
+		j, err := sequenceIndex(idx, known, n.Input[1], len(chunks))
+		if err != nil {
+			return err
+		}
+		st.set(n, 0, chunks[j].Elem, chunks[j].Dims)
+		return nil
 	case "Slice":
 		return st.inferSlice(n)
 	case "Pad":
@@ -846,8 +898,8 @@ func ShapeOps() []string {
 		"RandomUniform", "RandomUniformLike", "Range", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSum",
 		"ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",
 		"ReduceSumSquare", "Relu", "Reshape", "Round", "Scatter", "ScatterElements", "ScatterND", "Selu",
-		"Shape", "Shrink", "Sigmoid", "Sign", "Sin", "Size", "Slice", "Softmax", "SoftmaxCrossEntropyLoss",
-		"Softplus", "Softsign", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "ThresholdedRelu",
+		"SequenceAt", "Shape", "Shrink", "Sigmoid", "Sign", "Sin", "Size", "Slice", "Softmax", "SoftmaxCrossEntropyLoss",
+		"Softplus", "Softsign", "Split", "SplitToSequence", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "ThresholdedRelu",
 		"Tile", "Transpose", "Unsqueeze", "Where", "Xor",
 	}
 	sort.Strings(ops)

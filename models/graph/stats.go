@@ -170,7 +170,7 @@ var zeroFLOPOps = map[string]bool{
 	"ScatterND": true, "Scatter": true, "Identity": true, "Dropout": true, "Constant": true,
 	"ConstantOfShape": true, "Shape": true, "Size": true, "Squeeze": true, "Unsqueeze": true,
 	"Cast": true, "CastLike": true, "Expand": true, "Tile": true, "Pad": true, "Range": true,
-	"OneHot": true,
+	"OneHot": true, "SplitToSequence": true, "SequenceAt": true,
 }
 
 // inputFLOPOps cost one FLOP per input element.
