@@ -637,6 +637,15 @@ func gradCases() []gradCase {
 			m.OpsetImport[0].Version = &v
 			return m
 		}},
+		{name: "SplitToSequence/chunks-read-by-SequenceAt", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
+			// torch's x.split(2, dim=1) as the dynamo exporter writes it:
+			// chunks of 2 and 1 channels, read at 0 and -1, swapped.
+			n.b.G.Initializer = append(n.b.G.Initializer, graph.Int64Tensor("chunk", nil, []int64{2}),
+				graph.Int64Tensor("first", nil, []int64{0}), graph.Int64Tensor("last", nil, []int64{-1}))
+			seq := n.b.Op("SplitToSequence", []string{n.in(n.param("x", 1, 1, 3, 4, 4)), "chunk"}, graph.Int("axis", 1))
+			a0, a1 := n.b.Op("SequenceAt", []string{seq, "first"}), n.b.Op("SequenceAt", []string{seq, "last"})
+			return n.head(n.b.Op("Concat", []string{n.b.Op("Tanh", []string{a1}), a0}, graph.Int("axis", 1)), 3, 48)
+		}},
 		{name: "Expand", dims: []int64{2, 3, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {
 			e := n.b.Op("Expand", []string{n.param("e", 1, 3, 1, 4), n.b.ConstInt64s(2, 3, 4, 4)})
 			return n.head(n.b.Op("Mul", []string{n.x, e}), 3, 48)
