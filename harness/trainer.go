@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -35,6 +37,8 @@ type Trainer struct {
 	trainS  *Session
 	evalS   *Session
 	inDims  []int64 // image dims without the batch dimension
+	// graphHash identifies the compiled graphs' arithmetic (GraphHash).
+	graphHash string
 
 	// state[cur] is read by the next step and state[1-cur] written by it.
 	state [2][]*ort.Tensor[float32]
@@ -87,6 +91,9 @@ func (t *Trainer) build() error {
 		return fmt.Errorf("trainer: %w", err)
 	}
 	t.train, t.eval = train, eval
+	if t.graphHash, err = graphHash(train.Model, eval.Model); err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
 	in := t.forward.GetGraph().GetInput()
 	if len(in) == 0 {
 		return fmt.Errorf("trainer: model has no input")
@@ -190,6 +197,34 @@ func (t *Trainer) build() error {
 		return fmt.Errorf("trainer: %w", err)
 	}
 	return nil
+}
+
+// GraphHash is the SHA-256 (hex) of the compiled train-step and eval
+// graphs, node names aside: two trainers with equal hashes compute the same
+// floats from the same state, so a run records it in its checkpoints and
+// refuses to resume under a compiler whose formulation differs.
+func (t *Trainer) GraphHash() string { return t.graphHash }
+
+// graphHash hashes models with their node names (labels for profiles, not
+// arithmetic) left out.
+func graphHash(models ...*pb.ModelProto) (string, error) {
+	h := sha256.New()
+	for _, m := range models {
+		nodes := m.GetGraph().GetNode()
+		names := make([]*string, len(nodes))
+		for i, n := range nodes {
+			names[i], n.Name = n.Name, nil
+		}
+		data, err := graph.Marshal(m)
+		for i, n := range nodes {
+			n.Name = names[i]
+		}
+		if err != nil {
+			return "", fmt.Errorf("graph hash: %w", err)
+		}
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // realInput is the first graph input that is not an initializer.

@@ -276,3 +276,43 @@ func TestInitFromCopiesWeights(t *testing.T) {
 		t.Fatal("InitFrom accepted a checkpoint of another width")
 	}
 }
+
+// TestGraphHash: the hash names the compiled formulation: equal for the same
+// model and options (whatever the weights, so InitFrom keeps it), different
+// when the train-step graph differs.
+func TestGraphHash(t *testing.T) {
+	rt := openRuntime(t)
+	a := newTrainer(t, rt, smallModel(t), 32)
+	h := a.GraphHash()
+	if len(h) != 64 {
+		t.Fatalf("GraphHash %q: want 64 hex digits", h)
+	}
+	reseeded, err := zoo.Build("small", zoo.Options{Width: 0.25, Seed: 4, Classes: 4, ImageSize: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newTrainer(t, rt, reseeded, 32)
+	if b.GraphHash() != h {
+		t.Errorf("other initial weights: hash %s, want %s", b.GraphHash(), h)
+	}
+	path := filepath.Join(t.TempDir(), "a.onnx")
+	if err := a.SaveCheckpoint(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.InitFrom(path); err != nil {
+		t.Fatal(err)
+	}
+	if b.GraphHash() != h {
+		t.Errorf("after InitFrom: hash %s, want %s", b.GraphHash(), h)
+	}
+	opts := compiler.DefaultOptions()
+	opts.Momentum = 0.5
+	c, err := harness.NewTrainer(rt, smallModel(t), harness.TrainerOptions{Compile: opts, BatchSize: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.GraphHash() == h {
+		t.Error("another momentum (another train-step graph) kept the hash")
+	}
+}

@@ -55,6 +55,13 @@ type FisherTrainer interface {
 	Fisher(next Batches, samples int) (FisherResult, error)
 }
 
+// GraphHasher is a Trainer that names the arithmetic of its compiled
+// graphs (harness.Trainer.GraphHash); checkpoints record it, and a
+// checkpoint of another hash is refused (ErrGraphChanged).
+type GraphHasher interface {
+	GraphHash() string
+}
+
 // EpochSeeder is a Trainer with random draws of its own (dropout masks):
 // SeedEpoch restarts them from the run's seed and the epoch, so a run
 // resumed at an epoch draws what an uninterrupted one does.

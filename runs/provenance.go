@@ -45,6 +45,9 @@ type Provenance struct {
 	// file they came from.
 	DataTrainSHA256 string `json:"data_train_sha256"`
 	DataTestSHA256  string `json:"data_test_sha256"`
+	// GraphSHA256 is the trainer's GraphHash: the compiled graphs' formulation
+	// (checkpoints carry it too, and a resume checks it).
+	GraphSHA256 string `json:"graph_sha256,omitempty"`
 }
 
 // RuntimeInfo is what a Trainer says of the runtime it trains through.
@@ -67,6 +70,9 @@ func startProvenance(dir string, cfg Config, tr Trainer, data Data, now time.Tim
 		Start: now.UTC().Format(time.RFC3339), Attempts: 1}
 	if ri, ok := tr.(RuntimeInfo); ok {
 		p.ORT, p.Provider = ri.RuntimeInfo()
+	}
+	if g, ok := tr.(GraphHasher); ok {
+		p.GraphSHA256 = g.GraphHash()
 	}
 	if dc, ok := data.(DataChecksums); ok {
 		train, test := dc.Checksums()

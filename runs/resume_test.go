@@ -309,3 +309,79 @@ func TestResumeDataPathSpelledOtherwise(t *testing.T) {
 		t.Error("BranchCompatible with another data file: no error")
 	}
 }
+
+// TestResumeChecksGraph: a run (or a branch) continues only from
+// checkpoints of the training graph its critlab compiles; a refused attempt
+// leaves run.json as it was; checkpoints of critlab before graph hashes
+// load with a warning, and the run records the hash from then on.
+func TestResumeChecksGraph(t *testing.T) {
+	interrupted := func(t *testing.T, dir, hash string) runs.Config {
+		t.Helper()
+		cfg := tinyConfig()
+		cfg.KeepCheckpoints = []int{cfg.Epochs} // for the branch below
+		ctx, cancel := context.WithCancel(context.Background())
+		b := &runstest.Backend{GraphHash: hash, OnStep: func(n int64) {
+			if n == 10 {
+				cancel()
+			}
+		}}
+		if _, err := runs.Run(ctx, cfg, dir, runs.Options{Backend: b}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("first attempt: %v", err)
+		}
+		return cfg
+	}
+	resume := func(cfg runs.Config, dir, hash string, force bool) (*runs.Result, error) {
+		return runs.Run(context.Background(), cfg, dir, runs.Options{Backend: &runstest.Backend{GraphHash: hash}, Force: force})
+	}
+	for _, tc := range []struct {
+		name, started, resumed string
+		force                  bool
+		refused, warned        bool
+	}{
+		{name: "same graph", started: "g1", resumed: "g1"},
+		{name: "other graph", started: "g1", resumed: "g2", refused: true},
+		{name: "other graph, --force", started: "g1", resumed: "g2", force: true},
+		{name: "checkpoint without hash", started: "", resumed: "g2", warned: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := interrupted(t, dir, tc.started)
+			before, err := os.ReadFile(filepath.Join(dir, runs.ProvenanceFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := resume(cfg, dir, tc.resumed, tc.force)
+			if tc.refused {
+				if !errors.Is(err, runs.ErrGraphChanged) || !strings.Contains(err.Error(), "--force") {
+					t.Fatalf("resume under another graph: %v, want ErrGraphChanged with a --force hint", err)
+				}
+				if after, _ := os.ReadFile(filepath.Join(dir, runs.ProvenanceFile)); string(after) != string(before) {
+					t.Errorf("the refused attempt rewrote run.json:\n%s\nwas\n%s", after, before)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("resume: %v", err)
+			}
+			if want := map[bool]runs.Status{false: runs.Resumed, true: runs.Trained}[tc.force]; res.Status != want {
+				t.Errorf("status %s, want %s", res.Status, want)
+			}
+			log, _ := os.ReadFile(filepath.Join(dir, runs.LogFile))
+			if got := strings.Contains(string(log), "records no training-graph hash"); got != tc.warned {
+				t.Errorf("warning in log.txt: %v, want %v:\n%s", got, tc.warned, log)
+			}
+			if p, err := runs.ReadProvenance(dir); err != nil || p.GraphSHA256 != tc.resumed {
+				t.Errorf("run.json graph hash %q (%v), want %q", p.GraphSHA256, err, tc.resumed)
+			}
+			// The run's checkpoints now carry the hash: a branch under
+			// another graph is refused, naming the parent.
+			branch := cfg
+			branch.Epochs = cfg.Epochs + 1
+			branch.BranchFrom, branch.BranchEpoch = dir, cfg.Epochs
+			_, err = runs.Run(context.Background(), branch, t.TempDir(), runs.Options{Backend: &runstest.Backend{GraphHash: "g3"}})
+			if !errors.Is(err, runs.ErrGraphChanged) || !strings.Contains(err.Error(), "remove the parent run") {
+				t.Errorf("branch under another graph: %v, want ErrGraphChanged naming the parent", err)
+			}
+		})
+	}
+}

@@ -24,6 +24,7 @@ const (
 	metaEpoch      = "critlab.epoch"
 	metaConfigHash = "critlab.config_hash"
 	metaRunID      = "critlab.run_id"
+	metaGraphHash  = "critlab.graph_hash"
 	checkpointVer  = "1"
 )
 
@@ -280,11 +281,12 @@ func (l *loop) run(ctx context.Context, backend Backend) (*Result, error) {
 	}
 	defer l.tr.Close()
 
-	if l.prov, err = startProvenance(l.dir, cfg, l.tr, l.data, time.Now()); err != nil {
-		return nil, err
-	}
+	// Restore first: an attempt it refuses leaves run.json as it was.
 	start, status, err := l.restore()
 	if err != nil {
+		return nil, err
+	}
+	if l.prov, err = startProvenance(l.dir, cfg, l.tr, l.data, time.Now()); err != nil {
 		return nil, err
 	}
 	// TensorBoard gets the epochs an earlier attempt (or the parent of a
@@ -430,11 +432,49 @@ func (l *loop) load(path, wantHash string) (int, error) {
 	if wantHash != "" && meta[metaConfigHash] != wantHash {
 		return 0, fmt.Errorf("%w: checkpoint %s is of config %s, this run is %s", ErrConfigChanged, path, meta[metaConfigHash], wantHash)
 	}
+	if err := l.checkGraph(path, meta[metaGraphHash]); err != nil {
+		return 0, err
+	}
 	epoch, err := strconv.Atoi(meta[metaEpoch])
 	if err != nil || epoch < 0 || epoch > l.cfg.Epochs {
 		return 0, fmt.Errorf("checkpoint %s: bad epoch %q", path, meta[metaEpoch])
 	}
 	return epoch, nil
+}
+
+// checkGraph refuses a checkpoint written by a train-step graph other than
+// the trainer's: the config alone does not pin the arithmetic, which also
+// depends on the compiler's formulation of each gradient, so a run
+// continued under another critlab would silently mix the two. Checkpoints
+// of critlab before graph hashes carry none and load with a warning.
+func (l *loop) checkGraph(path, saved string) error {
+	now := l.graphHash()
+	switch {
+	case now == "" || saved == now:
+		return nil
+	case saved == "":
+		l.logf("%s: warning: %s records no training-graph hash (written before critlab recorded one): continuing without checking that this critlab computes what the one that wrote it did", l.runID, path)
+		return nil
+	}
+	dir := filepath.Dir(filepath.Dir(path))
+	by := "the critlab version that wrote it"
+	if p, err := ReadProvenance(dir); err == nil && p.Critlab != "" {
+		by = fmt.Sprintf("critlab %s (commit %s, as %s records)", p.Critlab, p.GitCommit, filepath.Join(dir, ProvenanceFile))
+	}
+	hint := fmt.Sprintf("continue with %s, or pass --force to train the run again from the start", by)
+	if filepath.Clean(dir) != filepath.Clean(l.dir) {
+		hint = fmt.Sprintf("branch with %s, or remove the parent run %s to train it again with this critlab", by, dir)
+	}
+	return fmt.Errorf("%w: checkpoint %s was written by training graph %.12s, this critlab compiles %.12s (another formulation: the floats would differ from the epochs before)\n---> HINT: %s",
+		ErrGraphChanged, path, saved, now, hint)
+}
+
+// graphHash is the trainer's GraphHash, or "" when it has none.
+func (l *loop) graphHash() string {
+	if g, ok := l.tr.(GraphHasher); ok {
+		return g.GraphHash()
+	}
+	return ""
 }
 
 // loadRows reads the metrics (and Fisher rows) of dir for epochs before
@@ -557,6 +597,9 @@ func (l *loop) checkpoint(epoch int) error {
 		metaEpoch:      strconv.Itoa(epoch),
 		metaConfigHash: l.diskHash,
 		metaRunID:      l.runID,
+	}
+	if h := l.graphHash(); h != "" {
+		meta[metaGraphHash] = h
 	}
 	if slicesContains(l.cfg.KeepCheckpoints, epoch) {
 		failpoint.Hit("checkpoint-kept")

@@ -39,6 +39,8 @@ type Backend struct {
 	Steps atomic.Int64
 	// NoFisher hides the Fisher estimator.
 	NoFisher bool
+	// GraphHash is what its trainers' GraphHash returns ("": none).
+	GraphHash string
 }
 
 // Check refuses unknown deficits, unknown models and the model "wide",
@@ -104,6 +106,9 @@ func predict(w *[Dim]float64, x []float32) float64 {
 	}
 	return s
 }
+
+// GraphHash stands for the compiled graphs' hash (Backend.GraphHash).
+func (t *Trainer) GraphHash() string { return t.b.GraphHash }
 
 // Step does one SGD step.
 func (t *Trainer) Step(images []float32, labels []int64, lr float32) (float32, int64, error) {
