@@ -235,9 +235,13 @@ func convWeightGrad(e *emitter, x, dy string, g *convGeom) string {
 // a convolution over the batch-as-channels of X^T with dY^T as kernel.
 func weightGradConv(e *emitter, x, dy string, g *convGeom) string {
 	r := g.spatial
-	xt := e.transpose(x, swap01(r)...)
-	dyt := e.transpose(dy, swap01(r)...)
-	res := e.conv(xt, dyt, "", g.Dilations, g.Strides, g.PadBegin, g.PadEnd, 1) // [Ci, Co, k'...]
+	var xt, dyt string
+	if g.group == 1 {
+		xt, dyt = e.transpose(x, swap01(r)...), e.transpose(dy, swap01(r)...)
+	} else {
+		xt, dyt = weightGradGroupedInputs(e, x, dy, g)
+	}
+	res := e.conv(xt, dyt, "", g.Dilations, g.Strides, g.PadBegin, g.PadEnd, g.group) // [Ci/G, Co, k'...]
 	crop := false
 	ends := make([]int64, r)
 	for i := range r {
@@ -250,26 +254,35 @@ func weightGradConv(e *emitter, x, dy string, g *convGeom) string {
 	if crop {
 		res = e.op("Slice", []string{res, e.i64(make([]int64, r)...), e.i64(ends...), e.i64(spatialAxes(r)...)})
 	}
-	if g.group == 1 {
-		return e.transpose(res, swap01(r)...)
+	if g.w[1] == 1 {
+		return e.reshape(res, e.i64(g.w...)) // [1, Co, k...]: a reshape, no copy
 	}
-	// Grouped: the Conv computed every (ci, co) pair; keep the diagonal
-	// blocks (ci and co in the same group).
+	return e.transpose(res, swap01(r)...)
+}
+
+// weightGradGroupedInputs lays out x and dy for weightGradConv of a grouped
+// convolution (G groups, cig input and cog output channels each): x as
+// [cig, G·N, H, W] and dy as [Co, N, Ho, Wo], so that a Conv with group G
+// pairs each output channel only with the input channels of its group:
+// exactly the FLOPs of the gradient, where the plain Conv form computes all
+// Ci×Co pairs (G times the work) and masks the off-group blocks.
+func weightGradGroupedInputs(e *emitter, x, dy string, g *convGeom) (xt, dyt string) {
+	r := g.spatial
 	cig, cog := g.w[1], g.w[0]/g.group
-	shp := append([]int64{g.group, cig, g.group, cog}, g.Kernel...)
-	mask := make([]float32, g.group*g.group)
-	for i := range g.group {
-		mask[i*g.group+i] = 1
+	perm := func(p ...int64) []int64 {
+		for i := range r {
+			p = append(p, int64(i+3))
+		}
+		return p
 	}
-	mdims := append([]int64{g.group, 1, g.group, 1}, ones(r)...)
-	mname := e.b.Fresh("group_mask")
-	e.b.G.Initializer = append(e.b.G.Initializer, graph.FloatTensor(mname, mdims, mask))
-	blocks := e.reduceSum(e.mul(e.reshape(res, e.i64(shp...)), mname), []int64{2}, false) // [g, cig, cog, k...]
-	perm := []int64{0, 2, 1}
-	for i := range r {
-		perm = append(perm, int64(i+3))
-	}
-	return e.reshape(e.transpose(blocks, perm...), e.i64(g.w...))
+	// -1 stands for the batch, which may be dynamic.
+	xt = e.reshape(x, e.i64(append([]int64{-1, g.group, cig}, g.x[2:]...)...))
+	xt = e.transpose(xt, perm(2, 1, 0)...) // [cig, G, N, H, W]
+	xt = e.reshape(xt, e.i64(append([]int64{cig, -1}, g.x[2:]...)...))
+	dyt = e.reshape(dy, e.i64(append([]int64{-1, g.group, cog}, g.y[2:]...)...))
+	dyt = e.transpose(dyt, perm(1, 2, 0)...) // [G, cog, N, Ho, Wo]
+	dyt = e.reshape(dyt, e.i64(append([]int64{g.w[0], -1}, g.y[2:]...)...))
+	return xt, dyt
 }
 
 // im2colSlices returns, for each kernel offset, the strided window of the
