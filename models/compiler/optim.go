@@ -84,10 +84,19 @@ func (o Options) decayOf(t Tensor) float32 {
 // lrOf returns the learning rate of parameter t: the lr input, scaled by
 // its group's LRScale. Graphs without groups read lr directly.
 func (e *emitter) lrOf(o Options, t Tensor) string {
-	if g := o.group(t.Name); g != nil && g.LRScale != 1 {
-		return e.scale(LR, g.LRScale)
+	lr := LR
+	if r := len(t.Dims); r > 1 {
+		// The learning rate shaped like t (see f32r), once per rank.
+		key := fmt.Sprintf("lr/%d", r)
+		if lr = e.ranked[key]; lr == "" {
+			lr = e.reshape(LR, e.i64(ones(r)...))
+			e.ranked[key] = lr
+		}
 	}
-	return LR
+	if g := o.group(t.Name); g != nil && g.LRScale != 1 {
+		return e.scaleR(lr, g.LRScale, len(t.Dims))
+	}
+	return lr
 }
 
 // Names of optimizer state: per-parameter suffixes and the shared step count.

@@ -37,6 +37,7 @@ func adamUpdate(e *emitter, o Options, params []Tensor, grads map[string]string)
 	// 1-β₁ᵗ and √(1-β₂ᵗ), shared by every parameter.
 	bc1 := e.sub(e.f32(1), e.op("Pow", []string{e.f32(b1), step}))
 	bc2 := e.op("Sqrt", []string{e.sub(e.f32(1), e.op("Pow", []string{e.f32(b2), step}))})
+	bc2r := map[int]string{} // bc2 shaped [1]×rank (see f32r)
 	for _, t := range params {
 		m, v := t.Name+".exp_avg", t.Name+".exp_avg_sq"
 		g := grads[t.Name]
@@ -46,18 +47,24 @@ func adamUpdate(e *emitter, o Options, params []Tensor, grads map[string]string)
 			e.b.NodeNamed("Identity", []string{v}, []string{v + ".next"})
 			continue
 		}
-		lr := e.lrOf(o, t)
+		lr, r := e.lrOf(o, t), len(t.Dims)
 		p := t.Name
 		if wd := o.decayOf(t); wd != 0 {
 			if o.Optimizer == AdamW {
-				p = e.mul(p, e.sub(e.f32(1), e.scale(lr, wd)))
+				p = e.mul(p, e.sub(e.f32r(1, r), e.scaleR(lr, wd, r)))
 			} else {
-				g = e.add(g, e.scale(p, wd))
+				g = e.add(g, e.scaleR(p, wd, r))
 			}
 		}
-		e.b.NodeNamed("Add", []string{m, e.scale(e.sub(g, m), 1-b1)}, []string{m + ".next"})
-		e.b.NodeNamed("Add", []string{e.scale(v, b2), e.scale(e.mul(g, g), 1-b2)}, []string{v + ".next"})
-		denom := e.add(e.div(e.op("Sqrt", []string{v + ".next"}), bc2), e.f32(eps))
+		e.b.NodeNamed("Add", []string{m, e.scaleR(e.sub(g, m), 1-b1, r)}, []string{m + ".next"})
+		e.b.NodeNamed("Add", []string{e.scaleR(v, b2, r), e.scaleR(e.mul(g, g), 1-b2, r)}, []string{v + ".next"})
+		if bc2r[r] == "" {
+			bc2r[r] = bc2
+			if r > 1 {
+				bc2r[r] = e.reshape(bc2, e.i64(ones(r)...))
+			}
+		}
+		denom := e.add(e.div(e.op("Sqrt", []string{v + ".next"}), bc2r[r]), e.f32r(eps, r))
 		stepSize := e.div(lr, bc1)
 		e.b.NodeNamed("Sub", []string{p, e.mul(e.div(m+".next", denom), stepSize)}, []string{t.Next})
 	}

@@ -15,17 +15,17 @@ func sgdUpdate(e *emitter, o Options, t Tensor, mom, grad string) {
 		}
 		return
 	}
-	g := grad
+	g, r := grad, len(t.Dims)
 	if wd := o.decayOf(t); wd != 0 {
-		g = e.add(g, e.scale(t.Name, wd))
+		g = e.add(g, e.scaleR(t.Name, wd, r))
 	}
 	upd := g
 	if mom != "" {
 		buf := mom + ".next"
-		e.b.NodeNamed("Add", []string{e.scale(mom, o.Momentum), g}, []string{buf})
+		e.b.NodeNamed("Add", []string{e.scaleR(mom, o.Momentum, r), g}, []string{buf})
 		upd = buf
 		if o.Nesterov {
-			upd = e.add(g, e.scale(buf, o.Momentum))
+			upd = e.add(g, e.scaleR(buf, o.Momentum, r))
 		}
 	}
 	e.b.NodeNamed("Sub", []string{t.Name, e.mul(upd, e.lrOf(o, t))}, []string{t.Next})

@@ -105,8 +105,9 @@ func reluBwd(c *bctx) error {
 
 func leakyReluBwd(c *bctx) error {
 	alpha := graph.AttrFloat(c.n, "alpha", 0.01)
-	mask := c.op("Greater", []string{c.in(0), c.f32(0)})
-	c.dx[0] = c.op("Where", []string{mask, c.dy[0], c.scale(c.dy[0], alpha)})
+	r := c.rankOf(c.in(0))
+	mask := c.op("Greater", []string{c.in(0), c.f32r(0, r)})
+	c.dx[0] = c.op("Where", []string{mask, c.dy[0], c.scaleR(c.dy[0], alpha, r)})
 	return nil
 }
 
@@ -142,7 +143,7 @@ func clipBwd(c *bctx) error {
 		c.dx[0] = c.dy[0]
 		return nil
 	}
-	c.dx[0] = c.op("Where", []string{mask, c.dy[0], c.f32(0)})
+	c.dx[0] = c.op("Where", []string{mask, c.dy[0], c.f32r(0, c.rankOf(x))})
 	return nil
 }
 
