@@ -93,14 +93,14 @@ results-v2: setup build
 # Throughput table (and bench.json): train step, eval, Conv ceiling, pipeline.
 # TORCH=/path/to/python (a venv with tools/requirements-torch.txt) adds
 # PyTorch's train step on the same models, batch and threads, and the
-# ratio; BENCH_MODELS picks the models (NAME[/bN][/Npx][/arena], tv:NAME
+# ratio; BENCH_MODELS picks the models (NAME[/bN][/Npx][/arena|/noarena], tv:NAME
 # needs TORCH); BENCH_FLAGS passes more flags (--profile, --min-time 3s).
 # The table of issue 18 (docs/performance.md):
 #   make bench TORCH=/work/torchenv/bin/python BENCH_MODELS='$(BENCH_ISSUE18)' BENCH_FLAGS='--fisher-images 0 --no-pipeline'
 TORCH        ?=
 BENCH_MODELS ?= allcnn,resnet18,small
 BENCH_FLAGS  ?=
-BENCH_ISSUE18 := allcnn/b128,allcnn/b128/arena,resnet18/b128,tv:resnet18/b32,tv:resnet18/b128,tv:mobilenet_v2/b32,tv:vgg11_bn/224px/b8
+BENCH_ISSUE18 := allcnn/b128/noarena,allcnn/b128,resnet18/b128,tv:resnet18/b32,tv:resnet18/b128,tv:mobilenet_v2/b32,tv:vgg11_bn/224px/b8
 bench: setup build
 	./$(BIN) bench --models '$(BENCH_MODELS)' $(if $(TORCH),--torch $(TORCH)) $(BENCH_FLAGS) --json bench.json
 

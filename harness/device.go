@@ -21,10 +21,19 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 	if err := so.SetIntraOpNumThreads(r.opts.Threads); err != nil {
 		return fail("intra-op threads", err)
 	}
-	// ORT's CPU arena keeps freed blocks for reuse: about 15% faster train
-	// steps, but allcnn's peak RSS at batch 128 goes from 0.97 to 1.5 GiB.
+	// ORT's CPU arena keeps freed blocks for reuse instead of returning them
+	// to the system: measured (docs/compiler-performance.md) 1.25× the
+	// images per CPU-second on the small model (the allocator without it
+	// spends a fifth of the epoch in the kernel) and 1.15× on allcnn, for
+	// 1.3-1.4× the peak RSS.
 	if err := so.SetCpuMemArena(r.opts.MemArena); err != nil {
 		return fail("memory arena", err)
+	}
+	// Spinning workers burn the cores they wait on: a run on 2 threads
+	// beside other work used 1.7× the CPU time per epoch spinning, and ran
+	// 2× slower on a loaded machine (docs/compiler-performance.md).
+	if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", boolFlag(r.opts.Spin)); err != nil {
+		return fail("thread spinning", err)
 	}
 	if err := so.SetInterOpNumThreads(1); err != nil {
 		return fail("inter-op threads", err)

@@ -40,8 +40,11 @@ type RuntimeOptions struct {
 	// Threads is ORT's intra-op thread count; 0 means one per core.
 	Threads int
 	// MemArena turns on ORT's CPU memory arena: faster steps, higher peak
-	// memory (see sessionOptions).
+	// memory (see sessionOptions). The floats are the same either way.
 	MemArena bool
+	// Spin lets ORT's idle intra-op threads spin-wait for work instead of
+	// sleeping (ORT's own default; see sessionOptions).
+	Spin bool
 	// CUDA holds the CUDA provider options recorded in the run config.
 	CUDA device.CUDAOptions
 }

@@ -28,8 +28,8 @@ type Options struct {
 	// Library is the ONNX Runtime library; empty means harness's search
 	// ($CRITLAB_ORT_LIB, then .deps/onnxruntime).
 	Library string
-	// MemArena turns on ORT's CPU memory arena (faster, more memory).
-	MemArena bool
+	// MemArena and Spin are harness.RuntimeOptions's.
+	MemArena, Spin bool
 }
 
 // New returns the backend that trains with ONNX Runtime. It keeps the data
@@ -239,7 +239,7 @@ func (b *ortBackend) Open(ctx context.Context, cfg runs.Config) (runs.Trainer, r
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, err := harness.Open(harness.RuntimeOptions{Library: b.o.Library, Device: cfg.Device, Threads: cfg.Threads, MemArena: b.o.MemArena, CUDA: cfg.CUDA})
+	rt, err := harness.Open(harness.RuntimeOptions{Library: b.o.Library, Device: cfg.Device, Threads: cfg.Threads, MemArena: b.o.MemArena, Spin: b.o.Spin, CUDA: cfg.CUDA})
 	if err != nil {
 		return nil, nil, err
 	}

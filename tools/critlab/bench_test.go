@@ -18,18 +18,20 @@ import (
 
 func TestParseBenchSpecs(t *testing.T) {
 	for _, tc := range []struct {
-		in   string
-		want []benchSpec
-		err  string
+		in    string
+		arena bool // the default
+		want  []benchSpec
+		err   string
 	}{
 		{in: "allcnn,resnet18", want: []benchSpec{{Name: "allcnn", Batch: 128}, {Name: "resnet18", Batch: 128}}},
 		{in: "allcnn/b32/arena, tv:vgg11_bn/224px/b8", want: []benchSpec{{Name: "allcnn", Batch: 32, Arena: true}, {Name: "tv:vgg11_bn", Batch: 8, ImageSize: 224}}},
+		{in: "allcnn/noarena", arena: true, want: []benchSpec{{Name: "allcnn", Batch: 128}}},
 		{in: "dir/b2/m.onnx/b4", want: []benchSpec{{Name: "dir/b2/m.onnx", Batch: 4}}},
 		{in: "small/b0", want: []benchSpec{{Name: "small/b0", Batch: 128}}}, // not a batch: zoo.Build refuses the name
 		{in: "/b4", err: `"/b4" names no model`},
 		{in: "m.onnx/64px", err: "has its own image size"},
 	} {
-		got, err := parseBenchSpecs(tc.in, 128, false)
+		got, err := parseBenchSpecs(tc.in, 128, tc.arena)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)

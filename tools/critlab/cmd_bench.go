@@ -99,12 +99,12 @@ func benchCommand() *cli.Command {
 			"on allcnn's largest layer (96→96 channels, 3×3, 32×32) at the same batch.\n\n" +
 			"A model is a zoo name, an .onnx forward graph or, with --torch, tv:NAME\n" +
 			"(torchvision's NAME with 10 classes, exported by tools/export_torch.py and\n" +
-			"cached); /bN, /Npx and /arena after it set its batch, image side and memory\n" +
-			"arena, as in tv:vgg11_bn/224px/b8. --torch PYTHON times PyTorch's train step\n" +
+			"cached); /bN, /Npx and /arena or /noarena after it set its batch, image side\n" +
+			"and memory arena, as in tv:vgg11_bn/224px/b8. --torch PYTHON times PyTorch's train step\n" +
 			"on the same architecture, batch and threads with tools/torch_bench.py, in its\n" +
 			"own process after critlab's, and prints the ratio.",
 		Flags: append(runtimeFlags(),
-			&cli.StringFlag{Name: "models", Value: "allcnn,resnet18,small", Usage: "comma-separated zoo models, .onnx forward graphs or tv:NAME, each optionally /bN, /Npx, /arena"},
+			&cli.StringFlag{Name: "models", Value: "allcnn,resnet18,small", Usage: "comma-separated zoo models, .onnx forward graphs or tv:NAME, each optionally /bN, /Npx, /arena or /noarena"},
 			&cli.Float64Flag{Name: "width", Value: 1, Usage: "width multiplier"},
 			&cli.IntFlag{Name: "batch-size", Aliases: []string{"b"}, Value: 128, Usage: "batch size"},
 			&cli.DurationFlag{Name: "min-time", Value: 5 * time.Second, Usage: "minimum timed duration per measurement"},
@@ -157,8 +157,8 @@ var (
 )
 
 // parseBenchSpecs reads --models: comma-separated models, each with
-// optional /bN, /Npx and /arena segments after it; batch and arena are
-// the defaults.
+// optional /bN, /Npx and /arena or /noarena segments after it; batch and
+// arena are the defaults.
 func parseBenchSpecs(list string, batch int, arena bool) ([]benchSpec, error) {
 	var out []benchSpec
 	for _, item := range strings.Split(list, ",") {
@@ -171,8 +171,8 @@ func parseBenchSpecs(list string, batch int, arena bool) ([]benchSpec, error) {
 				sp.Batch, _ = strconv.Atoi(m[1])
 			} else if m := specSize.FindStringSubmatch(seg); m != nil {
 				sp.ImageSize, _ = strconv.Atoi(m[1])
-			} else if seg == "arena" {
-				sp.Arena = true
+			} else if seg == "arena" || seg == "noarena" {
+				sp.Arena = seg == "arena"
 			} else {
 				break
 			}
@@ -180,7 +180,7 @@ func parseBenchSpecs(list string, batch int, arena bool) ([]benchSpec, error) {
 		}
 		switch {
 		case sp.Name == "":
-			return nil, fmt.Errorf("bench: --models entry %q names no model (want NAME[/bN][/Npx][/arena])", item)
+			return nil, fmt.Errorf("bench: --models entry %q names no model (want NAME[/bN][/Npx][/arena|/noarena])", item)
 		case isONNX(sp.Name) && sp.ImageSize != 0:
 			return nil, fmt.Errorf("bench: --models entry %q: an .onnx graph has its own image size; drop /%dpx", item, sp.ImageSize)
 		}
@@ -244,9 +244,7 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 		if opts.Library != "" {
 			args = append(args, "--ort-lib", opts.Library)
 		}
-		if sp.Arena {
-			args = append(args, "--mem-arena")
-		}
+		args = append(args, fmt.Sprintf("--mem-arena=%t", sp.Arena), fmt.Sprintf("--spin=%t", opts.Spin))
 		if c.Bool("profile") {
 			args = append(args, "--profile", "--profile-steps", fmt.Sprint(c.Int("profile-steps")))
 			if dir := c.String("profile-dir"); dir != "" {

@@ -17,7 +17,7 @@ import (
 
 // newBackend makes the training backend; tests swap in a fake.
 var newBackend = func(c *cli.Context) runs.Backend {
-	return ortbackend.New(ortbackend.Options{Library: c.String("ort-lib"), MemArena: c.Bool("mem-arena")})
+	return ortbackend.New(ortbackend.Options{Library: c.String("ort-lib"), MemArena: c.Bool("mem-arena"), Spin: c.Bool("spin")})
 }
 
 // multiFlag collects every occurrence of a repeatable flag as is (no
