@@ -5,7 +5,7 @@ ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 export CRITLAB_ORT_LIB ?= $(ORT_LIB)
 export CRITLAB_PYTHON  ?= $(CURDIR)/.deps/py/bin/python
 
-.PHONY: FORCE setup setup-cuda device-prepare build lint test test-long acceptance test-slurm run results results-v2 bench proto vet clean
+.PHONY: FORCE setup setup-cuda device-prepare build lint test test-long acceptance torch-fixtures test-slurm run results results-v2 bench proto vet clean
 
 setup: .deps/.setup-done
 .deps/.setup-done: tools/setup.sh tools/requirements.txt go.mod
@@ -52,6 +52,15 @@ ACCEPTANCE_DIR ?=
 acceptance: setup
 	@test -n "$(ACCEPTANCE_DIR)" || { echo "make acceptance: set ACCEPTANCE_DIR to a folder of tools/acceptance_models.py"; exit 2; }
 	CRITLAB_ACCEPTANCE_DIR=$(abspath $(ACCEPTANCE_DIR)) $(GO) test -count=1 -timeout 60m -run '^TestAcceptanceModels$$' -v ./harness
+
+# Remake the PyTorch reference fixtures in harness/testdata/torch
+# (tools/make_reference.py: seeded and deterministic, so an unchanged model
+# gives the same bytes) and check critlab against them and export_torch.py;
+# TORCH is a Python with tools/requirements-torch.txt (about a minute).
+torch-fixtures: setup
+	@test -n "$(TORCH)" || { echo "make torch-fixtures: set TORCH to a python with tools/requirements-torch.txt"; exit 2; }
+	$(TORCH) tools/make_reference.py --check-ort
+	CRITLAB_TORCH_PYTHON=$(TORCH) $(GO) test -count=1 -run '^(TestTorchReference|TestExportTorchErrors)$$' -v ./harness
 
 # The demo sweep (seed 0) through a throwaway single-node Slurm cluster
 # (tools/slurm-local.sh; installs slurm-wlm and munge when missing, as root)

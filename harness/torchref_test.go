@@ -17,14 +17,16 @@ import (
 )
 
 // The fixtures in testdata/torch/ were made by tools/make_reference.py: for
-// each model NAME (allcnn, resnet18, simplecnn at reduced width) the forward
+// each model NAME (allcnn, resnet18, simplecnn, and torchvision's
+// mobilenet_v3_small and efficientnet_b0, at reduced width) the forward
 // graph NAME.onnx exported from PyTorch by tools/export_torch.py, and for
 // each optimizer variant NAME.VARIANT.ref.onnx holding the batches and what
 // PyTorch computed in K optimizer steps on them (losses, correct counts, the
 // parameters, optimizer state and BatchNorm running statistics after the
 // last step, an eval-mode loss). The Adam and AdamW variants add warmup,
 // gradient clipping, a head param group and a frozen parameter. Remake them
-// with (--variants adds variants to the committed forward graphs)
+// with `make torch-fixtures TORCH=PYTHON`, or (--variants adds variants to
+// the committed forward graphs)
 //
 //	/tmp/torchenv/bin/python tools/make_reference.py --check-ort
 const torchRefFormat = "critlab-torchref-1"

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Make the PyTorch reference fixtures in harness/testdata/torch/.
 
-For each model (allcnn, resnet18, simplecnn at reduced width) this writes
+For each model (allcnn, resnet18, simplecnn at reduced width, and two
+torchvision classifiers as torchvision builds them: mobilenet_v3_small
+and efficientnet_b0 at reduced width, 32 px) this writes
 
   NAME.onnx               the forward graph, exported by export_torch.py
   NAME.VARIANT.ref.onnx   inputs and PyTorch's results of K SGD steps
@@ -40,9 +42,10 @@ PyTorch runs the model in train mode (BatchNorm uses batch statistics and
 updates running ones with momentum 0.1, i.e. ONNX momentum 0.9, unbiased
 variance), torch.optim.SGD(lr, momentum, dampening=0, nesterov,
 weight_decay) and nn.CrossEntropyLoss(label_smoothing) with mean reduction,
-on CPU, one thread, deterministic algorithms. The simplecnn's Dropout is
-kept in eval mode (identity): the TorchScript exporter drops Dropout from
-the forward graph, so critlab trains that model without dropout.
+on CPU, one thread, deterministic algorithms. Dropout (simplecnn,
+mobilenet_v3_small, efficientnet_b0) and StochasticDepth (efficientnet_b0) are
+kept in eval mode (identity): the TorchScript exporter drops them from the
+forward graph, so critlab trains those models without them.
 
 The BatchNorm affine parameters and running statistics are randomised
 before export (not 1 and 0), so a swapped scale/shift or mean/variance
@@ -71,20 +74,42 @@ import onnx.helper
 import onnx.numpy_helper
 import torch
 import torch.nn as nn
+import torchvision
+from torchvision.models.efficientnet import _efficientnet_conf
+from torchvision.models.mobilenetv3 import _mobilenet_v3_conf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_torch  # noqa: E402
 
 FORMAT = "critlab-torchref-1"
 BATCH = 8
-IMAGE_SIZE = 16  # small images keep the fixtures small; every model is size-agnostic up to its export
 
-# name -> (width, opset, variants). Opsets differ on purpose: critlab reads 13..20.
+# name -> (width, opset, image side, variants). Opsets differ on purpose:
+# critlab reads 13..20. Small images and widths keep the fixtures small
+# (each file under 1 MB); the torchvision models stride 32. A fixture is
+# only an oracle where the step is well conditioned: mobilenet_v2 at
+# width 0.1 is not (its float32 step moves 4e-3 from the float64 one with
+# channels_last kernels, 1e-5 with the default ones, so f32err understates
+# the noise); mobilenet_v3_small and efficientnet_b0 move 3e-6 and 3e-5.
 MODELS = {
-    "allcnn": (0.125, 13, ("sgd", "nesterov")),       # channels 12,12,24,...,24,10
-    "resnet18": (0.0625, 17, ("sgd", "nesterov")),    # stages 4,8,16,32 channels
-    "simplecnn": (0.25, 20, ("sgd", "nesterov", "momentum", "adam", "adamw")),
+    "allcnn": (0.125, 13, 16, ("sgd", "nesterov")),       # channels 12,12,24,...,24,10
+    "resnet18": (0.0625, 17, 16, ("sgd", "nesterov")),    # stages 4,8,16,32 channels
+    "simplecnn": (0.25, 20, 16, ("sgd", "nesterov", "momentum", "adam", "adamw")),
+    "mobilenet_v3_small": (0.25, 17, 32, ("sgd",)),       # Hardswish, squeeze-excitation, BN momentum 0.01
+    "efficientnet_b0": (0.25, 17, 32, ("sgd",)),          # width and depth 0.25: 7 MBConv blocks, SiLU
 }
+
+
+def build(name: str, classes: int, width: float, image_size: int) -> nn.Module:
+    """A built-in model of torch_models.py, or a torchvision classifier as
+    torchvision builds it, with its width (and efficientnet's depth) scaled."""
+    if name == "mobilenet_v3_small":
+        setting, last = _mobilenet_v3_conf("mobilenet_v3_small", width_mult=width)
+        return torchvision.models.MobileNetV3(setting, last, num_classes=classes)
+    if name == "efficientnet_b0":
+        setting, last = _efficientnet_conf("efficientnet_b0", width_mult=width, depth_mult=width)
+        return torchvision.models.EfficientNet(setting, 0.2, num_classes=classes, last_channel=last)
+    return export_torch.build_model(name, classes=classes, width=width, image_size=image_size)
 
 VARIANTS = {
     # plain SGD: no momentum, no weight decay, one step
@@ -151,11 +176,11 @@ def randomise_bn(model: nn.Module, gen: torch.Generator) -> None:
                 m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
 
 
-def batches(seed: int, steps: int, classes: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def batches(seed: int, steps: int, classes: int, image_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     gen = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(steps):
-        x = torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE, generator=gen)
+        x = torch.randn(BATCH, 3, image_size, image_size, generator=gen)
         y = torch.randint(0, classes, (BATCH,), generator=gen)
         out.append((x, y))
     return out
@@ -166,7 +191,7 @@ def train(model: nn.Module, data, hp: dict, dtype: torch.dtype):
     model = copy.deepcopy(model).to(dtype)
     model.train()
     for m in model.modules():
-        if isinstance(m, nn.Dropout):
+        if isinstance(m, (nn.Dropout, torchvision.ops.StochasticDepth)):
             m.eval()  # identity, like the exported graph (see module doc)
     opt, sched = make_optimizer(model, hp)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=hp["label_smoothing"])
@@ -213,9 +238,10 @@ def f32_error(a: dict, b: dict) -> float:
     return worst
 
 
-def make_ref(name: str, variant: str, model: nn.Module, width: float, classes: int, seed: int) -> onnx.ModelProto:
+def make_ref(name: str, variant: str, model: nn.Module, width: float, classes: int, seed: int,
+             image_size: int) -> onnx.ModelProto:
     hp = VARIANTS[variant]
-    data = batches(seed, hp["steps"], classes)
+    data = batches(seed, hp["steps"], classes, image_size)
     steps, params, stats, mom, ev, lrs = train(model, data, hp, torch.float32)
     steps64, params64, stats64, mom64, ev64, _ = train(model, data, hp, torch.float64)
 
@@ -239,7 +265,7 @@ def make_ref(name: str, variant: str, model: nn.Module, width: float, classes: i
         "variant": variant,
         "width": repr(width),
         "classes": str(classes),
-        "image_size": str(IMAGE_SIZE),
+        "image_size": str(image_size),
         "batch_size": str(BATCH),
         "steps": str(hp["steps"]),
         "lr": repr(hp["lr"]),
@@ -277,14 +303,14 @@ def make_ref(name: str, variant: str, model: nn.Module, width: float, classes: i
     return ref
 
 
-def check_ort(model: nn.Module, path: str, classes: int, seed: int) -> None:
+def check_ort(model: nn.Module, path: str, classes: int, seed: int, image_size: int) -> None:
     """Cross-check the exported forward pass with onnxruntime, when installed."""
     try:
         import onnxruntime as ort
     except ImportError:
         print("  (onnxruntime not installed: forward cross-check skipped)")
         return
-    x = batches(seed + 1000, 1, classes)[0][0]
+    x = batches(seed + 1000, 1, classes, image_size)[0][0]
     model.eval()
     with torch.no_grad():
         want = model(x).numpy()
@@ -320,25 +346,25 @@ def main(argv: list[str] | None = None) -> int:
     setup_torch()
     os.makedirs(args.out, exist_ok=True)
     classes = 10
-    for i, (name, (width, opset, variants)) in enumerate(MODELS.items()):
+    for i, (name, (width, opset, image_size, variants)) in enumerate(MODELS.items()):
         if args.only and name not in args.only:
             continue
         seed = args.seed + 100 * i
         torch.manual_seed(seed)
-        model = export_torch.build_model(name, classes=classes, width=width, image_size=IMAGE_SIZE)
+        model = build(name, classes, width, image_size)
         randomise_bn(model, torch.Generator().manual_seed(seed + 1))
         fwd_path = os.path.join(args.out, f"{name}.onnx")
         if args.variants:
             check_same_weights(model, fwd_path)
         else:
-            proto = export_torch.export_model(model, fwd_path, opset=opset, image_size=IMAGE_SIZE)
+            proto = export_torch.export_model(model, fwd_path, opset=opset, image_size=image_size)
             print(f"{fwd_path}: {export_torch.describe(proto)} [{os.path.getsize(fwd_path)} bytes]")
         if args.check_ort:
-            check_ort(model, fwd_path, classes, seed)
+            check_ort(model, fwd_path, classes, seed, image_size)
         for v in variants:
             if args.variants and v not in args.variants:
                 continue
-            ref = make_ref(name, v, model, width, classes, seed + 10)
+            ref = make_ref(name, v, model, width, classes, seed + 10, image_size)
             path = os.path.join(args.out, f"{name}.{v}.ref.onnx")
             onnx.save(ref, path)
             meta = {p.key: p.value for p in ref.metadata_props}
