@@ -29,7 +29,8 @@ func torchPython(t *testing.T) string {
 // TestExportTorchErrors: an export PyTorch cannot do ends in one line on
 // stderr (model, what failed, the fix, the log with the full trace), not
 // in the graph dump and traceback torch.onnx.export prints; --verbose
-// shows those; an export that works leaves no log behind.
+// shows those; an export that works leaves no log behind; a StochasticDepth
+// critlab cannot train with --dropout is refused in one line too.
 func TestExportTorchErrors(t *testing.T) {
 	py := torchPython(t)
 	script, err := filepath.Abs(filepath.Join("..", "tools", "export_torch.py"))
@@ -49,6 +50,9 @@ def bad():
     return Svd()
 def good():
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+def sdbatch():
+    from torchvision.ops import StochasticDepth
+    return nn.Sequential(nn.Conv2d(3, 4, 3), StochasticDepth(0.2, "batch"), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
 `
 	if err := os.WriteFile(filepath.Join(dir, "nets.py"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -62,12 +66,16 @@ def good():
 		{"fails", "bad", false, false},
 		{"fails verbose", "bad", true, false},
 		{"exports", "good", false, true},
+		{"batch-mode StochasticDepth", "sdbatch", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := tc.module + ".onnx"
 			args := []string{script, "--module", "nets.py:" + tc.module, "-o", out}
 			if tc.verbose {
 				args = append(args, "--verbose")
+			}
+			if tc.module == "sdbatch" {
+				args = append(args, "--dropout")
 			}
 			cmd := exec.Command(py, args...)
 			cmd.Dir = dir
@@ -94,6 +102,13 @@ def good():
 			}
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 			last := lines[len(lines)-1]
+			if tc.module == "sdbatch" {
+				const want = "export_torch: nets.py:sdbatch: StochasticDepth 1: mode='batch' drops the whole batch at once"
+				if len(lines) != 1 || !strings.HasPrefix(last, want) {
+					t.Errorf("stderr\n%s\nwant one line starting\n%s", stderr.String(), want)
+				}
+				return
+			}
 			if !strings.HasPrefix(last, oneLine) {
 				t.Errorf("last stderr line\n%s\nwant prefix\n%s", last, oneLine)
 			}

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib.util
 import io
 import os
@@ -156,6 +157,41 @@ def exporter_output_to(log: typing.IO[bytes] | None):
             os.close(fd)
 
 
+class RowDropout(nn.Module):
+    """torchvision's StochasticDepth in row mode written with a Dropout:
+    x times nn.Dropout(p) of ones shaped [N,1,...,1], so each sample's
+    branch is kept with probability 1-p and scaled by 1/(1-p), as
+    StochasticDepth does, and critlab draws the N masks from the run's seed."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.drop(torch.ones_like(x[(slice(None),) + (slice(0, 1),) * (x.dim() - 1)]))
+
+
+def stochastic_depth_as_dropout(model: nn.Module) -> nn.Module:
+    """A copy of model whose StochasticDepth modules are RowDropout, or
+    model itself when it has none."""
+    try:
+        from torchvision.ops import StochasticDepth
+    except ImportError:
+        return model
+    if not any(isinstance(m, StochasticDepth) for m in model.modules()):
+        return model
+    model = copy.deepcopy(model)
+    for parent_name, parent in list(model.named_modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, StochasticDepth):
+                if child.mode != "row":
+                    where = f"{parent_name}.{name}" if parent_name else name
+                    raise ExportError(f"StochasticDepth {where}: mode={child.mode!r} drops the whole batch at once, "
+                                      "which critlab's per-sample masks cannot express; use mode='row' or export without --dropout")
+                setattr(parent, name, RowDropout(child.p))
+    return model
+
+
 def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSET_DEFAULT,
                  image_size: int = 32, channels: int = 3, check: bool = True,
                  dropout: bool = False, verbose: bool = False, log: str | None = None) -> onnx.ModelProto:
@@ -164,7 +200,9 @@ def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSE
     The model is exported in eval mode (its training flag is restored after).
     With ``dropout`` its nn.Dropout modules stay in train mode and are
     exported as Dropout nodes (TrainingMode.PRESERVE), which critlab trains
-    with masks drawn from the run's seed. Returns the checked ModelProto.
+    with masks drawn from the run's seed; torchvision's StochasticDepth
+    (row mode) is exported as a RowDropout, a Dropout of one value per
+    sample. Returns the checked ModelProto.
 
     What torch.onnx.export prints goes to a log file (``log``, else
     PATH.export.log next to ``path``, else a temporary file) and is copied to
@@ -180,10 +218,11 @@ def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSE
                 raise ExportError(f"BatchNorm {name}: momentum=None (cumulative average) has no ONNX form; set a momentum")
             if not m.track_running_stats or m.running_mean is None:
                 raise ExportError(f"BatchNorm {name}: track_running_stats=False has no ONNX inference form")
-    was_training = model.training
-    model.eval()
+    traced = stochastic_depth_as_dropout(model) if dropout else model
+    was_training = traced.training
+    traced.eval()
     if dropout:
-        for m in model.modules():
+        for m in traced.modules():
             if isinstance(m, nn.modules.dropout._DropoutNd):
                 m.train()
     x = torch.zeros(2, channels, image_size, image_size)
@@ -204,7 +243,7 @@ def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSE
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
             warnings.filterwarnings("ignore", message=".*will be removed.*")
             torch.onnx.export(
-                model, (x,), buf,
+                traced, (x,), buf,
                 dynamo=False,
                 training=torch.onnx.TrainingMode.PRESERVE if dropout else torch.onnx.TrainingMode.EVAL,
                 do_constant_folding=False,
@@ -222,7 +261,7 @@ def export_model(model: nn.Module, path: str | None = None, *, opset: int = OPSE
         logf.close()
         raise export_failure(e, log) from e
     finally:
-        model.train(was_training)
+        traced.train(was_training)
     if logf is not None:  # success: show what the exporter said, keep no log
         logf.seek(0)
         sys.stderr.write(logf.read().decode(errors="replace"))
@@ -356,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=32, help="image side used for tracing (default 32)")
     p.add_argument("--seed", type=int, default=0, help="torch seed for the initial weights (default 0)")
     p.add_argument("--dropout", action="store_true",
-                   help="keep nn.Dropout as Dropout nodes (critlab trains them with seeded masks)")
+                   help="keep nn.Dropout and torchvision's StochasticDepth as Dropout nodes "
+                        "(critlab trains them with seeded masks)")
     p.add_argument("--verbose", action="store_true",
                    help="let the exporter print its traces here (by default an export error is one line "
                         "naming a log file with them)")

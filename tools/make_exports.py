@@ -31,6 +31,9 @@ exported the ways users export, not the way tools/export_torch.py does:
                         mode, dynamo defaults but a symbolic batch: the mask
                         is drawn by a RandomUniformLike node (no .ref.onnx:
                         its output is random)
+  script_sd.onnx        the same net through tools/export_torch.py
+                        --dropout: StochasticDepth becomes a Dropout of one
+                        value per sample (export_torch.RowDropout)
 
 Each NAME.onnx but dynamo_sd comes with NAME.ref.onnx: a ModelProto without nodes whose
 initializers `images` (4×3×8×8) and `logits` are PyTorch's eval-mode output,
@@ -181,6 +184,7 @@ def main() -> None:
     export(TinyFlat(), "dynamo_train")
     export(tiny, "script_dropout", export_torch_dropout=True)
     export(LnGeluSD(), "dynamo_sd", ref=False, input_names=["images"], dynamic_axes={"images": {0: "N"}})
+    export(LnGeluSD(), "script_sd", export_torch_dropout=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ package compiler
 import (
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,6 +31,24 @@ var exportCases = []exportCase{
 	{"dynamo_train", []string{"BatchNorm was folded", "1 Dropout nodes", "fixed the batch size at 2"}, true, true},
 	{"dynamo_sd", []string{"1 random nodes"}, true, true},
 	{"script_dropout", []string{"1 Dropout nodes: critlab trains with dropout"}, false, true},
+	{"script_sd", []string{"1 Dropout nodes: critlab trains with dropout"}, false, true},
+}
+
+// TestExportStochasticDepth: export_torch.py --dropout carries
+// StochasticDepth(0.2, "row") as a Dropout of ratio 0.2 over one value per
+// sample, so the trainer's mask keeps or drops each sample's branch whole.
+func TestExportStochasticDepth(t *testing.T) {
+	m, err := graph.Load(filepath.Join("testdata", "exports", "script_sd.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := CompileTrain(m, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tg.Dropouts) != 1 || tg.Dropouts[0].Ratio != 0.2 || !slices.Equal(tg.Dropouts[0].Dims, []int64{-1, 1, 1, 1}) {
+		t.Errorf("dropouts %+v, want one of ratio 0.2 over [-1 1 1 1]", tg.Dropouts)
+	}
 }
 
 // TestExports: ordinary PyTorch exports (external data, opsets 13 to 22,

@@ -69,7 +69,7 @@ func ExportFindings(m *pb.ModelProto) []Finding {
 	case count["Dropout"] > 0:
 		out = append(out, Finding{What: fmt.Sprintf("%d Dropout nodes: critlab trains with dropout, masks drawn from the run's seed (evaluation without)", count["Dropout"])})
 	case pytorch:
-		out = append(out, Finding{What: "no Dropout node: an eval-mode export drops nn.Dropout and StochasticDepth, so if the PyTorch model has dropout, critlab trains it without (tools/export_torch.py --dropout keeps nn.Dropout)"})
+		out = append(out, Finding{What: "no Dropout node: an eval-mode export drops nn.Dropout and StochasticDepth, so if the PyTorch model has dropout, critlab trains it without (tools/export_torch.py --dropout keeps nn.Dropout and StochasticDepth)"})
 	}
 	if in := imageInput(g); in != nil {
 		if dims, _ := Dims(in); len(dims) > 0 && dims[0] > 0 {
