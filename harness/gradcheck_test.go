@@ -405,6 +405,12 @@ func gradCases() []gradCase {
 		convCase("Conv/depthwise", x4, []int64{3, 1, 3, 3}, []int64{2, 3, 6, 6}, pads1, graph.Int("group", 3)),
 		convCase("Conv/depthwise-mult2-stride2", []int64{2, 3, 7, 7}, []int64{6, 1, 3, 3}, []int64{2, 6, 4, 4}, pads1, s2, graph.Int("group", 3)),
 		convCase("Conv/grouped", []int64{2, 4, 5, 5}, []int64{6, 2, 3, 3}, []int64{2, 6, 5, 5}, pads1, graph.Int("group", 2)),
+		// Kernel taps that meet only padding (the gradient of the live taps
+		// alone, padded back): 1×1 maps, a stride-2 window, one axis only.
+		convCase("Conv/dead-taps-1x1-map", []int64{2, 3, 1, 1}, []int64{4, 3, 3, 3}, []int64{2, 4, 1, 1}, pads1),
+		convCase("Conv/dead-taps-stride2", []int64{2, 3, 2, 2}, []int64{4, 3, 3, 3}, []int64{2, 4, 1, 1}, pads1, s2),
+		convCase("Conv/dead-taps-one-axis", []int64{2, 3, 5, 1}, []int64{4, 3, 3, 3}, []int64{2, 4, 5, 1}, pads1),
+		convCase("Conv/dead-taps-depthwise", []int64{2, 4, 1, 1}, []int64{4, 1, 3, 3}, []int64{2, 4, 1, 1}, pads1, graph.Int("group", 4)),
 		convCase("Conv/1x1-stride2", x4, []int64{4, 3, 1, 1}, []int64{2, 4, 3, 3}, s2),
 		convCase("Conv/1d", []int64{2, 3, 9}, []int64{4, 3, 3}, []int64{2, 4, 9}, graph.Ints("pads", 1, 1)),
 		{name: "ConvTranspose/stride2", dims: []int64{2, 4, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {

@@ -79,13 +79,74 @@ func convBwd(c *bctx) error {
 	if len(c.n.Input) > 2 && c.need[2] {
 		c.dx[2] = c.reduceSum(dy, append([]int64{0}, spatialAxes(g.spatial)...), false)
 	}
+	// Kernel taps that only ever meet padding (a 3×3 kernel on a 1×1 map
+	// has one live tap) add exact zeros to dx and have zero gradient: the
+	// gradients are those of the convolution with the live taps alone.
+	w, live := c.in(1), g
+	lo, hi, trimmed := liveTaps(g)
+	if trimmed {
+		live = g.trim(lo, hi)
+		w = c.op("Slice", []string{w, c.i64(lo...), c.i64(hi...), c.i64(spatialAxes(g.spatial)...)})
+	}
 	if c.need[0] {
-		c.dx[0] = convInputGrad(c.emitter, dy, c.in(1), g)
+		c.dx[0] = convInputGrad(c.emitter, dy, w, live)
 	}
 	if c.need[1] {
-		c.dx[1] = convWeightGrad(c.emitter, c.in(0), dy, g)
+		dw := convWeightGrad(c.emitter, c.in(0), dy, live)
+		if trimmed {
+			r := g.spatial
+			pads := make([]int64, 2*(r+2))
+			for i := range r {
+				pads[i+2], pads[i+2+r+2] = lo[i], g.Kernel[i]-hi[i]
+			}
+			dw = c.op("Pad", []string{dw, c.i64(pads...)})
+		}
+		c.dx[1] = dw
 	}
 	return nil
+}
+
+// liveTaps returns, per spatial dim, the range [lo, hi) of kernel offsets
+// that meet the input (not only padding) at some output position, and
+// whether it is narrower than the kernel anywhere.
+func liveTaps(g *convGeom) (lo, hi []int64, trimmed bool) {
+	r := g.spatial
+	lo, hi = make([]int64, r), make([]int64, r)
+	for i := range r {
+		lo[i], hi[i] = -1, -1
+		for t := range g.Kernel[i] {
+			for o := range g.y[i+2] {
+				if in := o*g.Strides[i] + t*g.Dilations[i] - g.PadBegin[i]; in >= 0 && in < g.x[i+2] {
+					if lo[i] < 0 {
+						lo[i] = t
+					}
+					hi[i] = t + 1
+					break
+				}
+			}
+		}
+		if lo[i] < 0 { // no tap meets the input: keep the kernel (all gradients are zero)
+			lo[i], hi[i] = 0, g.Kernel[i]
+		}
+		trimmed = trimmed || lo[i] > 0 || hi[i] < g.Kernel[i]
+	}
+	return lo, hi, trimmed
+}
+
+// trim is g with the kernel cut to the taps [lo, hi): the same output
+// positions, with the pads moved by the taps cut.
+func (g *convGeom) trim(lo, hi []int64) *convGeom {
+	r := g.spatial
+	win := &graph.Window{Kernel: make([]int64, r), Strides: g.Strides, Dilations: g.Dilations,
+		PadBegin: make([]int64, r), PadEnd: make([]int64, r), Ceil: g.Ceil}
+	for i := range r {
+		k := hi[i] - lo[i]
+		win.Kernel[i] = k
+		win.PadBegin[i] = g.PadBegin[i] - lo[i]*g.Dilations[i]
+		win.PadEnd[i] = (g.y[i+2]-1)*g.Strides[i] + g.Dilations[i]*(k-1) + 1 - g.x[i+2] - win.PadBegin[i]
+	}
+	w := append(append([]int64{}, g.w[:2]...), win.Kernel...)
+	return &convGeom{Window: win, group: g.group, x: g.x, w: w, y: g.y, spatial: r, kernelSp: win.Kernel}
 }
 
 // convInputGrad is d conv(x, w) / dx applied to dy. With unit strides it is a
