@@ -123,26 +123,17 @@ func tanhBwd(c *bctx) error {
 	return nil
 }
 
-// clipBwd passes the gradient where min <= x <= max (torch.clamp).
+// clipBwd passes the gradient where min <= x <= max (torch.clamp), which
+// for a non-NaN x is where the output equals the input: one comparison
+// (Equal(y, x)) in place of two and an And. (With min > max ONNX's Clip
+// gives max and the pass-through set is x = max, a single point.)
 func clipBwd(c *bctx) error {
 	x := c.in(0)
-	lo, hi := c.in(1), c.in(2)
-	var mask string
-	if lo != "" {
-		mask = c.op("GreaterOrEqual", []string{x, lo})
-	}
-	if hi != "" {
-		m := c.op("LessOrEqual", []string{x, hi})
-		if mask == "" {
-			mask = m
-		} else {
-			mask = c.op("And", []string{mask, m})
-		}
-	}
-	if mask == "" {
+	if c.in(1) == "" && c.in(2) == "" {
 		c.dx[0] = c.dy[0]
 		return nil
 	}
+	mask := c.op("Equal", []string{c.out(0), x})
 	c.dx[0] = c.op("Where", []string{mask, c.dy[0], c.f32r(0, c.rankOf(x))})
 	return nil
 }
