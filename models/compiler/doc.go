@@ -62,7 +62,9 @@
 // Conv: bias = ReduceSum(dy); input gradient with unit strides = Conv of dy
 // with the kernel transposed (and regrouped) and flipped by a step -1 Slice,
 // pads dk-1-p; otherwise ConvTranspose with the output_padding that
-// restores the input size. Weight gradient: see below. ConvTranspose: the
+// restores the input size. Weight gradient: see below. Kernel taps that
+// meet only padding (a 3×3 kernel on a 1×1 map) are cut before both, and
+// the weight gradient padded back with zeros. ConvTranspose: the
 // input gradient is the matching Conv, the weight gradient the Conv weight
 // gradient with input and output swapped. Forward auto_pad becomes
 // explicit pads; asymmetric Conv pads a Pad node and symmetric pads.
@@ -119,8 +121,9 @@
 // the buffer is small but needs k² activation copies alive at once; one
 // Gemm per kernel offset keeps a single strided slice alive. WeightGradAuto
 // takes im2col when the buffer is at most 1 MiB per example and per-offset
-// Gemms otherwise; grouped convolutions use the Conv form (keeping the
-// diagonal group blocks). The measurements behind these choices are in
+// Gemms otherwise; grouped convolutions use the Conv form with the group
+// as the Conv's group (x as [Ci/G, G·N, H, W]), so depthwise layers cost
+// their own FLOPs, not those of all Ci×Co channel pairs. The measurements behind these choices are in
 // docs/compiler-performance.md; BenchmarkConvWeightGrad (package harness)
 // reruns them.
 //

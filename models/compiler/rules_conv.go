@@ -257,7 +257,7 @@ type WeightGradMethod int
 const (
 	// WeightGradAuto is the default: WeightGradIm2col where its column
 	// buffer stays under 1 MiB per example, WeightGradOffsets otherwise,
-	// WeightGradConv for grouped convolutions.
+	// WeightGradConv for grouped convolutions (as a grouped Conv).
 	WeightGradAuto WeightGradMethod = iota
 	// WeightGradConv: one Conv of x (as C×N×H×W) with dy (as Co×N×Ho×Wo)
 	// as the kernel, dilations = stride.
