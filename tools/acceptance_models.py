@@ -15,7 +15,8 @@ exporters into one folder:
   export_torch  tools/export_torch.py's export_model (TorchScript, checked)
 
 and writes manifest.json (one entry per model and exporter: file, image
-size, whether critlab must train it, or the export's one-line error).
+size, whether critlab must train it and whether its loss must fall
+(CHAOTIC), or the export's one-line error).
 `make acceptance ACCEPTANCE_DIR=DIR` (harness/acceptance_test.go) then
 compiles every file and trains a few steps: each must train, or be refused
 with a reason and a re-export command; the hint and export_torch files must
@@ -52,15 +53,23 @@ from export_torch import export_model  # noqa: E402
 import torch_bench  # noqa: E402
 from torch_models import torchvision_model  # noqa: E402
 
-# name -> image side: 32 px unless the architecture needs more.
+# name -> image side: 32 px unless the architecture needs more, or unless
+# its first SGD steps on one batch of 8 are chaotic there (efficientnet_b0:
+# PyTorch's float32 and float64 runs part after two steps at 32 px, agree
+# to 2e-3 at 64 px).
 MODELS = {
     "resnet18": 32, "resnet50": 32, "resnext50_32x4d": 32, "wide_resnet50_2": 32,
     "vgg11_bn": 64, "mobilenet_v2": 32, "mobilenet_v3_small": 32, "mnasnet0_5": 32,
-    "shufflenet_v2_x0_5": 32, "efficientnet_b0": 32, "efficientnet_v2_s": 32,
+    "shufflenet_v2_x0_5": 32, "efficientnet_b0": 64, "efficientnet_v2_s": 32,
     "regnet_x_400mf": 32, "squeezenet1_1": 32, "densenet121": 32, "googlenet": 32,
     "convnext_tiny": 32,
 }
 EXPORTERS = ("plain", "hint", "export_torch")
+# Models whose loss need not fall in the acceptance recipe: fresh, in train
+# mode, one batch of 8, plain SGD, the trajectory is chaotic in PyTorch
+# itself (float32 and float64 runs part after two steps, at 32 or 64 px,
+# lr 0.002 down to 0.0002), so a rise says nothing about critlab.
+CHAOTIC = {"mnasnet0_5"}
 CLASSES = 10
 
 
@@ -98,7 +107,7 @@ def run_exports(args: argparse.Namespace, names: list[str]) -> list[dict]:
         for exporter in EXPORTERS:
             file = f"{name}.{exporter}.onnx"
             e = {"model": name, "exporter": exporter, "image_size": px, "file": file,
-                 "must_train": exporter != "plain"}
+                 "must_train": exporter != "plain", "chaotic": name in CHAOTIC}
             t = time.time()
             try:
                 export(name, exporter, os.path.join(args.out, file), px, args.verbose)
