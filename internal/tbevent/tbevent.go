@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,18 +50,33 @@ type Writer struct {
 }
 
 // Create makes dir and a new event file in it, named as TensorBoard's
-// writers name theirs (events.out.tfevents.SECONDS.HOST.PID) so that files
-// sort by creation, and writes the file-version event.
+// writers name theirs (events.out.tfevents.SECONDS.HOST.PID), and writes
+// the file-version event. Readers, TensorBoard's included, take a
+// directory's files in name order, and TensorBoard takes a step lower than
+// one it has read for a restart and drops the later steps. So the new file
+// must sort after every file already there, even one written in the same
+// second by a process with a larger PID (a run resumed at once after a
+// kill): its SECONDS is past every existing file's.
 func Create(dir string) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("tensorboard events: %w", err)
 	}
+	existing, err := Files(dir)
+	if err != nil {
+		return nil, err
+	}
 	host, _ := os.Hostname()
 	host = strings.NewReplacer("/", "_", ".", "_").Replace(host)
 	now := time.Now()
-	// The pid and a counter keep two files of one second apart.
+	secs := now.Unix()
+	for _, f := range existing {
+		if s, ok := fileSeconds(filepath.Base(f)); ok && s >= secs {
+			secs = s + 1
+		}
+	}
+	// The pid and a counter keep apart two files of one second.
 	for i := 0; ; i++ {
-		name := fmt.Sprintf("events.out.tfevents.%010d.%s.%d.%d", now.Unix(), host, os.Getpid(), i)
+		name := fmt.Sprintf("events.out.tfevents.%010d.%s.%d.%d", secs, host, os.Getpid(), i)
 		path := filepath.Join(dir, name)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, os.ErrExist) {
@@ -143,6 +159,17 @@ func maskedCRC(b []byte) uint32 {
 }
 
 func wallTime(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// fileSeconds is the SECONDS field of an event file's name.
+func fileSeconds(name string) (int64, bool) {
+	_, rest, ok := strings.Cut(name, "tfevents.")
+	if !ok {
+		return 0, false
+	}
+	field, _, _ := strings.Cut(rest, ".")
+	s, err := strconv.ParseInt(field, 10, 64)
+	return s, err == nil
+}
 
 // Files returns the event files of dir in the order TensorBoard reads them
 // (by name); none when dir does not exist.

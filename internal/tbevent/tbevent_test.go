@@ -2,8 +2,10 @@ package tbevent
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -145,4 +147,44 @@ func flip(b []byte, i int) []byte {
 	c := append([]byte(nil), b...)
 	c[i] ^= 1
 	return c
+}
+
+// A run resumed in the same second as the process it follows, under a
+// smaller PID, still writes a file that sorts after the first: otherwise
+// TensorBoard reads the resumed steps first, takes the first file's
+// lower steps for a restart and drops the resumed ones.
+func TestCreateSortsAfterExistingFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(steps ...int64) string {
+		w, err := Create(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range steps {
+			if err := w.Write(s, time.Now(), []Scalar{{"train/loss", float32(s)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return w.path
+	}
+	first := write(0, 1)
+	// As the first process's file would be named in this same second by a
+	// host and PID that sort after this process's.
+	secs, _ := fileSeconds(filepath.Base(first))
+	renamed := filepath.Join(dir, fmt.Sprintf("events.out.tfevents.%010d.zzzz.99999999.0", secs))
+	if err := os.Rename(first, renamed); err != nil {
+		t.Fatal(err)
+	}
+	second := write(2, 3)
+	files, err := Files(dir)
+	if err != nil || len(files) != 2 || files[1] != second {
+		t.Fatalf("files %v (%v), want the new file %s last", files, err, second)
+	}
+	want := [][2]float64{{0, 0}, {1, 1}, {2, 2}, {3, 3}}
+	if got := tensorboardScalars(t, dir)["train/loss"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("TensorBoard read train/loss %v, want %v", got, want)
+	}
 }
