@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/critlab/critlab/models/graph"
@@ -18,6 +19,10 @@ type Throughput struct {
 	GFLOPs       float64 `json:"gflop_per_sec"`
 	Seconds      float64 `json:"seconds"`
 	Iterations   int     `json:"iterations"`
+	// CPUSeconds is the process's CPU time (user and system, all threads)
+	// over the Seconds timed: under other load it moves less than
+	// Seconds, most of all on one thread.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 // BenchTrain times train steps and eval batches of a model at a batch size
@@ -123,6 +128,10 @@ func timeIt(f func() error, warm int, minTime time.Duration) (Throughput, error)
 			return Throughput{}, err
 		}
 	}
+	cpu0, err := cpuSeconds()
+	if err != nil {
+		return Throughput{}, err
+	}
 	start := time.Now()
 	n := 0
 	for n < 3 || time.Since(start) < minTime {
@@ -132,7 +141,20 @@ func timeIt(f func() error, warm int, minTime time.Duration) (Throughput, error)
 		n++
 	}
 	sec := time.Since(start).Seconds()
-	return Throughput{ImagesPerSec: float64(n) / sec, Seconds: sec, Iterations: n}, nil
+	cpu1, err := cpuSeconds()
+	if err != nil {
+		return Throughput{}, err
+	}
+	return Throughput{ImagesPerSec: float64(n) / sec, Seconds: sec, Iterations: n, CPUSeconds: cpu1 - cpu0}, nil
+}
+
+// cpuSeconds is the process's user and system CPU time so far.
+func cpuSeconds() (float64, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9, nil
 }
 
 // PeakRSS is the process's peak resident set size in bytes (Linux VmHWM).

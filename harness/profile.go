@@ -31,10 +31,9 @@ type ProfileEntry struct {
 type Profile struct {
 	Steps  int     `json:"steps"`
 	StepMs float64 `json:"step_ms"`
-	// KernelMs is the nodes' kernel time per step; the rest of StepMs is
-	// ORT's own overhead between kernels (and, with several threads, time
-	// the kernels' parallel parts overlap is not double-counted: ORT runs
-	// nodes one at a time here).
+	// KernelMs is the nodes' kernel time per step (ORT's sequential
+	// executor runs one node at a time); the rest of StepMs is ORT's own
+	// work between kernels.
 	KernelMs float64 `json:"kernel_ms"`
 	// Entries are by label and op type, the largest first. Nodes ORT made
 	// itself (layout reorders, fusions) that could not be traced to a

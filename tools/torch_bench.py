@@ -45,7 +45,8 @@ Output: one table line per model on stdout, and with --json a file
     {"tool": "torch_bench", "torch": "...", "device": "...", "device_name": "...",
      "tf32": false, "cudnn_benchmark": true, "data": "host", "batch": 128,
      "results": [{"model": "allcnn", "batch": 128, "images_per_sec": ...,
-                  "step_ms": ..., "steps": ..., "seconds": ..., "params": ...,
+                  "step_ms": ..., "steps": ..., "seconds": ..., "cpu_seconds": ...,
+                  "params": ...,
                   "loss_first": ..., "loss_last": ...,
                   "peak_rss_bytes": ...}, ...]}
 
@@ -154,7 +155,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, model
     for _ in range(max(0, args.warmup - 1)):
         step()
     sync(device)
-    steps, t0 = 0, time.perf_counter()
+    steps, t0, cpu0 = 0, time.perf_counter(), time.process_time()
     while True:
         loss = step()
         steps += 1
@@ -163,6 +164,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, model
             if time.perf_counter() - t0 >= args.min_time:
                 break
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - cpu0
     loss_last = float(loss)
     return {
         "model": name,
@@ -171,6 +173,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, model
         "step_ms": 1000 * seconds / steps,
         "steps": steps,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "params": n_params(model),
         "loss_first": loss_first,
         "loss_last": loss_last,

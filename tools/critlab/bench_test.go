@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -63,7 +65,7 @@ case "$1" in
 		shift
 	done
 	[ -n "$FAKE_THREADS" ] && threads=$FAKE_THREADS
-	printf '{"torch": "2.99", "threads": %s, "results": [{"model": "m", "images_per_sec": 50, "step_ms": 20, "steps": 3, "seconds": 0.06, "params": 1000, "peak_rss_bytes": 2097152, "loss_first": 2.3, "loss_last": 2.2}]}' "$threads" > "$out";;
+	printf '{"torch": "2.99", "threads": %s, "results": [{"model": "m", "images_per_sec": 50, "step_ms": 20, "steps": 3, "seconds": 0.06, "cpu_seconds": 0.12, "params": 1000, "peak_rss_bytes": 2097152, "loss_first": 2.3, "loss_last": 2.2}]}' "$threads" > "$out";;
 *export_torch.py)
 	while [ "$1" != "-o" ]; do shift; done
 	echo onnx > "$2";;
@@ -78,7 +80,8 @@ esac
 
 // TestBenchTorchFake: the PyTorch column from a stand-in interpreter: the
 // arguments torch_bench.py gets (model, batch, image side, threads, critlab's
-// weight decay), the ratios, the architecture warning, and the refusal of
+// weight decay), the ratios (per wall and per CPU second: critlab 10 steps
+// in 0.2 CPU-s against 3 in 0.12), the architecture warning, and the refusal of
 // a run on other threads.
 func TestBenchTorchFake(t *testing.T) {
 	py, calls := fakePython(t)
@@ -86,13 +89,13 @@ func TestBenchTorchFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := benchModel{Model: "tv:resnet18", Batch: 8, Params: 1000, PeakRSSBytes: 1 << 20, Train: harness.Throughput{ImagesPerSec: 100}}
+	row := benchModel{Model: "tv:resnet18", Batch: 8, Params: 1000, PeakRSSBytes: 1 << 20, Train: harness.Throughput{ImagesPerSec: 100, Iterations: 10, CPUSeconds: 0.2}}
 	var errw bytes.Buffer
 	sp := benchSpec{Name: "tv:resnet18", Batch: 8}
 	if err := benchTorch(context.Background(), &errw, py, tools, sp, 1, 2, time.Second, &row); err != nil {
 		t.Fatal(err)
 	}
-	if row.Torch == nil || row.Torch.ImagesPerSec != 50 || row.TorchRatio != 2 || row.TorchRSSRatio != 0.5 || row.Torch.Torch != "2.99" || row.Torch.Threads != 2 {
+	if row.Torch == nil || row.Torch.ImagesPerSec != 50 || row.TorchRatio != 2 || math.Abs(row.TorchCPURatio-2) > 1e-12 || row.TorchRSSRatio != 0.5 || row.Torch.Torch != "2.99" || row.Torch.Threads != 2 {
 		t.Errorf("row %+v, torch %+v", row, row.Torch)
 	}
 	if strings.Contains(errw.String(), "WARNING") {
@@ -126,7 +129,7 @@ func TestExportTorchvisionCache(t *testing.T) {
 	}
 	var paths []string
 	for _, sp := range []benchSpec{{Name: "tv:resnet18"}, {Name: "tv:resnet18", ImageSize: 32}, {Name: "tv:resnet18", ImageSize: 64}} {
-		p, err := exportTorchvision(context.Background(), py, tools, sp)
+		p, err := exportTorchvision(context.Background(), io.Discard, py, tools, sp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +171,7 @@ func TestTorchBenchSameArchitecture(t *testing.T) {
 		}
 		var params int64
 		if strings.HasPrefix(sp.Name, torchvisionPrefix) {
-			path, err := exportTorchvision(context.Background(), py, tools, sp)
+			path, err := exportTorchvision(context.Background(), io.Discard, py, tools, sp)
 			if err != nil {
 				t.Fatal(err)
 			}

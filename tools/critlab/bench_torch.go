@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +27,9 @@ type torchBench struct {
 	StepMs       float64 `json:"step_ms"`
 	Steps        int     `json:"steps"`
 	Seconds      float64 `json:"seconds"`
-	Params       int64   `json:"params"`
+	// CPUSeconds is the process's CPU time over Seconds (time.process_time).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	Params     int64   `json:"params"`
 	// PeakRSSBytes is the PyTorch process's peak RSS, torch's import
 	// included, as critlab's includes ONNX Runtime's.
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`
@@ -82,7 +85,7 @@ func runTorchBench(ctx context.Context, py, tools string, sp benchSpec, width fl
 // exportTorchvision exports sp's torchvision model with
 // tools/export_torch.py into critlab's cache (one file per model, image
 // side, interpreter and version of the export scripts) and returns its path.
-func exportTorchvision(ctx context.Context, py, tools string, sp benchSpec) (string, error) {
+func exportTorchvision(ctx context.Context, errw io.Writer, py, tools string, sp benchSpec) (string, error) {
 	px := sp.ImageSize
 	if px == 0 {
 		px = 32
@@ -108,6 +111,7 @@ func exportTorchvision(ctx context.Context, py, tools string, sp benchSpec) (str
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
+	fmt.Fprintf(errw, "bench: export %s at %d px to %s\n", sp.Name, px, path)
 	tmp := path + fmt.Sprintf(".%d.tmp.onnx", os.Getpid())
 	defer os.Remove(tmp)
 	var out bytes.Buffer

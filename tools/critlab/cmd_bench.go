@@ -46,9 +46,12 @@ type benchModel struct {
 	Profile *harness.Profile `json:"profile,omitempty"`
 	// Torch is PyTorch's train step on the same architecture, batch and
 	// threads (--torch); TorchRatio is critlab's train images/s over
-	// PyTorch's, TorchRSSRatio critlab's peak RSS over PyTorch's.
+	// PyTorch's, TorchCPURatio the same per CPU-second of each process
+	// (steadier when other jobs share the cores), TorchRSSRatio critlab's
+	// peak RSS over PyTorch's.
 	Torch         *torchBench `json:"torch,omitempty"`
 	TorchRatio    float64     `json:"train_ratio_to_torch,omitempty"`
+	TorchCPURatio float64     `json:"train_cpu_ratio_to_torch,omitempty"`
 	TorchRSSRatio float64     `json:"peak_rss_ratio_to_torch,omitempty"`
 }
 
@@ -213,8 +216,7 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 		if py == "" {
 			return fmt.Errorf("bench: %s needs --torch PYTHON to export it (tools/export_torch.py)", sp.Name)
 		}
-		fmt.Fprintf(c.App.ErrWriter, "bench: export %s\n", sp.Name)
-		if sources[i], err = exportTorchvision(c.Context, py, tools, sp); err != nil {
+		if sources[i], err = exportTorchvision(c.Context, c.App.ErrWriter, py, tools, sp); err != nil {
 			return err
 		}
 	}
@@ -315,6 +317,10 @@ func benchTorch(ctx context.Context, errw io.Writer, py, tools string, sp benchS
 	}
 	row.Torch = t
 	row.TorchRatio = row.Train.ImagesPerSec / t.ImagesPerSec
+	if row.Train.CPUSeconds > 0 && t.CPUSeconds > 0 {
+		// Images per CPU-second: the batch is the same on both sides.
+		row.TorchCPURatio = (float64(row.Train.Iterations) / row.Train.CPUSeconds) / (float64(t.Steps) / t.CPUSeconds)
+	}
 	if t.PeakRSSBytes > 0 {
 		row.TorchRSSRatio = float64(row.PeakRSSBytes) / float64(t.PeakRSSBytes)
 	}
@@ -486,7 +492,7 @@ func writeBenchTable(w io.Writer, rep benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "model\twidth\tbatch\tpx\tparams\tGFLOP/img\ttrain img/s\ttrain GFLOP/s\t/ceiling\teval img/s\tpeak RSS MiB\tfisher s\t/epoch\t"
 	if torch {
-		head += "torch img/s\tratio\ttorch RSS MiB\tRSS ratio\t"
+		head += "torch img/s\tratio\tcpu ratio\ttorch RSS MiB\tRSS ratio\t"
 	}
 	fmt.Fprintln(tw, head)
 	var fisher *fisherBench
@@ -502,15 +508,15 @@ func writeBenchTable(w io.Writer, rep benchReport) {
 		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\t%.0f\t%s\t%s\t", name, m.Width, m.Batch, m.ImageSize, m.Params,
 			float64(m.FLOPsPerImage)/1e9, m.Train.ImagesPerSec, m.Train.GFLOPs, m.CeilingRatio, m.Eval.ImagesPerSec, float64(m.PeakRSSBytes)/(1<<20), fs, fr)
 		if t := m.Torch; t != nil {
-			fmt.Fprintf(tw, "%.1f\t%.2f\t%.0f\t%.2f\t", t.ImagesPerSec, m.TorchRatio, float64(t.PeakRSSBytes)/(1<<20), m.TorchRSSRatio)
+			fmt.Fprintf(tw, "%.1f\t%.2f\t%.2f\t%.0f\t%.2f\t", t.ImagesPerSec, m.TorchRatio, m.TorchCPURatio, float64(t.PeakRSSBytes)/(1<<20), m.TorchRSSRatio)
 		} else if torch {
-			fmt.Fprint(tw, "-\t-\t-\t-\t")
+			fmt.Fprint(tw, "-\t-\t-\t-\t-\t")
 		}
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	if torch {
-		fmt.Fprintf(w, "\ntorch: PyTorch's train step (tools/torch_bench.py, %s) on the same architecture, batch and threads, each in its own process; ratio: critlab's train img/s over PyTorch's; RSS ratio: critlab's peak RSS over PyTorch's\n", rep.TorchPython)
+		fmt.Fprintf(w, "\ntorch: PyTorch's train step (tools/torch_bench.py, %s) on the same architecture, batch and threads, each in its own process; ratio: critlab's train img/s over PyTorch's; cpu ratio: the same per CPU-second of each process; RSS ratio: critlab's peak RSS over PyTorch's\n", rep.TorchPython)
 	}
 	if fisher != nil {
 		fmt.Fprintf(w, "\nfisher: one Tr F estimate on %d images × %d sampled labels; /epoch: over %d images at the train rate\n", fisher.Images, fisher.Samples, epochImages)
