@@ -44,6 +44,8 @@ type Profile struct {
 	// Categories sums the entries by the label's part before ':' (fwd,
 	// grad, opt, loss, stats, ORT).
 	Categories map[string]float64 `json:"ms_per_step_by_category"`
+	// Labels sums the entries by label (all op types of a rule).
+	Labels map[string]float64 `json:"ms_per_step_by_label"`
 }
 
 // Unattributed labels nodes of ORT's optimized graph that no compiled node
@@ -154,7 +156,7 @@ func ParseProfile(r io.Reader, labels *NodeLabels, skip int) (*Profile, error) {
 		return nil, fmt.Errorf("profile: the trace has %d runs, want more than the %d warm-up runs", len(runs), skip)
 	}
 	runs = runs[skip:]
-	p := &Profile{Steps: len(runs), Categories: map[string]float64{}}
+	p := &Profile{Steps: len(runs), Categories: map[string]float64{}, Labels: map[string]float64{}}
 	start := runs[0].Ts
 	for _, r := range runs {
 		p.StepMs += r.Dur / 1e3
@@ -181,6 +183,7 @@ func ParseProfile(r io.Reader, labels *NodeLabels, skip int) (*Profile, error) {
 		p.KernelMs += ms
 		cat, _, _ := strings.Cut(k.label, ":")
 		p.Categories[cat] += ms
+		p.Labels[k.label] += ms
 		if k.label == Unattributed {
 			p.UnattributedMs += ms
 		}

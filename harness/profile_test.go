@@ -79,6 +79,14 @@ func TestParseProfile(t *testing.T) {
 			t.Errorf("category %s: %v ms, want %v", cat, p.Categories[cat], ms)
 		}
 	}
+	for label, ms := range map[string]float64{"grad:Conv/dW": 0.2, "fwd:Conv": 0.135, "fwd:Relu": 0.02, "opt:sgd": 0.04, harness.Unattributed: 0.01} {
+		if !near(p.Labels[label], ms) {
+			t.Errorf("label %s: %v ms, want %v", label, p.Labels[label], ms)
+		}
+	}
+	if len(p.Labels) != 5 {
+		t.Errorf("labels %v, want 5", p.Labels)
+	}
 	if _, err := harness.ParseProfile(bytes.NewReader(trace), nl, 3); err == nil || !strings.Contains(err.Error(), "3 runs") {
 		t.Errorf("a trace with no run after the warm-up ones: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -435,16 +436,17 @@ func writeProfile(w io.Writer, m benchModel, top int) {
 	p := m.Profile
 	fmt.Fprintf(w, "\nprofile: %s batch %d, %d steps: %.1f ms per step, kernels %.1f ms (%.0f%%), unattributed kernels %.1f ms (%.1f%%)\n",
 		m.Model, m.Batch, p.Steps, p.StepMs, p.KernelMs, 100*p.KernelMs/p.StepMs, p.UnattributedMs, 100*p.UnattributedMs/p.StepMs)
-	cats := make([]string, 0, len(p.Categories))
-	for c := range p.Categories {
-		cats = append(cats, c)
+	largest := func(ms map[string]float64, n int) string {
+		keys := slices.Collect(maps.Keys(ms))
+		slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(ms[b], ms[a]), cmp.Compare(a, b)) })
+		var parts []string
+		for _, k := range keys[:min(n, len(keys))] {
+			parts = append(parts, fmt.Sprintf("%s %.1f ms (%.0f%%)", k, ms[k], 100*ms[k]/p.StepMs))
+		}
+		return strings.Join(parts, ", ")
 	}
-	slices.SortFunc(cats, func(a, b string) int { return cmp.Compare(p.Categories[b], p.Categories[a]) })
-	var parts []string
-	for _, c := range cats {
-		parts = append(parts, fmt.Sprintf("%s %.1f ms (%.0f%%)", c, p.Categories[c], 100*p.Categories[c]/p.StepMs))
-	}
-	fmt.Fprintf(w, "by part: %s\n", strings.Join(parts, ", "))
+	fmt.Fprintf(w, "by part: %s\n", largest(p.Categories, len(p.Categories)))
+	fmt.Fprintf(w, "by label: %s\n", largest(p.Labels, 8))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "provenance\top\tnodes\tms/step\t% of step")
 	for i, e := range p.Entries {
