@@ -56,7 +56,7 @@ func fakePython(t *testing.T) (py, calls string) {
 	calls = filepath.Join(dir, "calls.txt")
 	py = filepath.Join(dir, "python")
 	script := `#!/bin/sh
-echo "$@" >> ` + calls + `
+echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY $@" >> ` + calls + `
 case "$1" in
 *torch_bench.py)
 	threads=""; out=""
@@ -92,28 +92,37 @@ func TestBenchTorchFake(t *testing.T) {
 	row := benchModel{Model: "tv:resnet18", Batch: 8, Params: 1000, PeakRSSBytes: 1 << 20, Train: harness.Throughput{ImagesPerSec: 100, Iterations: 10, CPUSeconds: 0.2}}
 	var errw bytes.Buffer
 	sp := benchSpec{Name: "tv:resnet18", Batch: 8}
-	if err := benchTorch(context.Background(), &errw, py, tools, sp, 1, 2, time.Second, &row); err != nil {
+	run := torchRun{Py: py, Tools: tools, Width: 1, Threads: 2, MinTime: time.Second}
+	if err := benchTorch(context.Background(), &errw, run, sp, &row); err != nil {
 		t.Fatal(err)
 	}
-	if row.Torch == nil || row.Torch.ImagesPerSec != 50 || row.TorchRatio != 2 || math.Abs(row.TorchCPURatio-2) > 1e-12 || row.TorchRSSRatio != 0.5 || row.Torch.Torch != "2.99" || row.Torch.Threads != 2 {
+	if row.Torch == nil || row.Torch.ImagesPerSec != 50 || row.TorchRatio != 2 || math.Abs(row.TorchCPURatio-2) > 1e-12 || row.TorchRSSRatio != 0.5 || row.Torch.Torch != "2.99" || row.Torch.Threads != 2 || row.Torch.OMPWaitPolicy != "PASSIVE" {
 		t.Errorf("row %+v, torch %+v", row, row.Torch)
 	}
 	if strings.Contains(errw.String(), "WARNING") {
 		t.Errorf("warned with equal parameter counts: %s", errw.String())
 	}
 	data, _ := os.ReadFile(calls)
-	for _, arg := range []string{"--models tv:resnet18 ", "--batch 8 ", "--image-size 32 ", "--threads 2 ", "--min-time 1 ", "--no-decay-bias-norm"} {
+	for _, arg := range []string{"OMP_WAIT_POLICY=PASSIVE ", "--models tv:resnet18 ", "--batch 8 ", "--image-size 32 ", "--threads 2 ", "--min-time 1 ", "--no-decay-bias-norm"} {
 		if !strings.Contains(string(data), arg) {
 			t.Errorf("torch_bench.py called as %q, want %q in it", data, arg)
 		}
 	}
 	row.Params = 999
 	errw.Reset()
-	if err := benchTorch(context.Background(), &errw, py, tools, sp, 1, 2, time.Second, &row); err != nil || !strings.Contains(errw.String(), "not the same architecture") {
+	if err := benchTorch(context.Background(), &errw, run, sp, &row); err != nil || !strings.Contains(errw.String(), "not the same architecture") {
 		t.Errorf("parameter counts 999 vs 1000: %v, %q", err, errw.String())
 	}
+	// With --spin PyTorch keeps its own wait policy.
+	run.Spin = true
+	if err := benchTorch(context.Background(), &errw, run, sp, &row); err != nil || row.Torch.OMPWaitPolicy != "" {
+		t.Errorf("--spin: %v, policy %q", err, row.Torch.OMPWaitPolicy)
+	}
+	if data, _ := os.ReadFile(calls); !strings.HasPrefix(strings.Split(strings.TrimSpace(string(data)), "\n")[2], "OMP_WAIT_POLICY= ") {
+		t.Errorf("with --spin torch_bench.py ran as %q", data)
+	}
 	t.Setenv("FAKE_THREADS", "1")
-	if err := benchTorch(context.Background(), &errw, py, tools, sp, 1, 2, time.Second, &row); err == nil || !strings.Contains(err.Error(), "ran on 1 threads, asked for 2") {
+	if err := benchTorch(context.Background(), &errw, run, sp, &row); err == nil || !strings.Contains(err.Error(), "ran on 1 threads, asked for 2") {
 		t.Errorf("PyTorch on 1 thread of 2: %v", err)
 	}
 }
@@ -165,7 +174,7 @@ func TestTorchBenchSameArchitecture(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sp := range []benchSpec{{Name: "small", Batch: 2}, {Name: "allcnn", Batch: 2}, {Name: "resnet18", Batch: 2}, {Name: "tv:mobilenet_v2", Batch: 2}} {
-		tb, err := runTorchBench(context.Background(), py, tools, sp, 1, 1, 0)
+		tb, err := runTorchBench(context.Background(), torchRun{Py: py, Tools: tools, Width: 1, Threads: 1}, sp)
 		if err != nil {
 			t.Fatal(err)
 		}

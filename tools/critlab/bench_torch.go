@@ -35,13 +35,30 @@ type torchBench struct {
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`
 	LossFirst    float64 `json:"loss_first"`
 	LossLast     float64 `json:"loss_last"`
+	// OMPWaitPolicy is the child's OMP_WAIT_POLICY ("": PyTorch's default).
+	OMPWaitPolicy string `json:"omp_wait_policy"`
 }
 
-// runTorchBench runs tools/torch_bench.py with py on sp's model, in a
-// process of its own: train mode, SGD with momentum 0.9 and weight decay
-// 5e-4 off biases and norms (as benchCompile), random normal images, 2
-// warm-up steps, then at least 3 steps and minTime.
-func runTorchBench(ctx context.Context, py, tools string, sp benchSpec, width float64, threads int, minTime time.Duration) (*torchBench, error) {
+// torchRun is how the PyTorch side runs: the interpreter, the checkout's
+// tools folder, and the settings critlab's side runs with.
+type torchRun struct {
+	Py, Tools string
+	Width     float64
+	Threads   int
+	MinTime   time.Duration
+	// Spin is critlab's --spin: without it ONNX Runtime's idle threads
+	// sleep, and PyTorch's OpenMP threads are asked to as well
+	// (OMP_WAIT_POLICY=PASSIVE; on 2 shared cores PyTorch's default spinning
+	// made the small model 6× slower), unless the environment sets a policy.
+	Spin bool
+}
+
+// runTorchBench runs tools/torch_bench.py on sp's model, in a process of
+// its own: train mode, SGD with momentum 0.9 and weight decay 5e-4 off
+// biases and norms (as benchCompile), random normal images, 2 warm-up
+// steps, then at least 3 steps and MinTime.
+func runTorchBench(ctx context.Context, r torchRun, sp benchSpec) (*torchBench, error) {
+	py, tools, width, threads, minTime := r.Py, r.Tools, r.Width, r.Threads, r.MinTime
 	tmp, err := os.MkdirTemp("", "critlab-torch-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("bench %s (PyTorch): %w", sp.Name, err)
@@ -59,6 +76,11 @@ func runTorchBench(ctx context.Context, py, tools string, sp benchSpec, width fl
 	var errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, py, args...)
 	cmd.Stderr = &errb
+	policy, set := os.LookupEnv("OMP_WAIT_POLICY")
+	if !set && !r.Spin {
+		policy = "PASSIVE"
+		cmd.Env = append(os.Environ(), "OMP_WAIT_POLICY="+policy)
+	}
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("bench %s (PyTorch): %s %s: %w: %s", sp.Name, py, strings.Join(args, " "), err, lastLines(errb.String(), 5))
 	}
@@ -75,7 +97,7 @@ func runTorchBench(ctx context.Context, py, tools string, sp benchSpec, width fl
 		return nil, fmt.Errorf("bench %s (PyTorch): read %s: want one result (%v)", sp.Name, out, err)
 	}
 	t := res.Results[0]
-	t.Torch, t.Threads = res.Torch, res.Threads
+	t.Torch, t.Threads, t.OMPWaitPolicy = res.Torch, res.Threads, policy
 	if t.Threads != threads {
 		return nil, fmt.Errorf("bench %s (PyTorch): ran on %d threads, asked for %d", sp.Name, t.Threads, threads)
 	}

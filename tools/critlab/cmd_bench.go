@@ -268,7 +268,7 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 		if py != "" {
 			if isONNX(sp.Name) {
 				fmt.Fprintf(c.App.ErrWriter, "bench: %s: no PyTorch model to compare with (name a zoo model or tv:NAME)\n", sp.Name)
-			} else if err := benchTorch(c.Context, c.App.ErrWriter, py, tools, sp, c.Float64("width"), rep.Threads, minTime, &row); err != nil {
+			} else if err := benchTorch(c.Context, c.App.ErrWriter, torchRun{Py: py, Tools: tools, Width: c.Float64("width"), Threads: rep.Threads, MinTime: minTime, Spin: opts.Spin}, sp, &row); err != nil {
 				return err
 			}
 		}
@@ -310,9 +310,9 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 // benchTorch times PyTorch's train step of sp's model and sets row's
 // PyTorch figures, warning when the parameter counts disagree (then the
 // two sides are not the same architecture).
-func benchTorch(ctx context.Context, errw io.Writer, py, tools string, sp benchSpec, width float64, threads int, minTime time.Duration, row *benchModel) error {
+func benchTorch(ctx context.Context, errw io.Writer, r torchRun, sp benchSpec, row *benchModel) error {
 	fmt.Fprintf(errw, "bench: %s batch %d (PyTorch)\n", sp.Name, sp.Batch)
-	t, err := runTorchBench(ctx, py, tools, sp, width, threads, minTime)
+	t, err := runTorchBench(ctx, r, sp)
 	if err != nil {
 		return err
 	}
