@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/critlab/critlab/models/compiler"
 	"github.com/critlab/critlab/models/graph"
 	pb "github.com/critlab/critlab/models/onnxpb"
 )
@@ -46,6 +47,9 @@ type Profile struct {
 	Categories map[string]float64 `json:"ms_per_step_by_category"`
 	// Labels sums the entries by label (all op types of a rule).
 	Labels map[string]float64 `json:"ms_per_step_by_label"`
+	// Memory is the compiler's static estimate of the step's live
+	// activation bytes (compiler.EstimateMemory), by label at its peak.
+	Memory *compiler.MemoryEstimate `json:"memory_estimate"`
 }
 
 // Unattributed labels nodes of ORT's optimized graph that no compiled node
@@ -215,6 +219,11 @@ func ProfileTrain(rt *Runtime, forward *pb.ModelProto, opts TrainerOptions, warm
 		}
 	}
 	compiled, prov := tr.train.Model.Graph, tr.train.Provenance
+	mem, err := compiler.EstimateMemory(tr.train, int64(opts.BatchSize))
+	if err != nil {
+		tr.Close()
+		return nil, fmt.Errorf("profile: %w", err)
+	}
 	// ORT writes the trace when the session ends.
 	tr.Close()
 	opt, err := graph.Load(filepath.Join(dir, optimizedName))
@@ -238,6 +247,7 @@ func ProfileTrain(rt *Runtime, forward *pb.ModelProto, opts TrainerOptions, warm
 	if err != nil {
 		return nil, fmt.Errorf("profile %s: %w", traces[0], err)
 	}
+	p.Memory = mem
 	return p, nil
 }
 

@@ -116,4 +116,7 @@ func TestProfileTrain(t *testing.T) {
 	if p.UnattributedMs != 0 {
 		t.Errorf("%v ms per step unattributed", p.UnattributedMs)
 	}
+	if m := p.Memory; m == nil || m.Batch != 4 || m.PeakBytes <= 0 || len(m.AtPeak) == 0 {
+		t.Errorf("memory estimate %+v: want one at batch 4 with a peak", m)
+	}
 }

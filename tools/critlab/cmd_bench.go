@@ -447,6 +447,15 @@ func writeProfile(w io.Writer, m benchModel, top int) {
 	}
 	fmt.Fprintf(w, "by part: %s\n", largest(p.Categories, len(p.Categories)))
 	fmt.Fprintf(w, "by label: %s\n", largest(p.Labels, 8))
+	if e := p.Memory; e != nil {
+		mib := func(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+		var parts []string
+		for _, s := range e.AtPeak[:min(6, len(e.AtPeak))] {
+			parts = append(parts, fmt.Sprintf("%s %s (%d values)", s.Label, mib(s.Bytes), s.Values))
+		}
+		fmt.Fprintf(w, "live memory (static estimate in node order, no in-place runs or buffer reuse): inputs %s, outputs %s, activation peak %s at node %d (%s): %s\n",
+			mib(e.InputBytes), mib(e.OutputBytes), mib(e.PeakBytes), e.PeakNode, e.PeakLabel, strings.Join(parts, ", "))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "provenance\top\tnodes\tms/step\t% of step")
 	for i, e := range p.Entries {
