@@ -24,10 +24,23 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 	// ORT's CPU arena keeps freed blocks for reuse instead of returning them
 	// to the system: measured (docs/compiler-performance.md) 1.25× the
 	// images per CPU-second on the small model (the allocator without it
-	// spends a fifth of the epoch in the kernel) and 1.15× on allcnn, for
-	// 1.3-1.4× the peak RSS.
+	// spends a fifth of the epoch in the kernel) and 1.15× on allcnn; with
+	// the memory pattern off (below) its peak RSS is no higher than the
+	// allocator's without it.
 	if err := so.SetCpuMemArena(r.opts.MemArena); err != nil {
 		return fail("memory arena", err)
+	}
+	// With the arena on, ORT's memory pattern (one block per run sized by
+	// the first run's trace) comes on top of the arena's chunks from that
+	// first run, which the arena keeps: vgg11_bn at 224 px, batch 8, peaked
+	// at 9.4 GiB with both and 6.3 GiB without the pattern, allcnn at
+	// batch 128 1.54 -> 0.82 GiB (0.96 without the arena), at the same
+	// step time within the machine's noise (docs/performance.md). The
+	// floats are the same either way.
+	if r.opts.MemArena {
+		if err := so.SetMemPattern(false); err != nil {
+			return fail("memory pattern", err)
+		}
 	}
 	// Spinning workers burn the cores they wait on: a run on 2 threads
 	// beside other work used 1.7× the CPU time per epoch spinning, and ran

@@ -39,8 +39,9 @@ type RuntimeOptions struct {
 	Device string
 	// Threads is ORT's intra-op thread count; 0 means one per core.
 	Threads int
-	// MemArena turns on ORT's CPU memory arena: faster steps, higher peak
-	// memory (see sessionOptions). The floats are the same either way.
+	// MemArena turns on ORT's CPU memory arena, with its memory pattern off:
+	// faster steps at no higher peak memory (see sessionOptions). The
+	// floats are the same either way.
 	MemArena bool
 	// Spin lets ORT's idle intra-op threads spin-wait for work instead of
 	// sleeping (ORT's own default; see sessionOptions).
