@@ -15,6 +15,7 @@ import (
 	"github.com/critlab/critlab/harness"
 	"github.com/critlab/critlab/internal/pyenv"
 	"github.com/critlab/critlab/models/graph"
+	pb "github.com/critlab/critlab/models/onnxpb"
 	"github.com/critlab/critlab/models/zoo"
 )
 
@@ -178,33 +179,24 @@ func TestTorchBenchSameArchitecture(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var params int64
+		var m *pb.ModelProto
 		if strings.HasPrefix(sp.Name, torchvisionPrefix) {
 			path, err := exportTorchvision(context.Background(), io.Discard, py, tools, sp)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := graph.Load(path)
+			m, err = graph.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := graph.Stats(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			params = st.Params
-		} else {
-			m, err := zoo.Build(sp.Name, zoo.Options{Width: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := graph.Stats(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			params = st.Params
+		} else if m, err = zoo.Build(sp.Name, zoo.Options{Width: 1}); err != nil {
+			t.Fatal(err)
 		}
-		if tb.Params != params || tb.ImagesPerSec <= 0 || tb.PeakRSSBytes <= 0 {
+		st, err := graph.Stats(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if params := st.Params; tb.Params != params || tb.ImagesPerSec <= 0 || tb.PeakRSSBytes <= 0 {
 			t.Errorf("%s: PyTorch %+v; critlab %d parameters", sp.Name, tb, params)
 		}
 	}
