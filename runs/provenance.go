@@ -71,9 +71,7 @@ func startProvenance(dir string, cfg Config, tr Trainer, data Data, now time.Tim
 	if ri, ok := tr.(RuntimeInfo); ok {
 		p.ORT, p.Provider = ri.RuntimeInfo()
 	}
-	if g, ok := tr.(GraphHasher); ok {
-		p.GraphSHA256 = g.GraphHash()
-	}
+	p.GraphSHA256 = graphHashOf(tr)
 	if dc, ok := data.(DataChecksums); ok {
 		train, test := dc.Checksums()
 		p.DataTrainSHA256, p.DataTestSHA256 = hex.EncodeToString(train[:]), hex.EncodeToString(test[:])

@@ -448,7 +448,7 @@ func (l *loop) load(path, wantHash string) (int, error) {
 // continued under another critlab would silently mix the two. Checkpoints
 // of critlab before graph hashes carry none and load with a warning.
 func (l *loop) checkGraph(path, saved string) error {
-	now := l.graphHash()
+	now := graphHashOf(l.tr)
 	switch {
 	case now == "" || saved == now:
 		return nil
@@ -469,9 +469,9 @@ func (l *loop) checkGraph(path, saved string) error {
 		ErrGraphChanged, path, saved, now, hint)
 }
 
-// graphHash is the trainer's GraphHash, or "" when it has none.
-func (l *loop) graphHash() string {
-	if g, ok := l.tr.(GraphHasher); ok {
+// graphHashOf is tr's GraphHash, or "" when it has none.
+func graphHashOf(tr Trainer) string {
+	if g, ok := tr.(GraphHasher); ok {
 		return g.GraphHash()
 	}
 	return ""
@@ -598,7 +598,7 @@ func (l *loop) checkpoint(epoch int) error {
 		metaConfigHash: l.diskHash,
 		metaRunID:      l.runID,
 	}
-	if h := l.graphHash(); h != "" {
+	if h := graphHashOf(l.tr); h != "" {
 		meta[metaGraphHash] = h
 	}
 	if slicesContains(l.cfg.KeepCheckpoints, epoch) {
