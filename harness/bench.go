@@ -36,7 +36,7 @@ func BenchTrain(rt *Runtime, forward *pb.ModelProto, opts TrainerOptions, flopsP
 	}
 	defer tr.Close()
 	n := opts.BatchSize
-	images, labels := randomBatch(forward, n, tr.inDims)
+	images, labels := randomBatch(tr.forward, n, tr.inDims)
 	step := func() error { _, _, err := tr.Step(images, labels, 0.01); return err }
 	if train, err = timeIt(step, 2, minTime); err != nil {
 		return train, eval, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 
 	"github.com/critlab/critlab/models/compiler"
 	"github.com/critlab/critlab/models/graph"
@@ -131,11 +132,24 @@ func (t *Trainer) build() error {
 			add(c, data)
 		}
 	}
+	// state[0] takes the decoded values; state[1] is written by the first
+	// step before any read. Tensors the step may update in place (see
+	// TrainGraph.InPlace: momentum, running statistics) have one buffer in
+	// both, which saves a copy of the optimizer state.
+	inPlace := train.InPlace()
 	for i := range t.state {
 		t.state[i] = make([]*ort.Tensor[float32], len(t.names))
 		for j, name := range t.names {
-			c := t.dimsOf(name)
-			x, err := ort.NewTensor(ort.NewShape(c...), append([]float32{}, values[j]...))
+			shape := ort.NewShape(t.dimsOf(name)...)
+			var x *ort.Tensor[float32]
+			switch {
+			case i == 0:
+				x, err = ort.NewTensor(shape, values[j])
+			case inPlace[name]:
+				x = t.state[0][j]
+			default:
+				x, err = ort.NewEmptyTensor[float32](shape)
+			}
 			if err != nil {
 				return fmt.Errorf("trainer: tensor %s: %w", name, err)
 			}
@@ -196,6 +210,14 @@ func (t *Trainer) build() error {
 	if t.correct, err = ort.NewEmptyScalar[int64](); err != nil {
 		return fmt.Errorf("trainer: %w", err)
 	}
+	// The trained values now live in the state tensors: keep the forward
+	// model without them (Export and InitFrom put them back), and hand the
+	// decoded model and the old state back to the system before ORT's
+	// first step allocates its own: vgg11_bn at 224 px holds 0.5 GiB of
+	// weights, and Go's collector would otherwise keep a model's worth of
+	// garbage resident through training.
+	t.forward = graph.WithoutValues(t.forward, func(name string) bool { _, ok := t.index[name]; return ok })
+	debug.FreeOSMemory()
 	return nil
 }
 
@@ -288,7 +310,9 @@ func (t *Trainer) fill(images []float32, labels []int64) (*ort.Tensor[float32], 
 
 // Step runs one training step on a batch and returns the batch's mean loss
 // and number of correct predictions. A non-finite loss is an error naming the
-// step; the parameters are then left as they were before the step.
+// step; the parameters are then left as they were before the step, but the
+// state updated in place (momentum, running statistics) is not: load a
+// checkpoint to go on training.
 func (t *Trainer) Step(images []float32, labels []int64, lr float32) (float32, int64, error) {
 	im, lb, done, err := t.fill(images, labels)
 	if err != nil {
@@ -423,11 +447,13 @@ func (t *Trainer) closeSessions() {
 	t.evalS.Close()
 	t.trainS, t.evalS = nil, nil
 	for i := range t.state {
-		for _, x := range t.state[i] {
-			x.Destroy()
+		for j, x := range t.state[i] {
+			if x != nil && (i == 0 || x != t.state[0][j]) {
+				x.Destroy()
+			}
 		}
-		t.state[i] = nil
 	}
+	t.state = [2][]*ort.Tensor[float32]{}
 	for _, x := range t.fixed {
 		x.Destroy()
 	}

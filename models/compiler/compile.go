@@ -81,6 +81,64 @@ func (t *TrainGraph) OutputNames() []string {
 	return append(out, Loss, Correct)
 }
 
+// InPlace reports which state tensors (Params, States, Stats) may have
+// their next value written over their own buffer: every node reading the
+// tensor is an ancestor of the node writing its next value, and that node
+// does not read it, so the data dependencies alone order all reads before
+// the write, in any execution order. SGD's momentum, Adam's second moment
+// and step count, and BatchNorm's running statistics qualify; a parameter
+// does not (its update reads it, and its input gradient may run after the
+// update), nor does Adam's first moment (its update reads it).
+func (t *TrainGraph) InPlace() map[string]bool {
+	g := t.Model.GetGraph()
+	producer := map[string]int{}
+	readers := map[string][]int{}
+	for i, n := range g.Node {
+		for _, o := range n.Output {
+			producer[o] = i
+		}
+		for _, in := range n.Input {
+			readers[in] = append(readers[in], i)
+		}
+	}
+	ancestors := func(w int) map[int]bool {
+		seen := map[int]bool{}
+		stack := []int{w}
+		for len(stack) > 0 {
+			n := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, in := range g.Node[n].Input {
+				if p, ok := producer[in]; ok && !seen[p] {
+					seen[p] = true
+					stack = append(stack, p)
+				}
+			}
+		}
+		return seen
+	}
+	out := map[string]bool{}
+	for _, group := range [][]Tensor{t.Params, t.States, t.Stats} {
+		for _, x := range group {
+			w, ok := producer[x.Next]
+			if !ok {
+				continue
+			}
+			anc := ancestors(w)
+			safe := true
+			for _, r := range readers[x.Name] {
+				if r == w || !anc[r] {
+					safe = false
+					break
+				}
+			}
+			if safe {
+				out[x.Name] = true
+			}
+		}
+	}
+	return out
+}
+
 // EvalGraph computes loss, correct and logits with BatchNorm in inference
 // form: inputs every parameter (trained or not) and running statistic, then
 // images and labels.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/critlab/critlab/models/graph"
 	pb "github.com/critlab/critlab/models/onnxpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // tinyNet is conv-BN-relu-maxpool-conv-GAP-flatten-gemm with input "input".
@@ -361,3 +362,46 @@ func TestMalformedModels(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestInPlace(t *testing.T) {
+	sgd := DefaultOptions()
+	sgd.Momentum, sgd.Nesterov, sgd.WeightDecay = 0.9, true, 1e-4
+	adam := Options{Optimizer: Adam, WeightDecay: 0.01}
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want []string // sorted
+	}{
+		{"sgd momentum nesterov", sgd, []string{"bn.b.mom", "bn.rm", "bn.rv", "bn.w.mom", "c1.b.mom", "c1.w.mom", "c2.w.mom", "fc.b.mom", "fc.w.mom"}},
+		// The first moment's update reads it (m + (1-β₁)(g - m)): two
+		// buffers. The step count's one reader is its increment, which
+		// an Identity copies to its next value.
+		{"adam", adam, []string{"bn.b.exp_avg_sq", "bn.rm", "bn.rv", "bn.w.exp_avg_sq", "c1.b.exp_avg_sq", "c1.w.exp_avg_sq",
+			"c2.w.exp_avg_sq", "fc.b.exp_avg_sq", "fc.w.exp_avg_sq", StepCount}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, err := CompileTrain(tinyNet(t), tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for name := range tg.InPlace() {
+				got = append(got, name)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("InPlace %v\nwant %v", got, tc.want)
+			}
+		})
+	}
+	// A parameter read after the node writing its next value is not in
+	// place: an extra reader of c1.w.mom that nothing waits for.
+	tg, err := CompileTrain(tinyNet(t), sgd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.Model.Graph.Node = append(tg.Model.Graph.Node, &pb.NodeProto{OpType: proto.String("Identity"), Input: []string{"c1.w.mom"}, Output: []string{"late"}})
+	if tg.InPlace()["c1.w.mom"] {
+		t.Error("c1.w.mom has a reader that may run after its update, yet InPlace allows it")
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"math"
 
 	pb "github.com/critlab/critlab/models/onnxpb"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // FloatTensor makes a float32 TensorProto stored as little-endian raw_data.
@@ -99,4 +101,39 @@ func Int64s(t *pb.TensorProto) ([]int64, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("tensor %q: data type %v, want INT64", t.GetName(), pb.TensorProto_DataType(t.GetDataType()))
+}
+
+// WithoutValues returns a copy of m in which the initializers named by drop
+// keep their name, data type and dims but hold no values (Floats then
+// fails on them), for a holder that keeps the values elsewhere and needs
+// only the model's structure: the Trainer, whose parameters live in its
+// state tensors. The other initializers are shared with m, not copied.
+func WithoutValues(m *pb.ModelProto, drop func(name string) bool) *pb.ModelProto {
+	out := proto.Clone(shallowWithout(m, "graph")).(*pb.ModelProto)
+	g := m.GetGraph()
+	if g == nil {
+		return out
+	}
+	out.Graph = proto.Clone(shallowWithout(g, "initializer")).(*pb.GraphProto)
+	for _, x := range g.Initializer {
+		if drop(x.GetName()) {
+			x = &pb.TensorProto{Name: proto.String(x.GetName()), DataType: proto.Int32(x.GetDataType()), Dims: append([]int64{}, x.Dims...)}
+		}
+		out.Graph.Initializer = append(out.Graph.Initializer, x)
+	}
+	return out
+}
+
+// shallowWithout is a new message holding src's fields but the one named
+// skip, sharing their values with src.
+func shallowWithout(src proto.Message, skip protoreflect.Name) proto.Message {
+	s := src.ProtoReflect()
+	d := s.New()
+	s.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Name() != skip {
+			d.Set(fd, v)
+		}
+		return true
+	})
+	return d.Interface()
 }

@@ -380,12 +380,18 @@ func benchOne(opts harness.RuntimeOptions, sp benchSpec, src string, width float
 	}
 	defer rt.Close()
 	co := benchCompile()
+	// m is not used after this call, so the trainer's copy of the model is
+	// the only one alive while it steps, as in `critlab train`, and the
+	// peak RSS counts what training holds.
 	row.Train, row.Eval, err = harness.BenchTrain(rt, m, harness.TrainerOptions{Compile: co, BatchSize: batch}, float64(st.FLOPs), minTime)
 	if err != nil {
 		return row, fmt.Errorf("bench %s: %w", sp.Name, err)
 	}
 	// Peak RSS of training alone, before the Fisher graph adds its own.
 	if row.PeakRSSBytes, err = harness.PeakRSS(); err != nil || fisherImages <= 0 {
+		return row, err
+	}
+	if m, err = benchForward(src, width, sp.ImageSize); err != nil {
 		return row, err
 	}
 	sec, err := harness.BenchFisher(rt, m, harness.TrainerOptions{Compile: co, BatchSize: batch}, fisherImages, fisherSamples, minTime)
