@@ -41,6 +41,10 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 		if err := so.SetMemPattern(false); err != nil {
 			return fail("memory pattern", err)
 		}
+		// The process's one arena (registerArena), not one per session.
+		if err := so.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
+			return fail("shared memory arena", err)
+		}
 	}
 	// Spinning workers burn the cores they wait on: a run on 2 threads
 	// beside other work used 1.7× the CPU time per epoch spinning, and ran

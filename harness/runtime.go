@@ -117,6 +117,16 @@ func openEnv(o RuntimeOptions) (*Runtime, error) {
 			ort.DestroyEnvironment()
 			return nil, fmt.Errorf("harness: ONNX Runtime %s at %s is too old (need >= %s)\n---> HINT: run `make setup` or set %s", v, lib, MinVersion, LibraryEnv)
 		}
+		// One CPU memory arena for every session of the process that uses
+		// one (RuntimeOptions.MemArena): the eval, Fisher and train-step
+		// sessions of a run, and the runs of a sweep, reuse each other's
+		// freed blocks instead of each keeping its own (vgg11_bn at 224 px,
+		// batch 8: evaluation added 200 MiB to the peak with arenas of
+		// their own, nothing with the shared one).
+		if err := registerArena(); err != nil {
+			ort.DestroyEnvironment()
+			return nil, fmt.Errorf("harness: ONNX Runtime's shared CPU arena: %w", err)
+		}
 		envLib = lib
 	}
 	envRefs++
@@ -211,4 +221,19 @@ func versionLess(a, b string) bool {
 		}
 	}
 	return false
+}
+
+// registerArena registers the environment's shared CPU arena with ORT's
+// default settings; sessions opt in with session.use_env_allocators.
+func registerArena() error {
+	info, err := ort.GetMemoryInfo()
+	if err != nil {
+		return err
+	}
+	cfg, err := ort.NewArenaCfg(0, -1, -1, -1)
+	if err != nil {
+		return err
+	}
+	defer cfg.Destroy()
+	return ort.CreateAndRegisterAllocator(info, cfg)
 }
