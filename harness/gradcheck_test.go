@@ -411,6 +411,11 @@ func gradCases() []gradCase {
 		convCase("Conv/dead-taps-stride2", []int64{2, 3, 2, 2}, []int64{4, 3, 3, 3}, []int64{2, 4, 1, 1}, pads1, s2),
 		convCase("Conv/dead-taps-one-axis", []int64{2, 3, 5, 1}, []int64{4, 3, 3, 3}, []int64{2, 4, 5, 1}, pads1),
 		convCase("Conv/dead-taps-depthwise", []int64{2, 4, 1, 1}, []int64{4, 1, 3, 3}, []int64{2, 4, 1, 1}, pads1, graph.Int("group", 4)),
+		// Output maps of at most 4 pixels train as one MatMul over the batch
+		// (compiler's convMatMul), input gradients too.
+		convCase("Conv/small-map-2x2", []int64{2, 3, 2, 2}, []int64{4, 3, 3, 3}, []int64{2, 4, 2, 2}, pads1),
+		convCase("Conv/small-map-dilation2-stride2", []int64{2, 3, 5, 5}, []int64{4, 3, 3, 3}, []int64{2, 4, 2, 2}, pads1, s2, graph.Ints("dilations", 2, 2)),
+		convCase("Conv/small-map-asymmetric-pads", []int64{2, 3, 2, 3}, []int64{4, 3, 2, 2}, []int64{2, 4, 2, 2}, graph.Ints("pads", 1, 0, 0, 0)),
 		convCase("Conv/1x1-stride2", x4, []int64{4, 3, 1, 1}, []int64{2, 4, 3, 3}, s2),
 		convCase("Conv/1d", []int64{2, 3, 9}, []int64{4, 3, 3}, []int64{2, 4, 9}, graph.Ints("pads", 1, 1)),
 		{name: "ConvTranspose/stride2", dims: []int64{2, 4, 4, 4}, tl: smooth, build: func(n *net) *pb.ModelProto {

@@ -64,7 +64,10 @@
 // pads dk-1-p; otherwise ConvTranspose with the output_padding that
 // restores the input size. Weight gradient: see below. Kernel taps that
 // meet only padding (a 3×3 kernel on a 1×1 map) are cut before both, and
-// the weight gradient padded back with zeros. ConvTranspose: the
+// the weight gradient padded back with zeros. A 2-D ungrouped Conv with an
+// output map of at most smallMapArea pixels, forward or input gradient,
+// runs as im2col over the whole batch and one MatMul (conv_matmul.go):
+// ORT's Conv runs image by image. ConvTranspose: the
 // input gradient is the matching Conv, the weight gradient the Conv weight
 // gradient with input and output swapped. Forward auto_pad becomes
 // explicit pads; asymmetric Conv pads a Pad node and symmetric pads.
