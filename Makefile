@@ -105,7 +105,7 @@ results-v2: setup build
 # ratio; BENCH_MODELS picks the models (NAME[/bN][/Npx][/arena|/noarena], tv:NAME
 # needs TORCH); BENCH_FLAGS passes more flags (--profile, --min-time 3s).
 # The table of issue 18 (docs/performance.md):
-#   make bench TORCH=/work/torchenv/bin/python BENCH_MODELS='$(BENCH_ISSUE18)' BENCH_FLAGS='--fisher-images 0 --no-pipeline'
+#   make bench TORCH=/work/torchenv/bin/python BENCH_MODELS='$(BENCH_ISSUE18)' BENCH_FLAGS='--fisher-images 0 --no-pipeline --repeat 3'
 TORCH        ?=
 BENCH_MODELS ?= allcnn,resnet18,small
 BENCH_FLAGS  ?=

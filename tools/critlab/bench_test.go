@@ -201,3 +201,38 @@ func TestTorchBenchSameArchitecture(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianRow(t *testing.T) {
+	row := func(img, ratio float64) benchModel {
+		m := benchModel{Train: harness.Throughput{ImagesPerSec: img}}
+		if ratio > 0 {
+			m.Torch, m.TorchRatio = &torchBench{ImagesPerSec: img / ratio}, ratio
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name    string
+		rows    []benchModel
+		wantImg float64
+		reps    int
+		rng     string
+	}{
+		{"one run, no repeats listed", []benchModel{row(10, 0.5)}, 10, 0, "-"},
+		{"median by ratio, not by speed", []benchModel{row(10, 0.9), row(30, 0.5), row(20, 0.7)}, 20, 3, "0.50-0.90"},
+		{"even count takes the lower middle", []benchModel{row(10, 0.9), row(30, 0.5)}, 30, 2, "0.50-0.90"},
+		{"without PyTorch by train images/s", []benchModel{row(10, 0), row(30, 0), row(20, 0)}, 20, 3, "0.00-0.00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := medianRow(tc.rows)
+			if m.Train.ImagesPerSec != tc.wantImg || len(m.Repeats) != tc.reps {
+				t.Errorf("median row %v img/s with %d repeats, want %v and %d", m.Train.ImagesPerSec, len(m.Repeats), tc.wantImg, tc.reps)
+			}
+			if tc.reps > 0 && m.Repeats[0].TrainImagesPerSec != tc.rows[0].Train.ImagesPerSec {
+				t.Errorf("repeats not in measurement order: %+v", m.Repeats)
+			}
+			if got := ratioRange(m.Repeats); got != tc.rng {
+				t.Errorf("ratio range %q, want %q", got, tc.rng)
+			}
+		})
+	}
+}

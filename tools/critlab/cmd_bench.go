@@ -54,6 +54,18 @@ type benchModel struct {
 	TorchRatio    float64     `json:"train_ratio_to_torch,omitempty"`
 	TorchCPURatio float64     `json:"train_cpu_ratio_to_torch,omitempty"`
 	TorchRSSRatio float64     `json:"peak_rss_ratio_to_torch,omitempty"`
+	// Repeats are every measurement of --repeat, in order; the row's own
+	// figures are those of the median one (by ratio to PyTorch, else by
+	// train images/s).
+	Repeats []benchRepeat `json:"repeats,omitempty"`
+}
+
+// benchRepeat is one of --repeat's measurements of a model.
+type benchRepeat struct {
+	TrainImagesPerSec float64 `json:"train_images_per_sec"`
+	TorchImagesPerSec float64 `json:"torch_images_per_sec,omitempty"`
+	Ratio             float64 `json:"train_ratio_to_torch,omitempty"`
+	CPURatio          float64 `json:"train_cpu_ratio_to_torch,omitempty"`
 }
 
 // fisherBench is the cost of one Fisher-trace estimate (Trainer.Fisher).
@@ -85,6 +97,8 @@ type benchReport struct {
 	Pipeline *pipelineBench     `json:"pipeline,omitempty"`
 	// TorchPython is the interpreter of the PyTorch column (--torch).
 	TorchPython string `json:"torch_python,omitempty"`
+	// Repeat is how many times each model was measured (--repeat).
+	Repeat int `json:"repeat"`
 }
 
 type pipelineBench struct {
@@ -121,6 +135,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "profile-top", Value: 15, Usage: "profile entries printed per model (the JSON keeps all)"},
 			&cli.StringFlag{Name: "profile-dir", Usage: "keep ORT's traces and optimized graphs here, one folder per model (default: a temporary folder, removed)"},
 			&cli.StringFlag{Name: "torch", Usage: "Python with torch and torchvision: time PyTorch's train step beside critlab's (tools/torch_bench.py)"},
+			&cli.IntFlag{Name: "repeat", Value: 1, Usage: "measure each model this many times (with --torch, critlab and PyTorch in turn) and keep the median: ratios on a shared machine move by tenths between runs"},
 			&cli.StringFlag{Name: "one", Hidden: true, Usage: "internal: measure one model (zoo name or .onnx) and print JSON"},
 			&cli.StringFlag{Name: "one-name", Hidden: true, Usage: "internal: the row's model name"},
 			&cli.IntFlag{Name: "image-size", Hidden: true, Usage: "internal: a zoo model's image side"},
@@ -238,41 +253,28 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	repeat := c.Int("repeat")
+	if repeat < 1 {
+		return fmt.Errorf("bench: --repeat %d: want at least 1", repeat)
+	}
+	rep.Repeat = repeat
 	for i, sp := range specs {
-		fmt.Fprintf(c.App.ErrWriter, "bench: %s batch %d\n", sp.Name, sp.Batch)
-		args := []string{"bench", "--one", sources[i], "--one-name", sp.Name, "--width", fmt.Sprint(c.Float64("width")),
-			"--batch-size", fmt.Sprint(sp.Batch), "--image-size", fmt.Sprint(sp.ImageSize),
-			"--min-time", minTime.String(), "--device", opts.Device, "--threads", fmt.Sprint(rep.Threads),
-			"--fisher-images", fmt.Sprint(c.Int("fisher-images")), "--fisher-samples", fmt.Sprint(c.Int("fisher-samples"))}
-		if opts.Library != "" {
-			args = append(args, "--ort-lib", opts.Library)
-		}
-		args = append(args, fmt.Sprintf("--mem-arena=%t", sp.Arena), fmt.Sprintf("--spin=%t", opts.Spin))
-		if c.Bool("profile") {
-			args = append(args, "--profile", "--profile-steps", fmt.Sprint(c.Int("profile-steps")))
-			if dir := c.String("profile-dir"); dir != "" {
-				args = append(args, "--profile-dir", dir)
-			}
-		}
-		var out, errb bytes.Buffer
-		cmd := exec.CommandContext(c.Context, exe, args...)
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("bench %s: %w: %s", sp.Name, err, strings.TrimSpace(errb.String()))
-		}
-		var row benchModel
-		if err := json.Unmarshal(out.Bytes(), &row); err != nil {
-			return fmt.Errorf("bench %s: read child output: %w", sp.Name, err)
-		}
-		row.CeilingRatio = row.Train.GFLOPs / rep.Ceiling.GFLOPs
-		if py != "" {
-			if isONNX(sp.Name) {
-				fmt.Fprintf(c.App.ErrWriter, "bench: %s: no PyTorch model to compare with (name a zoo model or tv:NAME)\n", sp.Name)
-			} else if err := benchTorch(c.Context, c.App.ErrWriter, torchRun{Py: py, Tools: tools, Width: c.Float64("width"), Threads: rep.Threads, MinTime: minTime, Spin: opts.Spin}, sp, &row); err != nil {
+		var rows []benchModel
+		for range repeat {
+			row, err := benchChild(c, exe, opts, rep, sp, sources[i])
+			if err != nil {
 				return err
 			}
+			if py != "" {
+				if isONNX(sp.Name) {
+					fmt.Fprintf(c.App.ErrWriter, "bench: %s: no PyTorch model to compare with (name a zoo model or tv:NAME)\n", sp.Name)
+				} else if err := benchTorch(c.Context, c.App.ErrWriter, torchRun{Py: py, Tools: tools, Width: c.Float64("width"), Threads: rep.Threads, MinTime: minTime, Spin: opts.Spin}, sp, &row); err != nil {
+					return err
+				}
+			}
+			rows = append(rows, row)
 		}
-		rep.Models = append(rep.Models, row)
+		rep.Models = append(rep.Models, medianRow(rows))
 	}
 	if !c.Bool("no-pipeline") {
 		fmt.Fprintf(c.App.ErrWriter, "bench: data pipeline\n")
@@ -305,6 +307,65 @@ func benchAll(c *cli.Context, opts harness.RuntimeOptions) error {
 		fmt.Fprintf(c.App.Writer, "wrote %s\n", path)
 	}
 	return nil
+}
+
+// benchChild measures one model in a child process (so its peak RSS is its
+// own) and returns its row.
+func benchChild(c *cli.Context, exe string, opts harness.RuntimeOptions, rep benchReport, sp benchSpec, source string) (benchModel, error) {
+	fmt.Fprintf(c.App.ErrWriter, "bench: %s batch %d\n", sp.Name, sp.Batch)
+	args := []string{"bench", "--one", source, "--one-name", sp.Name, "--width", fmt.Sprint(c.Float64("width")),
+		"--batch-size", fmt.Sprint(sp.Batch), "--image-size", fmt.Sprint(sp.ImageSize),
+		"--min-time", c.Duration("min-time").String(), "--device", opts.Device, "--threads", fmt.Sprint(rep.Threads),
+		"--fisher-images", fmt.Sprint(c.Int("fisher-images")), "--fisher-samples", fmt.Sprint(c.Int("fisher-samples"))}
+	if opts.Library != "" {
+		args = append(args, "--ort-lib", opts.Library)
+	}
+	args = append(args, fmt.Sprintf("--mem-arena=%t", sp.Arena), fmt.Sprintf("--spin=%t", opts.Spin))
+	if c.Bool("profile") {
+		args = append(args, "--profile", "--profile-steps", fmt.Sprint(c.Int("profile-steps")))
+		if dir := c.String("profile-dir"); dir != "" {
+			args = append(args, "--profile-dir", dir)
+		}
+	}
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(c.Context, exe, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return benchModel{}, fmt.Errorf("bench %s: %w: %s", sp.Name, err, strings.TrimSpace(errb.String()))
+	}
+	var row benchModel
+	if err := json.Unmarshal(out.Bytes(), &row); err != nil {
+		return row, fmt.Errorf("bench %s: read child output: %w", sp.Name, err)
+	}
+	row.CeilingRatio = row.Train.GFLOPs / rep.Ceiling.GFLOPs
+	return row, nil
+}
+
+// medianRow is the median of one model's measurements (by ratio to PyTorch
+// where there is one, else by train images/s), listing them all in its
+// Repeats when there are several.
+func medianRow(rows []benchModel) benchModel {
+	key := func(m benchModel) float64 {
+		if m.Torch != nil {
+			return m.TorchRatio
+		}
+		return m.Train.ImagesPerSec
+	}
+	var reps []benchRepeat
+	for _, m := range rows {
+		r := benchRepeat{TrainImagesPerSec: m.Train.ImagesPerSec, Ratio: m.TorchRatio, CPURatio: m.TorchCPURatio}
+		if m.Torch != nil {
+			r.TorchImagesPerSec = m.Torch.ImagesPerSec
+		}
+		reps = append(reps, r)
+	}
+	sorted := slices.Clone(rows)
+	slices.SortStableFunc(sorted, func(a, b benchModel) int { return cmp.Compare(key(a), key(b)) })
+	med := sorted[(len(sorted)-1)/2]
+	if len(rows) > 1 {
+		med.Repeats = reps
+	}
+	return med
 }
 
 // benchTorch times PyTorch's train step of sp's model and sets row's
@@ -506,10 +567,15 @@ func writeBenchTable(w io.Writer, rep benchReport) {
 	fmt.Fprintf(w, "ONNX Runtime %s on %s, %d threads, memory arena %s, %s\n", rep.ORT, rep.Device, rep.Threads, arena, rep.CPU)
 	fmt.Fprintf(w, "ceiling: %s: %.1f GFLOP/s\n\n", rep.Layer, rep.Ceiling.GFLOPs)
 	torch := slices.ContainsFunc(rep.Models, func(m benchModel) bool { return m.Torch != nil })
+	repeats := torch && rep.Repeat > 1
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "model\twidth\tbatch\tpx\tparams\tGFLOP/img\ttrain img/s\ttrain GFLOP/s\t/ceiling\teval img/s\tpeak RSS MiB\tfisher s\t/epoch\t"
 	if torch {
-		head += "torch img/s\tratio\tcpu ratio\ttorch RSS MiB\tRSS ratio\t"
+		head += "torch img/s\tratio\t"
+		if repeats {
+			head += "ratio range\t"
+		}
+		head += "cpu ratio\ttorch RSS MiB\tRSS ratio\t"
 	}
 	fmt.Fprintln(tw, head)
 	var fisher *fisherBench
@@ -525,15 +591,26 @@ func writeBenchTable(w io.Writer, rep benchReport) {
 		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\t%.0f\t%s\t%s\t", name, m.Width, m.Batch, m.ImageSize, m.Params,
 			float64(m.FLOPsPerImage)/1e9, m.Train.ImagesPerSec, m.Train.GFLOPs, m.CeilingRatio, m.Eval.ImagesPerSec, float64(m.PeakRSSBytes)/(1<<20), fs, fr)
 		if t := m.Torch; t != nil {
-			fmt.Fprintf(tw, "%.1f\t%.2f\t%.2f\t%.0f\t%.2f\t", t.ImagesPerSec, m.TorchRatio, m.TorchCPURatio, float64(t.PeakRSSBytes)/(1<<20), m.TorchRSSRatio)
+			fmt.Fprintf(tw, "%.1f\t%.2f\t", t.ImagesPerSec, m.TorchRatio)
+			if repeats {
+				fmt.Fprintf(tw, "%s\t", ratioRange(m.Repeats))
+			}
+			fmt.Fprintf(tw, "%.2f\t%.0f\t%.2f\t", m.TorchCPURatio, float64(t.PeakRSSBytes)/(1<<20), m.TorchRSSRatio)
 		} else if torch {
-			fmt.Fprint(tw, "-\t-\t-\t-\t-\t")
+			cols := 5
+			if repeats {
+				cols++
+			}
+			fmt.Fprint(tw, strings.Repeat("-\t", cols))
 		}
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	if torch {
 		fmt.Fprintf(w, "\ntorch: PyTorch's train step (tools/torch_bench.py, %s) on the same architecture, batch and threads, each in its own process; ratio: critlab's train img/s over PyTorch's; cpu ratio: the same per CPU-second of each process; RSS ratio: critlab's peak RSS over PyTorch's\n", rep.TorchPython)
+		if repeats {
+			fmt.Fprintf(w, "repeats: each model measured %d times, critlab and PyTorch in turn; the row is the run of median ratio, ratio range the lowest and highest\n", rep.Repeat)
+		}
 	}
 	if fisher != nil {
 		fmt.Fprintf(w, "\nfisher: one Tr F estimate on %d images × %d sampled labels; /epoch: over %d images at the train rate\n", fisher.Images, fisher.Samples, epochImages)
@@ -541,4 +618,16 @@ func writeBenchTable(w io.Writer, rep benchReport) {
 	if p := rep.Pipeline; p != nil {
 		fmt.Fprintf(w, "\npipeline: %.0f images/s (%d workers, blur cached), %.1f× allcnn's train step\n", p.ImagesPerSec, p.Workers, p.RatioToAllCNN)
 	}
+}
+
+// ratioRange is the lowest and highest ratio to PyTorch of reps.
+func ratioRange(reps []benchRepeat) string {
+	if len(reps) < 2 {
+		return "-"
+	}
+	lo, hi := reps[0].Ratio, reps[0].Ratio
+	for _, r := range reps[1:] {
+		lo, hi = min(lo, r.Ratio), max(hi, r.Ratio)
+	}
+	return fmt.Sprintf("%.2f-%.2f", lo, hi)
 }
