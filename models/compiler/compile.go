@@ -81,25 +81,49 @@ func (t *TrainGraph) OutputNames() []string {
 	return append(out, Loss, Correct)
 }
 
-// InPlace reports which state tensors (Params, States, Stats) may have
-// their next value written over their own buffer: every node reading the
-// tensor is an ancestor of the node writing its next value, and that node
-// does not read it, so the data dependencies alone order all reads before
-// the write, in any execution order. SGD's momentum, Adam's second moment
-// and step count, and BatchNorm's running statistics qualify; a parameter
-// does not (its update reads it, and its input gradient may run after the
-// update), nor does Adam's first moment (its update reads it).
+// InPlace reports which optimizer states and running statistics (States,
+// Stats) may have their next value written over their own buffer: every
+// node reading the tensor, directly or through a view of it (aliasOps, which
+// ORT runs on the same buffer), is an ancestor of the node writing its next
+// value, and that node does not read it, so the data dependencies alone
+// order all reads before the write, in any execution order. SGD's momentum,
+// Adam's second moment and step count, and BatchNorm's running statistics
+// qualify; Adam's first moment does not (its update reads it). Parameters
+// are never in place, so that a step with a NaN loss leaves them as they
+// were; nor is anything in a graph with subgraphs (If, Loop), whose reads
+// this does not follow.
 func (t *TrainGraph) InPlace() map[string]bool {
 	g := t.Model.GetGraph()
 	producer := map[string]int{}
 	readers := map[string][]int{}
 	for i, n := range g.Node {
+		for _, a := range n.Attribute {
+			if a.G != nil || len(a.Graphs) > 0 {
+				return map[string]bool{}
+			}
+		}
 		for _, o := range n.Output {
 			producer[o] = i
 		}
 		for _, in := range n.Input {
 			readers[in] = append(readers[in], i)
 		}
+	}
+	// readsOf lists the nodes reading name or a view of it.
+	readsOf := func(name string) []int {
+		var out []int
+		stack := []string{name}
+		for len(stack) > 0 {
+			v := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, r := range readers[v] {
+				out = append(out, r)
+				if n := g.Node[r]; aliasOps[n.GetOpType()] && len(n.Input) > 0 && n.Input[0] == v {
+					stack = append(stack, n.Output[0])
+				}
+			}
+		}
+		return out
 	}
 	ancestors := func(w int) map[int]bool {
 		seen := map[int]bool{}
@@ -117,7 +141,7 @@ func (t *TrainGraph) InPlace() map[string]bool {
 		return seen
 	}
 	out := map[string]bool{}
-	for _, group := range [][]Tensor{t.Params, t.States, t.Stats} {
+	for _, group := range [][]Tensor{t.States, t.Stats} {
 		for _, x := range group {
 			w, ok := producer[x.Next]
 			if !ok {
@@ -125,7 +149,7 @@ func (t *TrainGraph) InPlace() map[string]bool {
 			}
 			anc := ancestors(w)
 			safe := true
-			for _, r := range readers[x.Name] {
+			for _, r := range readsOf(x.Name) {
 				if r == w || !anc[r] {
 					safe = false
 					break

@@ -363,6 +363,9 @@ func TestInPlace(t *testing.T) {
 	sgd := DefaultOptions()
 	sgd.Momentum, sgd.Nesterov, sgd.WeightDecay = 0.9, true, 1e-4
 	adam := Options{Optimizer: Adam, WeightDecay: 0.01}
+	// AdamW's update reads the decayed copy of a parameter, not the
+	// parameter, and clipping changes nothing: parameters stay out.
+	adamw := Options{Optimizer: AdamW, WeightDecay: 0.01, GradClip: 1}
 	for _, tc := range []struct {
 		name string
 		o    Options
@@ -373,6 +376,8 @@ func TestInPlace(t *testing.T) {
 		// buffers. The step count's one reader is its increment, which
 		// an Identity copies to its next value.
 		{"adam", adam, []string{"bn.b.exp_avg_sq", "bn.rm", "bn.rv", "bn.w.exp_avg_sq", "c1.b.exp_avg_sq", "c1.w.exp_avg_sq",
+			"c2.w.exp_avg_sq", "fc.b.exp_avg_sq", "fc.w.exp_avg_sq", StepCount}},
+		{"adamw with clipping", adamw, []string{"bn.b.exp_avg_sq", "bn.rm", "bn.rv", "bn.w.exp_avg_sq", "c1.b.exp_avg_sq", "c1.w.exp_avg_sq",
 			"c2.w.exp_avg_sq", "fc.b.exp_avg_sq", "fc.w.exp_avg_sq", StepCount}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -399,6 +404,17 @@ func TestInPlace(t *testing.T) {
 	tg.Model.Graph.Node = append(tg.Model.Graph.Node, &pb.NodeProto{OpType: proto.String("Identity"), Input: []string{"c1.w.mom"}, Output: []string{"late"}})
 	if tg.InPlace()["c1.w.mom"] {
 		t.Error("c1.w.mom has a reader that may run after its update, yet InPlace allows it")
+	}
+	// The same through a view: ORT's Reshape shares its input's buffer.
+	tg, err = CompileTrain(tinyNet(t), sgd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.Model.Graph.Node = append(tg.Model.Graph.Node,
+		&pb.NodeProto{OpType: proto.String("Flatten"), Input: []string{"bn.rm"}, Output: []string{"view"}},
+		&pb.NodeProto{OpType: proto.String("Neg"), Input: []string{"view"}, Output: []string{"late"}})
+	if tg.InPlace()["bn.rm"] {
+		t.Error("bn.rm has a reader of a view of it that may run after its update, yet InPlace allows it")
 	}
 }
 

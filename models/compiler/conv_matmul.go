@@ -45,14 +45,17 @@ func (e *emitter) convMatMul(x, w, bias string, xd, wd []int64, win *graph.Windo
 	if ho*wo > smallMapArea {
 		return "", false
 	}
-	if lo, hi, trimmed := liveTaps(g); trimmed {
+	lo, hi, trimmed := liveTaps(g)
+	if trimmed {
 		g = g.trim(lo, hi)
-		w = e.op("Slice", []string{w, e.i64(lo...), e.i64(hi...), e.i64(2, 3)})
 	}
 	for i := range 2 {
 		if g.PadBegin[i] < 0 || g.PadEnd[i] < 0 {
 			return "", false
 		}
+	}
+	if trimmed {
+		w = e.op("Slice", []string{w, e.i64(lo...), e.i64(hi...), e.i64(2, 3)})
 	}
 	kh, kw := g.Kernel[0], g.Kernel[1]
 	taps := kh * kw
