@@ -122,7 +122,9 @@ func openEnv(o RuntimeOptions) (*Runtime, error) {
 		// sessions of a run, and the runs of a sweep, reuse each other's
 		// freed blocks instead of each keeping its own (vgg11_bn at 224 px,
 		// batch 8: evaluation added 200 MiB to the peak with arenas of
-		// their own, nothing with the shared one).
+		// their own, nothing with the shared one). It lives until the last
+		// Runtime closes, so a process keeps the largest footprint any of
+		// its sessions reached.
 		if err := registerArena(); err != nil {
 			ort.DestroyEnvironment()
 			return nil, fmt.Errorf("harness: ONNX Runtime's shared CPU arena: %w", err)

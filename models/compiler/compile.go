@@ -260,6 +260,14 @@ func prepare(forward *pb.ModelProto) (*prepared, error) {
 	used := map[string]bool{}
 	forEachName(g, func(s string) string { used[s] = true; return s })
 	ren := map[string]string{}
+	for _, t := range g.Initializer {
+		// A renamed initializer would train under another name than the
+		// model's, and Export and InitFrom match the model's names.
+		if slices.Contains(reservedNames, t.GetName()) {
+			return nil, fmt.Errorf("%w: initializer %q has a name the training graph reserves (%s)\n---> HINT: rename that parameter or buffer in the model and export it again",
+				ErrUnsupported, t.GetName(), strings.Join(reservedNames, ", "))
+		}
+	}
 	for _, r := range reservedNames {
 		if used[r] && r != inputs[0].GetName() {
 			k := 1

@@ -339,6 +339,17 @@ func TestMalformedModels(t *testing.T) {
 		"dangling input":     mk(func(m *pb.ModelProto) { m.Graph.Node[3].Input[0] = "nowhere" }),
 		"training-form BN":   mk(func(m *pb.ModelProto) { m.Graph.Node[1].Output = append(m.Graph.Node[1].Output, "rm_out") }),
 		"empty node outputs": mk(func(m *pb.ModelProto) { m.Graph.Node[2].Output = nil }),
+		"parameter named lr": mk(func(m *pb.ModelProto) {
+			old := m.Graph.Initializer[0].GetName()
+			m.Graph.Initializer[0].Name = proto.String(LR)
+			for _, n := range m.Graph.Node {
+				for i, in := range n.Input {
+					if in == old {
+						n.Input[i] = LR
+					}
+				}
+			}
+		}),
 	}
 	for name, m := range cases {
 		t.Run(name, func(t *testing.T) {
