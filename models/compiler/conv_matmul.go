@@ -1,6 +1,8 @@
 package compiler
 
 import (
+	"slices"
+
 	"github.com/critlab/critlab/models/graph"
 	pb "github.com/critlab/critlab/models/onnxpb"
 )
@@ -20,29 +22,22 @@ const smallMapArea = 4
 // batch and one MatMul, naming the result out ("" for a fresh name), when
 // the output map is at most smallMapArea; otherwise it emits nothing and
 // returns false. xd and wd are x's dims without the batch ([Ci, H, W]) and
-// w's ([Co, Ci, kh, kw]); win is the conv's window. Kernel taps that only
+// w's ([Co, Ci, kh, kw]), ysp the output's spatial dims (from the shape
+// engine, or the gradient's geometry); win is the conv's window. Kernel taps that only
 // ever meet padding are cut first (they add exact zeros), so a 3×3 kernel
 // on a 1×1 map is a plain [N, Ci] × [Ci, Co] product.
-func (e *emitter) convMatMul(x, w, bias string, xd, wd []int64, win *graph.Window, out string) (string, bool) {
-	if len(xd) != 3 || len(wd) != 4 || wd[1] != xd[0] || win.Ceil {
+func (e *emitter) convMatMul(x, w, bias string, xd, wd, ysp []int64, win *graph.Window, out string) (string, bool) {
+	if len(xd) != 3 || len(wd) != 4 || len(ysp) != 2 || wd[1] != xd[0] || win.Ceil {
 		return "", false
 	}
-	for _, d := range append(append([]int64{}, xd...), wd...) {
+	for _, d := range slices.Concat(xd, wd, ysp) {
 		if d <= 0 {
 			return "", false
 		}
 	}
 	ci, co := xd[0], wd[0]
-	g := &convGeom{Window: win, group: 1, x: append([]int64{-1}, xd...), w: wd, spatial: 2, kernelSp: wd[2:]}
-	g.y = []int64{-1, co, 0, 0}
-	for i := range 2 {
-		dk := win.Dilations[i]*(win.Kernel[i]-1) + 1
-		g.y[i+2] = (xd[i+1]+win.PadBegin[i]+win.PadEnd[i]-dk)/win.Strides[i] + 1
-		if g.y[i+2] < 1 {
-			return "", false
-		}
-	}
-	ho, wo := g.y[2], g.y[3]
+	ho, wo := ysp[0], ysp[1]
+	g := &convGeom{Window: win, group: 1, x: append([]int64{-1}, xd...), w: wd, y: []int64{-1, co, ho, wo}, spatial: 2, kernelSp: wd[2:]}
 	if ho*wo > smallMapArea {
 		return "", false
 	}
@@ -106,14 +101,14 @@ func (e *emitter) convMatMul(x, w, bias string, xd, wd []int64, win *graph.Windo
 // convFwd emits a forward Conv as convMatMul where it qualifies, else as is.
 func convFwd(e *emitter, n *pb.NodeProto, _ []bool) (any, error) {
 	if len(n.Output) == 1 && graph.AttrInt(n, "group", 1) == 1 && graph.AttrString(n, "auto_pad", "NOTSET") == "NOTSET" {
-		xi, wi := e.info[n.Input[0]], e.info[n.Input[1]]
-		if xi != nil && wi != nil && len(xi.dims) == 4 && len(wi.dims) == 4 {
+		xi, wi, yi := e.info[n.Input[0]], e.info[n.Input[1]], e.info[n.Output[0]]
+		if xi != nil && wi != nil && yi != nil && len(xi.dims) == 4 && len(wi.dims) == 4 && len(yi.dims) == 4 {
 			if win, err := graph.ResolveWindow(n, xi.dims[2:], graph.AttrInts(n, "kernel_shape", wi.dims[2:])); err == nil {
 				bias := ""
 				if len(n.Input) > 2 {
 					bias = n.Input[2]
 				}
-				if _, ok := e.convMatMul(n.Input[0], n.Input[1], bias, xi.dims[1:], wi.dims, win, n.Output[0]); ok {
+				if _, ok := e.convMatMul(n.Input[0], n.Input[1], bias, xi.dims[1:], wi.dims, yi.dims[2:], win, n.Output[0]); ok {
 					return nil, nil
 				}
 			}

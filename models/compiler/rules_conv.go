@@ -194,7 +194,7 @@ func convInputGrad(e *emitter, dy, w string, g *convGeom) string {
 		wf := flipKernel(e, w, g)
 		if g.group == 1 && r == 2 {
 			win := &graph.Window{Kernel: g.Kernel, Strides: ones(r), Dilations: g.Dilations, PadBegin: padB, PadEnd: padE}
-			if dx, ok := e.convMatMul(dy, wf, "", g.y[1:], []int64{g.x[1], g.w[0], g.Kernel[0], g.Kernel[1]}, win, ""); ok {
+			if dx, ok := e.convMatMul(dy, wf, "", g.y[1:], []int64{g.x[1], g.w[0], g.Kernel[0], g.Kernel[1]}, g.x[2:], win, ""); ok {
 				return dx
 			}
 		}
