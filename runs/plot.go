@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image/color"
 	"math"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -160,10 +159,8 @@ func (r *Report) figures() ([]*figure, error) {
 			return nil, fmt.Errorf("plot fisher: %w", err)
 		}
 		out = append(out, f)
-		for _, id := range sortedKeys(r.Fisher) {
-			if f := r.fisherSharesFigure(id); f != nil {
-				out = append(out, f)
-			}
+		if f := r.fisherSharesFigure(); f != nil {
+			out = append(out, f)
 		}
 	}
 	return out, nil
@@ -726,37 +723,100 @@ func labelText(l Label) string {
 	return fmt.Sprintf("%s %d", l.Variant, l.Point)
 }
 
-// fisherSharesFigure is each layer's share of Tr F vs epoch for one run.
-func (r *Report) fisherSharesFigure(id string) *figure {
-	total := map[int32]float64{}
-	layers := map[string]plotter.XYs{}
-	for _, f := range r.Fisher[id] {
-		if f.Layer == FisherTotal {
-			total[f.Epoch] = f.Trace
+// fisherSharesFigure is each layer's share of Tr F vs epoch: a panel per
+// variant and point, a line per layer, the mean over the seeds. One figure
+// for the sweep rather than one per run: a per-run figure of every run of a
+// six-seed sweep is a hundred images nobody compares; fisher.parquet keeps
+// each run's values.
+func (r *Report) fisherSharesFigure() *figure {
+	// shares[label][layer] is one series per run; layers keep the order
+	// fisher.parquet lists them in.
+	shares := map[Label]map[string][]plotter.XYs{}
+	var layers []string
+	known := map[string]bool{}
+	runsOf := map[Label][]RunSummary{}
+	for _, rs := range r.Runs {
+		l := Label{rs.Variant, rs.Point}
+		runsOf[l] = append(runsOf[l], rs)
+		total := map[int32]float64{}
+		for _, f := range r.Fisher[rs.RunID] {
+			if f.Layer == FisherTotal {
+				total[f.Epoch] = f.Trace
+			}
 		}
-	}
-	for _, f := range r.Fisher[id] {
-		if t := total[f.Epoch]; f.Layer != FisherTotal && t > 0 {
-			layers[f.Layer] = append(layers[f.Layer], plotter.XY{X: float64(f.Epoch + 1), Y: f.Trace / t})
+		byLayer := map[string]plotter.XYs{}
+		for _, f := range r.Fisher[rs.RunID] {
+			if t := total[f.Epoch]; f.Layer != FisherTotal && t > 0 {
+				byLayer[f.Layer] = append(byLayer[f.Layer], plotter.XY{X: float64(f.Epoch + 1), Y: f.Trace / t})
+				if !known[f.Layer] {
+					known[f.Layer] = true
+					layers = append(layers, f.Layer)
+				}
+			}
+		}
+		if len(byLayer) == 0 {
+			continue
+		}
+		if shares[l] == nil {
+			shares[l] = map[string][]plotter.XYs{}
+		}
+		for name, xys := range byLayer {
+			sort.Slice(xys, func(a, b int) bool { return xys[a].X < xys[b].X })
+			shares[l][name] = append(shares[l][name], xys)
 		}
 	}
 	if len(layers) == 0 {
 		return nil
 	}
-	p := newPanel("Fisher trace per layer: "+id, "epochs trained", "share of Tr F")
-	f := &figure{name: filepath.Join("fisher-layers", id), panels: []*plot.Plot{p}, cols: 1, w: 7 * vg.Inch, rowH: 4 * vg.Inch}
-	for i, name := range sortedKeys(layers) {
-		xys := layers[name]
-		sort.Slice(xys, func(a, b int) bool { return xys[a].X < xys[b].X })
-		line, err := plotter.NewLine(xys)
-		if err != nil {
+	f := &figure{name: "fisher-layers", rowH: 2.6 * vg.Inch}
+	var panels []*plot.Plot
+	yhi, xhi := 0.0, 0.0
+	ns := map[int]bool{}
+	inLegend := map[string]bool{}
+	for _, ps := range r.Points {
+		l := Label{ps.Variant, ps.Point}
+		if ps.Variant == VariantTrunk || shares[l] == nil {
 			continue
 		}
-		line.LineStyle.Color, line.LineStyle.Width = palette[i%len(palette)], vg.Points(1.5)
-		line.LineStyle.Dashes = dashes[i/len(palette)%len(dashes)]
-		p.Add(line)
-		f.addLegend(name, line)
+		p := newPanel(labelText(l), "epochs trained", "share of Tr F")
+		for _, s := range deficitSpans(runsOf[l][0].Rows) {
+			p.Add(shade{s[0], s[1]})
+		}
+		for i, name := range layers {
+			series := shares[l][name]
+			if len(series) == 0 {
+				continue
+			}
+			b := seedBand(series)
+			line, err := plotter.NewLine(b.mean)
+			if err != nil {
+				continue
+			}
+			line.LineStyle.Color, line.LineStyle.Width = palette[i%len(palette)], vg.Points(1.5)
+			line.LineStyle.Dashes = dashes[i/len(palette)%len(dashes)]
+			p.Add(line)
+			if !inLegend[name] {
+				inLegend[name] = true
+				f.addLegend(name, line)
+			}
+			ns[len(series)] = true
+			for _, xy := range b.mean {
+				yhi, xhi = max(yhi, xy.Y), max(xhi, xy.X)
+			}
+		}
+		panels = append(panels, p)
 	}
+	if len(panels) == 0 {
+		return nil
+	}
+	for _, p := range panels {
+		p.X.Min, p.X.Max = 0, xhi
+		p.Y.Min, p.Y.Max = 0, yhi
+	}
+	f.addLegend("deficit epochs", &plotter.Polygon{Color: deficitShade})
+	f.panels, f.cols = panels, min(4, len(panels))
+	f.w = vg.Length(min(4, len(panels)))*2.5*vg.Inch + 1.5*vg.Inch
+	f.caption = fmt.Sprintf("Each layer's share of the Fisher trace Tr F, the mean over n = %s seeds at the epochs every seed estimated it.", joinInts(intKeys(ns)))
 	return f
 }
 

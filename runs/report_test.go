@@ -67,7 +67,7 @@ func TestReportSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"summary.csv", "runs.csv", "removal.png", "removal.svg", "window.png", "window.svg",
-		"finetune.png", "curves.svg", "fisher.png", "window-S001-s1.svg"}
+		"finetune.png", "curves.svg", "fisher.png", "fisher-layers.png", "fisher-layers.svg"}
 	have := map[string]bool{}
 	for _, f := range rep.Files {
 		have[filepath.Base(f)] = true
@@ -77,6 +77,9 @@ func TestReportSweep(t *testing.T) {
 		if !have[w] {
 			t.Errorf("no %s among %v", w, rep.Files)
 		}
+	}
+	if len(rep.Files) != len(have) {
+		t.Errorf("files of one name twice (a figure per run?): %v", rep.Files)
 	}
 	if got := filepath.Base(rep.MainPlot()); got != "removal.png" {
 		t.Errorf("main plot %q", got)
