@@ -90,13 +90,16 @@ results: setup build
 
 # Protocol v2 of docs/results.md (configs/cifar-cpu-v2-*.yaml): both
 # families side by side, one run each on one thread, about 5 hours on 2
-# cores; resumes where it stopped, then prints the pre-registered tests and
-# verdict (tools/protocol_v2.py). V2_OUT=DIR keeps the sweeps elsewhere.
+# cores; resumes where it stopped, then writes both reports (margin ±1
+# point) and prints the pre-registered tests and verdict
+# (tools/protocol_v2.py). V2_OUT=DIR keeps the sweeps elsewhere.
 V2_OUT ?= runs-out
 results-v2: setup build
 	./$(BIN) sweep --config cifar-cpu-v2-window -q $(if $(DATA),--data $(DATA)) --out $(V2_OUT)/cifar-cpu-v2-window & w=$$!; \
 	./$(BIN) sweep --config cifar-cpu-v2-removal -q $(if $(DATA),--data $(DATA)) --out $(V2_OUT)/cifar-cpu-v2-removal; r=$$?; \
 	wait $$w && [ $$r = 0 ]
+	./$(BIN) report --margin 1 $(V2_OUT)/cifar-cpu-v2-removal
+	./$(BIN) report --margin 1 $(V2_OUT)/cifar-cpu-v2-window
 	$(CRITLAB_PYTHON) tools/protocol_v2.py $(V2_OUT)/cifar-cpu-v2-removal $(V2_OUT)/cifar-cpu-v2-window --csv $(V2_OUT)/protocol-v2.csv
 
 # Throughput table (and bench.json): train step, eval, Conv ceiling, pipeline.
