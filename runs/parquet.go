@@ -97,9 +97,13 @@ type SweepRow struct {
 	TrainedBy   string  `parquet:"trained_by"`
 }
 
-// optimizerName names cfg's optimizer in sweep.parquet.
+// optimizerName names cfg's optimizer in sweep.parquet: its optimizer
+// key, with SGD's Nesterov variant told apart.
 func optimizerName(cfg Config) string {
-	if cfg.Nesterov {
+	switch {
+	case cfg.Optimizer != "" && cfg.Optimizer != "sgd":
+		return cfg.Optimizer
+	case cfg.Nesterov:
 		return "sgd-nesterov"
 	}
 	return "sgd"

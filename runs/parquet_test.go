@@ -153,3 +153,23 @@ func TestReadSweepRequiredTestColumns(t *testing.T) {
 		}
 	}
 }
+
+func TestSweepRowOptimizer(t *testing.T) {
+	for _, tc := range []struct {
+		optimizer string
+		nesterov  bool
+		want      string
+	}{
+		{"", false, "sgd"},
+		{"sgd", false, "sgd"},
+		{"", true, "sgd-nesterov"},
+		{"sgd", true, "sgd-nesterov"},
+		{"adam", false, "adam"},
+		{"adamw", false, "adamw"},
+	} {
+		cfg := Config{Optimizer: tc.optimizer, Nesterov: tc.nesterov}
+		if got := sweepRow(MetricsRow{}, "s", "v", 0, cfg, "").Optimizer; got != tc.want {
+			t.Errorf("optimizer %q nesterov %v: sweep.parquet says %q, want %q", tc.optimizer, tc.nesterov, got, tc.want)
+		}
+	}
+}
