@@ -37,9 +37,12 @@ if [ ! -f "$ORT_DIR/libonnxruntime.so" ]; then
 fi
 ln -sfn "onnxruntime-$ORT_VERSION" "$DEPS/onnxruntime"
 
-if [ ! -x "$DEPS/py/bin/python" ] || ! "$DEPS/py/bin/python" -c "import onnx, pyarrow, pandas, polars" 2>/dev/null; then
-  echo "setup: python venv (onnx, pyarrow, pandas, polars)"
+# The venv keeps a copy of the requirements it was built from, so a package
+# added to tools/requirements.txt later is installed into an existing venv.
+if [ ! -x "$DEPS/py/bin/python" ] || ! cmp -s tools/requirements.txt "$DEPS/py/requirements.txt"; then
+  echo "setup: python venv (tools/requirements.txt)"
   python3 -m venv "$DEPS/py"
   "$DEPS/py/bin/pip" install -q --disable-pip-version-check -r tools/requirements.txt
+  cp tools/requirements.txt "$DEPS/py/requirements.txt"
 fi
 echo "setup: done (ONNX Runtime at $ORT_DIR/libonnxruntime.so, staticcheck at $DEPS/bin)"
