@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/critlab/critlab/harness"
+	"github.com/critlab/critlab/runs"
 )
 
 // tinyData is the synthetic data set README commands train on here.
@@ -288,6 +289,40 @@ func TestReadmeCommands(t *testing.T) {
 			if o.pat != "" && !regexp.MustCompile(o.pat).MatchString(o.got) {
 				t.Errorf("%s: %s does not match %q:\n%s", line, o.name, o.pat, o.got)
 			}
+		}
+	}
+}
+
+// TestReadmeYAML parses every ```yaml block of README.md as the file it
+// shows: a sweep spec (it has removal, window or finetune) must plan, a run
+// config must validate, so a copied example never fails.
+func TestReadmeYAML(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1)
+	if len(blocks) == 0 {
+		t.Fatal("README.md has no ```yaml block")
+	}
+	sweepKey := regexp.MustCompile(`(?m)^(removal|window|finetune):`)
+	for i, m := range blocks {
+		if sweepKey.MatchString(m[1]) {
+			spec, err := runs.ParseSweep([]byte(m[1]))
+			if err == nil {
+				_, err = spec.Plan(t.TempDir())
+			}
+			if err != nil {
+				t.Errorf("README yaml block %d (a sweep): %v", i+1, err)
+			}
+			continue
+		}
+		cfg, err := runs.ParseConfig([]byte(m[1]), runs.Default())
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err != nil {
+			t.Errorf("README yaml block %d (a run config): %v", i+1, err)
 		}
 	}
 }
