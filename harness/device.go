@@ -47,7 +47,7 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 		}
 	}
 	// Spinning workers burn the cores they wait on: a run on 2 threads
-	// beside other work used 1.7× the CPU time per epoch spinning, and ran
+	// beside other work used 1.6× the CPU time per epoch spinning, and ran
 	// 2× slower on a loaded machine (docs/compiler-performance.md).
 	if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", boolFlag(r.opts.Spin)); err != nil {
 		return fail("thread spinning", err)

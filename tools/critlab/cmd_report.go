@@ -14,11 +14,13 @@ func reportCommand() *cli.Command {
 		ArgsUsage: "DIR",
 		Description: `Final test accuracy is the last epoch's (the mean of the last 5 evaluated epochs is a
 secondary column). Per (variant, point) the table gives the paired difference from the
-reference run of the same seed (removal points and their controls: removal@0; windows:
-the baseline; fine-tuning: scratch): mean over seeds, 95% t-interval (none below 3
-seeds) and n. --margin adds a TOST equivalence column ("no effect beyond ±margin").
-Figures (PNG at 200 dpi and SVG): paired differences vs removal epoch, window onset and
-pretraining epochs; learning curves per arm with their reference; the Fisher trace
+reference run of the same seed, the closest run that differs only in the image change
+(removal points and their controls: the sham at T, else the same-epochs reference, else
+removal@0; windows: the sham window at the onset, else the baseline; fine-tuning:
+scratch): mean over seeds, 95% t-interval (none below 3 seeds) and n. --margin adds a
+TOST equivalence column ("no effect beyond ±margin"). Figures (PNG at 200 dpi and SVG):
+paired differences vs removal epoch, window onset and pretraining epochs; learning
+curves per arm with their reference; the Fisher trace and each layer's share of it
 when fisher.parquet files exist.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "no-plots", Usage: "print the table only; write no files"},

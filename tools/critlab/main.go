@@ -211,8 +211,8 @@ func runtimeFlags(only ...string) []cli.Flag {
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or cuda:N"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime library (default: $CRITLAB_ORT_LIB, then .deps/onnxruntime from make setup)"},
 		&cli.IntFlag{Name: "threads", Usage: "intra-op threads (default: one per core)"},
-		&cli.BoolFlag{Name: "mem-arena", Value: true, Usage: "ONNX Runtime's CPU memory arena: about 1.2× the images per CPU-second at no more peak memory (ORT's memory pattern is off with it), same floats; --mem-arena=false turns it off"},
-		&cli.BoolFlag{Name: "spin", Usage: "let ONNX Runtime's idle threads spin-wait (its own default): may help one run on idle cores; off, as cores here are shared (measured 1.7× the CPU time)"},
+		&cli.BoolFlag{Name: "mem-arena", Value: true, Usage: "ONNX Runtime's CPU memory arena: about 1.25× the images per CPU-second at no more peak memory (ORT's memory pattern is off with it), same floats; --mem-arena=false turns it off"},
+		&cli.BoolFlag{Name: "spin", Usage: "let ONNX Runtime's idle threads spin-wait (its own default): may help one run on idle cores; off, as cores here are shared (measured 1.6× the CPU time)"},
 	}
 	if len(only) == 0 {
 		return all
