@@ -279,7 +279,7 @@ func TestProtocolV2Script(t *testing.T) {
 			Controls: runs.Controls{At: "all", VFlip: true}}
 	})
 	csvPath := filepath.Join(root, "v2.csv")
-	out, err := exec.Command(py, script, removal, window, "--csv", csvPath).CombinedOutput()
+	out, err := exec.Command(py, script, removal, window, "--csv", csvPath, "--points", "2,3", "--onsets", "0,1,2").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "verdict:") {
 		t.Fatalf("protocol_v2.py: %v\n%s", err, out)
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Protocol v2's pre-registered analysis (docs/results.md, "Protocol v2").
 
-    python tools/protocol_v2.py REMOVAL_SWEEP WINDOW_SWEEP [--csv FILE]
+    python tools/protocol_v2.py REMOVAL_SWEEP WINDOW_SWEEP [--csv FILE] [--points 8,16] [--onsets 0,8,16]
     python tools/protocol_v2.py --selftest
 
 REMOVAL_SWEEP is a sweep of configs/cifar-cpu-v2-removal.yaml (removal with
@@ -10,13 +10,19 @@ configs/cifar-cpu-v2-window.yaml (blur and vflip windows, a sharp baseline).
 Each comparison is a paired difference of last-epoch test accuracy within
 seed, in points: n, mean, 95% t-interval, two-sided t-test p, and the TOST
 p for equivalence within ±MARGIN. The four primary tests get Holm's
-correction, and the decision rules give the verdict. The removal points
-and window onsets are read from the data (the latest point T and the
-earliest and latest onsets S are the primary ones), so the same code runs
-on the tiny sweep of the test suite.
+correction, and the decision rules give the verdict.
 
-Per-run final accuracies come from analyze.py (last evaluated epoch,
-computed with polars and pandas and cross-checked).
+The removal points and window onsets are the pre-registered ones (T = 8, 16;
+S = 0, 8, 16; the latest point and the earliest and latest onsets are the
+primary ones); --points and --onsets name others, for the tiny sweeps of the
+test suite. Every pre-registered arm must be there, and only the seeds that
+have every arm of both families enter any comparison ("the seeds complete in
+both families"); n < 5 withholds verdicts 1 and 2.
+
+Each sweep is read from its sweep.parquet, which holds finished runs only;
+per-run final accuracies come from analyze.py (last evaluated epoch,
+computed with polars and pandas and cross-checked), and every run of an arm
+must end at the same evaluated epoch.
 """
 from __future__ import annotations
 
@@ -34,13 +40,41 @@ import analyze  # noqa: E402
 MARGIN = 1.0  # points: the smallest effect called an effect, and the equivalence bound
 ALPHA = 0.05
 MIN_VERDICT_N = 5  # pre-registered: no verdict 1 or 2 below this many seeds
+POINTS = (8, 16)  # pre-registered removal points (T = 0 is the anchor)
+ONSETS = (0, 8, 16)  # pre-registered window onsets
+REMOVAL_ARMS = ("removal", "control-sham", "control-vflip", "control-noise")
+WINDOW_ARMS = ("window", "window-control-vflip")
 
 COLUMNS = ["name", "family", "primary", "n", "mean", "ci_low", "ci_high", "p", "holm_p", "tost_p", "by_seed"]
 
 
 def finals(runs: pd.DataFrame) -> dict[tuple[str, int], pd.Series]:
     """(variant, point) -> final accuracy in points, indexed by seed."""
+    dup = runs[runs.duplicated(["variant", "point", "seed"], keep=False)]
+    if len(dup):
+        raise analyze.AnalyzeError(f"two runs of one arm and seed: {dup[['variant', 'point', 'seed']].to_dict('records')}")
     return {k: 100 * g.set_index("seed")["final_acc"] for k, g in runs.groupby(["variant", "point"])}
+
+
+def load(path: str) -> pd.DataFrame:
+    """A sweep's per-run table, from its sweep.parquet (finished runs only), each run checked to end, like
+    the other runs of its arm, at an evaluated epoch."""
+    f = os.path.join(path, "sweep.parquet") if os.path.isdir(path) else path
+    if os.path.basename(f) != "sweep.parquet" or not os.path.isfile(f):
+        raise analyze.AnalyzeError(f"{path}: no sweep.parquet (it holds the finished runs; the sweep writes it "
+                                   f"when it ends or stops: run it to the end, or `critlab sweep collect {path}`)")
+    rows, runs = analyze.load_runs(f)
+    last = rows.to_pandas().groupby("run_id").agg(last=("epoch", "max"))
+    evaluated = rows.to_pandas().dropna(subset=["test_acc"]).groupby("run_id").agg(ev=("epoch", "max"))
+    runs = runs.join(last, on="run_id").join(evaluated, on="run_id")
+    bad = runs[runs["last"] != runs["ev"]]
+    if len(bad):
+        raise analyze.AnalyzeError(f"{path}: runs whose last epoch has no test accuracy: {sorted(bad['run_id'])}")
+    for (v, p), g in runs.groupby(["variant", "point"]):
+        if g["last"].nunique() > 1:
+            raise analyze.AnalyzeError(f"{path}: the runs of {v} at {p} end at different epochs: "
+                                       f"{dict(zip(g['run_id'], g['last']))}")
+    return runs
 
 
 def compare(name: str, family: str, a: pd.Series, b: pd.Series, c: pd.Series | None = None,
@@ -75,15 +109,20 @@ def holm(ps: list[float]) -> list[float]:
     return out
 
 
-def comparisons(removal: pd.DataFrame, window: pd.DataFrame) -> pd.DataFrame:
-    """Every pre-registered comparison, the primary ones Holm-corrected."""
+def comparisons(removal: pd.DataFrame, window: pd.DataFrame, points=POINTS, onsets=ONSETS) -> pd.DataFrame:
+    """Every pre-registered comparison over the seeds complete in both families, the primary ones
+    Holm-corrected."""
     r, w = finals(removal), finals(window)
-    points = sorted(p for v, p in r if v == "removal" and p > 0)
-    onsets = sorted(p for v, p in w if v == "window")
-    if not points or ("control-sham", points[-1]) not in r:
-        raise analyze.AnalyzeError("the removal sweep has no removal point > 0 with its control-sham")
-    if not onsets or ("baseline", -1) not in w:
-        raise analyze.AnalyzeError("the window sweep has no window runs and baseline")
+    points, onsets = sorted(points), sorted(onsets)
+    arms = [(r, ("removal", 0))] + [(r, (v, t)) for t in points for v in REMOVAL_ARMS]
+    arms += [(w, ("baseline", -1))] + [(w, (v, s)) for s in onsets for v in WINDOW_ARMS]
+    missing = [f"{v}@{p}" for d, (v, p) in arms if (v, p) not in d]
+    if missing:
+        raise analyze.AnalyzeError(f"no finished run of the pre-registered arms {', '.join(missing)}")
+    every = sorted(set.union(*(set(d[k].index) for d, k in arms)))
+    complete = sorted(set.intersection(*(set(d[k].index) for d, k in arms)))
+    r = {k: v[v.index.isin(complete)] for k, v in r.items()}
+    w = {k: v[v.index.isin(complete)] for k, v in w.items()}
     T, S0, S1 = points[-1], onsets[0], onsets[-1]
     rows = []
     for t in points:
@@ -108,12 +147,14 @@ def comparisons(removal: pd.DataFrame, window: pd.DataFrame) -> pd.DataFrame:
     prim = tab.index[tab["primary"]]
     if len(prim):
         tab.loc[prim, "holm_p"] = holm(tab.loc[prim, "p"].tolist())
-    tab.attrs.update(T=T, T_first=points[0], S0=S0, S1=S1)
+    tab.attrs.update(T=T, T_first=points[0], S0=S0, S1=S1, n=len(complete), seeds=complete,
+                     incomplete=[s for s in every if s not in complete])
     return tab
 
 
 def verdict(tab: pd.DataFrame) -> tuple[int, list[str]]:
-    """The decision rule that holds first (1-4, or 0: too few seeds for 1 or 2) and why, line by line."""
+    """The decision rule that holds first (1-4; 1 and 2 withheld below MIN_VERDICT_N seeds) and why,
+    line by line."""
     T, T0, S0, S1 = (tab.attrs[k] for k in ("T", "T_first", "S0", "S1"))
     row = {r["name"]: r for _, r in tab.iterrows()}
 
@@ -135,8 +176,9 @@ def verdict(tab: pd.DataFrame) -> tuple[int, list[str]]:
     rule2 = not rule1 and all(equiv(x) for x in (f"Δblur({T0})", p1, p3))
     costs = [x for x in (p1, f"Δvflip({T})", f"W_blur({S0})", f"W_vflip({S0})") if get(x)["ci_high"] < 0]
     rule3 = not rule1 and bool(costs) and equiv(p2) and equiv(p3)
-    n = int(tab["n"].min())
-    why = [f"n = {n} seeds (fewest over the comparisons)",
+    n = tab.attrs["n"]
+    why = [f"n = {n} seeds complete in both families ({' '.join(map(str, tab.attrs['seeds']))})"
+           + (f"; left out, incomplete: {' '.join(map(str, tab.attrs['incomplete']))}" if tab.attrs["incomplete"] else ""),
            f"rule 1, removal form: {p1} Holm p {get(p1)['holm_p']:.3g}, mean {get(p1)['mean']:+.2f}; "
            f"{p2} Holm p {get(p2)['holm_p']:.3g}, mean {get(p2)['mean']:+.2f}: {'holds' if removal_form else 'does not hold'}",
            f"rule 1, window form: {p3} Holm p {get(p3)['holm_p']:.3g}, mean {get(p3)['mean']:+.2f}; "
@@ -145,11 +187,12 @@ def verdict(tab: pd.DataFrame) -> tuple[int, list[str]]:
            f"{p3} {get(p3)['tost_p']:.3g}: {'holds' if rule2 else 'does not hold'}",
            f"rule 3: costs below 0 in {', '.join(costs) or 'none'}; TOST p of {p2} {get(p2)['tost_p']:.3g}, "
            f"{p3} {get(p3)['tost_p']:.3g}: {'holds' if rule3 else 'does not hold'}"]
+    if n < MIN_VERDICT_N:
+        why.append(f"n < {MIN_VERDICT_N}: verdicts 1 and 2 are not given (pre-registered)"
+                   + (f"; rule {1 if rule1 else 2} would hold" if rule1 or rule2 else ""))
+        return (3 if rule3 else 4), why
     if rule1:
         return 1, why
-    if n < MIN_VERDICT_N:
-        why.append(f"n < {MIN_VERDICT_N}: verdicts 1 and 2 are not given (pre-registered)")
-        return (3 if rule3 else 0), why
     if rule2:
         if rule3:
             why.append("rules 2 and 3 both hold: the first in order is the verdict")
@@ -158,7 +201,6 @@ def verdict(tab: pd.DataFrame) -> tuple[int, list[str]]:
 
 
 VERDICTS = {
-    0: "no verdict: too few seeds",
     1: "blur-specific critical period shown at CPU scale",
     2: "refuted as a learning-rate artifact",
     3: "non-specific early sensitivity",
@@ -180,8 +222,8 @@ def format_table(tab: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report(removal_path: str, window_path: str) -> tuple[pd.DataFrame, int, list[str]]:
-    tab = comparisons(analyze.load_runs(removal_path)[1], analyze.load_runs(window_path)[1])
+def report(removal_path: str, window_path: str, points=POINTS, onsets=ONSETS) -> tuple[pd.DataFrame, int, list[str]]:
+    tab = comparisons(load(removal_path), load(window_path), points, onsets)
     v, why = verdict(tab)
     return tab, v, why
 
@@ -220,7 +262,9 @@ def selftest() -> int:
         ((0.0, 0.0, 0.2, 6), 2),
         ((3.0, 3.0, 0.2, 6), 3),
         ((1.0, 0.0, 3.0, 6), 4),
-        ((0.0, 0.0, 0.2, 4), 0),
+        ((0.0, 0.0, 0.2, 4), 4),  # rule 2 would hold: withheld below 5 seeds
+        ((4.0, 0.0, 0.3, 4), 4),  # rule 1 would hold: withheld below 5 seeds
+        ((3.0, 3.0, 0.2, 4), 3),
     ]
     for (blur, vflip, sd, seeds), want in cases:
         tab = comparisons(*_scenario(blur, vflip, sd, seeds))
@@ -238,6 +282,20 @@ def selftest() -> int:
     if r["n"] != 3 or abs(r["mean"] - 7 / 3) > 1e-12 or r["by_seed"] != "0:+2.00 1:+3.00 2:+2.00":
         print(f"selftest: compare {r}")
         return 1
+    # A seed missing from one arm of either family leaves every comparison.
+    removal, window = _scenario(4.0, 0.0, 0.3, 6)
+    window = window[~((window["variant"] == "window-control-vflip") & (window["point"] == 8) & (window["seed"] == 5))]
+    tab = comparisons(removal, window)
+    if tab.attrs["n"] != 5 or tab.attrs["incomplete"] != [5] or set(tab["n"]) != {5}:
+        print(f"selftest: incomplete seed: n {tab.attrs['n']}, incomplete {tab.attrs['incomplete']}, ns {set(tab['n'])}")
+        return 1
+    # A missing arm is an error, not a comparison quietly dropped.
+    try:
+        comparisons(removal[removal["variant"] != "control-noise"], window)
+        print("selftest: no error for a missing arm")
+        return 1
+    except analyze.AnalyzeError:
+        pass
     print("selftest ok")
     return 0
 
@@ -247,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("removal", nargs="?", help="sweep directory or sweep.parquet of cifar-cpu-v2-removal")
     ap.add_argument("window", nargs="?", help="sweep directory or sweep.parquet of cifar-cpu-v2-window")
     ap.add_argument("--csv", help="write the comparisons to this CSV file")
+    ap.add_argument("--points", default=",".join(map(str, POINTS)),
+                    help="removal points T > 0, the latest primary (default: the pre-registered %(default)s)")
+    ap.add_argument("--onsets", default=",".join(map(str, ONSETS)),
+                    help="window onsets, the earliest and latest primary (default: the pre-registered %(default)s)")
     ap.add_argument("--selftest", action="store_true", help="check the rules on synthetic sweeps")
     args = ap.parse_args(argv)
     if args.selftest:
@@ -254,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.removal or not args.window:
         ap.error("give the removal and the window sweep (or --selftest)")
     try:
-        tab, v, why = report(args.removal, args.window)
+        points = [int(x) for x in args.points.split(",")]
+        onsets = [int(x) for x in args.onsets.split(",")]
+        tab, v, why = report(args.removal, args.window, points, onsets)
     except analyze.AnalyzeError as e:
         print(f"protocol_v2: {e}", file=sys.stderr)
         return 1
