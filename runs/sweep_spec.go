@@ -268,10 +268,14 @@ func (s SweepSpec) Plan(dir string) (Plan, error) {
 	if len(seeds) == 0 {
 		seeds = []int64{s.Base.Seed}
 	}
+	if d, ok := duplicate(seeds); ok {
+		return bad("seeds %v: seed %d twice (each seed is one set of runs)", seeds, d)
+	}
+	base, err := s.planBase()
+	if err != nil {
+		return Plan{}, err
+	}
 	p := &planner{plan: Plan{Name: name, Dir: dir}, index: map[string]int{}}
-	base := s.Base
-	base.Deficits, base.BranchFrom, base.BranchEpoch, base.InitFrom, base.Freeze = nil, "", 0, "", nil
-	base.KeepCheckpoints = nil
 
 	for _, seed := range seeds {
 		b := base
@@ -294,6 +298,38 @@ func (s SweepSpec) Plan(dir string) (Plan, error) {
 		}
 	}
 	return p.plan, nil
+}
+
+// planBase returns the base config every run of the sweep starts from.
+// The sweep sets each run's deficits, branches and kept checkpoints, so
+// base ones are refused rather than dropped. init_from and freeze apply to
+// every run (a fine-tuning sweep); a relative init_from is made absolute,
+// since the runs resolve relative paths against the sweep directory.
+func (s SweepSpec) planBase() (Config, error) {
+	bad := func(format string, args ...any) (Config, error) {
+		return Config{}, fmt.Errorf("%w: sweep base: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	b := s.Base
+	switch {
+	case len(b.Deficits) > 0:
+		return bad("deficits %s: the sweep sets every run's deficit windows; give the deficit as removal.deficit, window.deficit or finetune.deficit and drop base.deficits", b.DeficitWindows())
+	case len(b.KeepCheckpoints) > 0:
+		return bad("keep_checkpoints %v: the sweep keeps the checkpoints its branches need (branch: true); drop base.keep_checkpoints", b.KeepCheckpoints)
+	case b.BranchFrom != "" || b.BranchEpoch != 0:
+		return bad("branch_from %q, branch_epoch %d: the sweep sets them for its branches (branch: true); drop them", b.BranchFrom, b.BranchEpoch)
+	case b.InitFrom == "":
+		return b, nil
+	case s.Finetune != nil:
+		return bad("init_from %s: finetune runs initialise from their pretraining runs and scratch from random weights; drop base.init_from (and freeze)", b.InitFrom)
+	case s.Removal != nil && s.Removal.Branch, s.Window != nil && s.Window.Branch:
+		return bad("init_from %s with branch: true: branched runs start from a parent's checkpoint, not from init_from; set branch: false", b.InitFrom)
+	}
+	abs, err := filepath.Abs(b.InitFrom)
+	if err != nil {
+		return bad("init_from: %v", err)
+	}
+	b.InitFrom = abs
+	return b, nil
 }
 
 type planner struct {
@@ -345,6 +381,9 @@ func (r *RemovalSpec) plan(p *planner, b Config, dir, sfx string) error {
 	if r.Deficit == "" || len(r.Points) == 0 {
 		return bad("needs deficit and points")
 	}
+	if r.After < 0 || r.Total < 0 {
+		return bad("after %d and total %d must not be negative", r.After, r.Total)
+	}
 	if (r.After > 0) == (r.Total > 0) {
 		return bad("set exactly one of after (sharp epochs after removal) and total (epochs of every run)")
 	}
@@ -380,6 +419,9 @@ func (r *RemovalSpec) plan(p *planner, b Config, dir, sfx string) error {
 		return bad("%v", err)
 	}
 	if last == 0 {
+		if ctl.VFlip || ctl.Noise || ctl.Sham || ctl.LRRestart || ctl.SameEpochs {
+			return bad("controls run at a removal point > 0 and points %v has none: add a point or drop the controls", r.Points)
+		}
 		cps = nil
 	}
 	if ctl.LRRestart && b.RestartAtDeficitEnd {
@@ -505,11 +547,17 @@ func (w *WindowSpec) plan(p *planner, b Config, dir, sfx string) error {
 	if w.Deficit == "" || w.Length <= 0 || len(w.Onsets) == 0 {
 		return bad("needs deficit, length > 0 and onsets")
 	}
+	if w.Total < 0 {
+		return bad("total %d is negative (0 means base epochs, %d)", w.Total, b.Epochs)
+	}
 	if w.Total > 0 {
 		b.Epochs = w.Total
 	}
 	onsets := slices.Clone(w.Onsets)
 	sort.Ints(onsets)
+	if d, ok := duplicate(onsets); ok {
+		return bad("onsets %v: onset %d twice", w.Onsets, d)
+	}
 	window := func(s int, deficit string) Config {
 		c := b
 		c.Deficits = []Window{{Deficit: deficit, Start: s, End: s + w.Length}}
@@ -584,6 +632,9 @@ func (f *FinetuneSpec) plan(p *planner, b Config, dir, sfx string) error {
 	p.add("scratch"+sfx, scratch, Label{VariantScratch, 0})
 	pre := slices.Clone(f.Pretrain)
 	sort.Ints(pre)
+	if d, ok := duplicate(pre); ok {
+		return bad("pretrain %v: %d epochs twice", f.Pretrain, d)
+	}
 	for _, n := range pre {
 		if n <= 0 {
 			return bad("pretrain epochs %d must be > 0", n)
@@ -597,6 +648,19 @@ func (f *FinetuneSpec) plan(p *planner, b Config, dir, sfx string) error {
 		p.add(fmt.Sprintf("finetune-P%03d%s", n, sfx), ft, Label{VariantFinetune, n}, preID)
 	}
 	return nil
+}
+
+// duplicate returns a value that xs holds twice.
+func duplicate[T comparable](xs []T) (T, bool) {
+	seen := map[T]bool{}
+	for _, x := range xs {
+		if seen[x] {
+			return x, true
+		}
+		seen[x] = true
+	}
+	var zero T
+	return zero, false
 }
 
 // Describe lists the plan, one run a line, then what each variant is

@@ -1,0 +1,99 @@
+package runs_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/critlab/critlab/runs"
+)
+
+// Spec settings a sweep cannot honour are refused with a message naming
+// them, never dropped or merged.
+func TestSweepPlanRefusesWhatItWouldDrop(t *testing.T) {
+	removal := func(r runs.RemovalSpec) func(*runs.SweepSpec) {
+		return func(s *runs.SweepSpec) { s.Removal = &r }
+	}
+	window := func(w runs.WindowSpec) func(*runs.SweepSpec) {
+		return func(s *runs.SweepSpec) { s.Window = &w }
+	}
+	straight := removal(runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: 2})
+	for _, tc := range []struct {
+		name string
+		edit []func(*runs.SweepSpec)
+		want string
+	}{
+		{"base deficits", []func(*runs.SweepSpec){straight, func(s *runs.SweepSpec) {
+			s.Base.Deficits = []runs.Window{{Deficit: "blur", Start: 0, End: 2}}
+		}}, "removal.deficit"},
+		{"base keep_checkpoints", []func(*runs.SweepSpec){straight, func(s *runs.SweepSpec) { s.Base.KeepCheckpoints = []int{2} }}, "keep_checkpoints"},
+		{"base branch_from", []func(*runs.SweepSpec){straight, func(s *runs.SweepSpec) { s.Base.BranchFrom, s.Base.BranchEpoch = "x", 1 }}, "branch_from"},
+		{"init_from with branch", []func(*runs.SweepSpec){
+			removal(runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: 2, Branch: true}),
+			func(s *runs.SweepSpec) { s.Base.InitFrom = "m.onnx" }}, "branch: false"},
+		{"init_from with window branch", []func(*runs.SweepSpec){
+			window(runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{1}, Branch: true}),
+			func(s *runs.SweepSpec) { s.Base.InitFrom = "m.onnx" }}, "branch: false"},
+		{"init_from with finetune", []func(*runs.SweepSpec){func(s *runs.SweepSpec) {
+			s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{2}, Epochs: 2}
+			s.Base.InitFrom = "m.onnx"
+		}}, "drop base.init_from"},
+		{"negative after", []func(*runs.SweepSpec){removal(runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: -3, Total: 20})}, "after -3"},
+		{"negative removal total", []func(*runs.SweepSpec){removal(runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: 2, Total: -5})}, "total -5"},
+		{"controls without a point > 0", []func(*runs.SweepSpec){removal(runs.RemovalSpec{Deficit: "blur", Points: []int{0}, After: 2,
+			Controls: runs.Controls{VFlip: true}})}, "drop the controls"},
+		{"negative window total", []func(*runs.SweepSpec){window(runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{1}, Total: -5})}, "total -5"},
+		{"duplicate onsets", []func(*runs.SweepSpec){window(runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{0, 0, 5}})}, "onset 0 twice"},
+		{"duplicate pretrain", []func(*runs.SweepSpec){func(s *runs.SweepSpec) {
+			s.Finetune = &runs.FinetuneSpec{Deficit: "blur", Pretrain: []int{5, 5}, Epochs: 2}
+		}}, "5 epochs twice"},
+		{"duplicate seeds", []func(*runs.SweepSpec){straight, func(s *runs.SweepSpec) { s.Seeds = []int64{1, 1} }}, "seed 1 twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tinySweep()
+			for _, e := range tc.edit {
+				e(&s)
+			}
+			_, err := s.Plan(t.TempDir())
+			if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Plan err = %v, want ErrInvalidConfig naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// init_from and freeze in base make every run a fine-tuning run of that
+// model (a relative init_from made absolute: the runs resolve relative
+// paths against the sweep directory).
+func TestSweepPlanBaseInitFromAndFreeze(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		spec func(*runs.SweepSpec)
+	}{
+		{"removal", func(s *runs.SweepSpec) {
+			s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: 2, Controls: runs.Controls{VFlip: true}}
+		}},
+		{"window", func(s *runs.SweepSpec) { s.Window = &runs.WindowSpec{Deficit: "blur", Length: 1, Onsets: []int{1, 2}} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tinySweep()
+			tc.spec(&s)
+			s.Base.InitFrom, s.Base.Freeze = "pre/model.onnx", []string{"conv1.*"}
+			plan, err := s.Plan(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range plan.Runs {
+				if r.Config.InitFrom != filepath.Join(wd, "pre/model.onnx") || len(r.Config.Freeze) != 1 || r.Config.Freeze[0] != "conv1.*" {
+					t.Errorf("run %s: init_from %q, freeze %v", r.ID, r.Config.InitFrom, r.Config.Freeze)
+				}
+			}
+		})
+	}
+}
