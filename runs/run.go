@@ -141,6 +141,9 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 	switch {
 	case state == StateEmpty:
 	case opts.Force:
+		if err := preflight(ctx, cfg, dir, opts, backend); err != nil {
+			return nil, fmt.Errorf("run %s: %w\n---> nothing deleted: %s holds the %s run as it was", runID, err, dir, state)
+		}
 		if err := clearRun(dir); err != nil {
 			return nil, err
 		}
@@ -188,6 +191,49 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 	}
 	res.Images, res.Wall = l.images, time.Since(t0)
 	return res, nil
+}
+
+// preflight makes the checks that otherwise fail only once the run starts
+// (the backend's trainer: its runtime, param_groups and freeze patterns;
+// the init_from or branch_from source), so that --force deletes a run only
+// for one that can start.
+func preflight(ctx context.Context, cfg Config, dir string, opts Options, backend Backend) error {
+	if cfg.Threads <= 0 {
+		cfg.Threads = 1 // the trainer is opened to be checked only
+	}
+	tr, _, err := backend.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	switch {
+	case cfg.InitFrom != "":
+		path, err := InitPath(resolve(opts.Root, cfg.InitFrom))
+		if err != nil {
+			return err
+		}
+		absDir, err1 := filepath.Abs(dir)
+		absPath, err2 := filepath.Abs(path)
+		if rel, err := filepath.Rel(absDir, absPath); err1 == nil && err2 == nil && err == nil && filepath.IsLocal(rel) {
+			return fmt.Errorf("init_from %s lies in the run directory that --force clears", path)
+		}
+		if err := tr.InitFrom(path); err != nil {
+			return fmt.Errorf("init from %s: %w", path, err)
+		}
+	case cfg.BranchFrom != "":
+		parentDir := resolve(opts.Root, cfg.BranchFrom)
+		parent, err := LoadConfig(filepath.Join(parentDir, ConfigFile), Config{})
+		if err != nil {
+			return fmt.Errorf("branch: %w", err)
+		}
+		if err := BranchCompatible(parent, cfg, cfg.BranchEpoch); err != nil {
+			return fmt.Errorf("branch from %s: %w", parentDir, err)
+		}
+		if _, err := os.Stat(CheckpointPath(parentDir, cfg.BranchEpoch)); err != nil {
+			return fmt.Errorf("branch: %w", err)
+		}
+	}
+	return nil
 }
 
 // sameRun reports whether a directory's config old is cfg written before

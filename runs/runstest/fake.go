@@ -41,6 +41,9 @@ type Backend struct {
 	NoFisher bool
 	// GraphHash is what its trainers' GraphHash returns ("": none).
 	GraphHash string
+	// OpenErr, when set, is what Open returns: a check that only the
+	// trainer makes (ONNX Runtime's library, param_groups, freeze).
+	OpenErr error
 }
 
 // Check refuses unknown deficits, unknown models and the model "wide",
@@ -70,6 +73,9 @@ func (b *Backend) Check(cfg runs.Config) error {
 
 // Open returns a fresh fake trainer and the fake data.
 func (b *Backend) Open(ctx context.Context, cfg runs.Config) (runs.Trainer, runs.Data, error) {
+	if b.OpenErr != nil {
+		return nil, nil, b.OpenErr
+	}
 	nTrain, nTest := b.TrainImages, b.TestImages
 	if nTrain == 0 {
 		nTrain = 64
