@@ -157,14 +157,48 @@ func writeParquet[T any](path string, rows []T, meta map[string]string) error {
 	return atomicfile.Write(path, buf.Bytes())
 }
 
+// requiredColumns are the columns a file must have to be read as T: the
+// ones every critlab version wrote (later ones read as zero from older
+// files).
+func requiredColumns(row any) []string {
+	metrics := []string{"run_id", "seed", "epoch", "deficit", "deficit_start", "deficit_end", "deficit_windows", "test_acc"}
+	switch row.(type) {
+	case MetricsRow:
+		return metrics
+	case SweepRow:
+		return append(metrics, "variant", "point")
+	case FisherRow:
+		return []string{"run_id", "epoch", "layer", "trace"}
+	}
+	return nil
+}
+
 // readParquet reads every row of path; a missing file is no rows and no
-// error when missingOK.
+// error when missingOK. A file that is not Parquet, or lacks a column of
+// requiredColumns, is refused: its rows would read as zeros.
 func readParquet[T any](path string, missingOK bool) ([]T, error) {
-	rows, err := parquet.ReadFile[T](path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		if missingOK && errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: not a Parquet file (%d bytes): %v", path, len(data), err)
+	}
+	var missing []string
+	for _, c := range requiredColumns(*new(T)) {
+		if _, ok := f.Schema().Lookup(c); !ok {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("read %s: not a critlab file: no column %s", path, strings.Join(missing, ", "))
+	}
+	rows, err := parquet.Read[T](bytes.NewReader(data), int64(len(data)))
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return rows, nil

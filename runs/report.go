@@ -165,11 +165,18 @@ func LoadReport(dir string) (*Report, error) {
 	sweepPath := filepath.Join(dir, SweepFile)
 	metricsPath := filepath.Join(dir, MetricsFile)
 	var runDirs []string
+	if st, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("report %s: no such directory\n---> HINT: give a run directory or a sweep directory", dir)
+	} else if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("report %s: not a directory\n---> HINT: give the run or sweep directory that holds it", dir)
+	}
 	switch {
 	case exists(sweepPath):
 		r, err := ReadSweep(sweepPath)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("report: %w\n---> HINT: move %s aside and run the sweep again (critlab sweep with the same spec skips finished runs and writes it again from the run directories)", err, sweepPath)
 		}
 		rows = r
 		if len(rows) > 0 && rows[0].Sweep != "" {
@@ -185,7 +192,7 @@ func LoadReport(dir string) (*Report, error) {
 	case exists(metricsPath):
 		m, err := ReadMetrics(metricsPath)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("report: %w\n---> HINT: %s", err, badMetricsHint)
 		}
 		rows = labelRows(m, "")
 		runDirs = []string{dir}
@@ -198,7 +205,7 @@ func LoadReport(dir string) (*Report, error) {
 		for _, p := range matches {
 			m, err := ReadMetrics(p)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("report: %w\n---> HINT: %s; or move its run directory out of %s", err, badMetricsHint, dir)
 			}
 			rows = append(rows, labelRows(m, name)...)
 			runDirs = append(runDirs, filepath.Dir(p))
@@ -206,6 +213,9 @@ func LoadReport(dir string) (*Report, error) {
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("report %s: no finished epochs yet", dir)
+	}
+	if err := oneRunPerSeed(rows); err != nil {
+		return nil, fmt.Errorf("report %s: %w", dir, err)
 	}
 	rep := Summarize(name, rows)
 	rep.Dir = dir
@@ -220,6 +230,35 @@ func LoadReport(dir string) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// badMetricsHint is the way out of a metrics.parquet critlab cannot read.
+const badMetricsHint = "a run's metrics.parquet is written by critlab train; move the file aside, or train the run again with --force"
+
+// oneRunPerSeed refuses rows where two runs share a variant, point and
+// seed: the report would average them as if they were two seeds. Loose
+// run directories are labelled from their deficit windows alone, so a
+// blur and a vflip removal at one epoch (or two copies of a run) collide.
+func oneRunPerSeed(rows []SweepRow) error {
+	type key struct {
+		variant string
+		point   int32
+		seed    int64
+	}
+	first := map[key]SweepRow{}
+	for _, r := range rows {
+		k := key{r.Variant, r.Point, r.Seed}
+		f, ok := first[k]
+		if !ok {
+			first[k] = r
+			continue
+		}
+		if f.RunID != r.RunID {
+			return fmt.Errorf("runs %s (deficits %s) and %s (deficits %s) are both %s@%d of seed %d; a report averages one run per seed\n---> HINT: report runs of different deficits from folders of their own, or train them as one sweep (critlab sweep), which labels its controls apart",
+				f.RunID, orDefault(f.DeficitWindows, "none"), r.RunID, orDefault(r.DeficitWindows, "none"), r.Variant, r.Point, r.Seed)
+		}
+	}
+	return nil
 }
 
 func exists(path string) bool {
