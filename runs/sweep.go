@@ -55,8 +55,11 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 	if backend == nil {
 		return nil, ErrNoBackend
 	}
-	if err := checkPlan(plan, backend); err != nil {
+	if err := CheckPlan(plan, backend); err != nil {
 		return nil, err
+	}
+	if opts.Jobs < 0 || opts.Cores < 0 {
+		return nil, fmt.Errorf("%w: sweep %s: jobs %d and cores %d must not be negative (0 means the default)", ErrInvalidConfig, plan.Name, opts.Jobs, opts.Cores)
 	}
 	cores := opts.Cores
 	if cores <= 0 {
@@ -240,10 +243,10 @@ func mergeSweepRows(plan Plan, rows, old []SweepRow) []SweepRow {
 	return out
 }
 
-// checkPlan validates every run of a plan before any trains. A run that
-// initialises from another run of the sweep is checked without that path,
-// which does not exist yet.
-func checkPlan(plan Plan, backend Backend) error {
+// CheckPlan validates every run of a plan before any trains (and what
+// `critlab sweep --dry-run` checks). A run that initialises from another
+// run of the sweep is checked without that path, which does not exist yet.
+func CheckPlan(plan Plan, backend Backend) error {
 	var errs []error
 	checked := map[string]bool{}
 	for _, r := range plan.Runs {

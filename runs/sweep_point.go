@@ -72,7 +72,7 @@ func prepareSweep(spec SweepSpec, dir string, backend Backend, threads int) (Pla
 	if err != nil {
 		return Plan{}, err
 	}
-	if err := checkPlan(plan, backend); err != nil {
+	if err := CheckPlan(plan, backend); err != nil {
 		return Plan{}, err
 	}
 	if err := atomicfile.Write(filepath.Join(dir, SweepSpecFile), spec.YAML()); err != nil {

@@ -1,6 +1,7 @@
 package runs_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/critlab/critlab/runs"
+	"github.com/critlab/critlab/runs/runstest"
 )
 
 // Spec settings a sweep cannot honour are refused with a message naming
@@ -95,5 +97,23 @@ func TestSweepPlanBaseInitFromAndFreeze(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Negative parallelism is refused, not replaced by the default.
+func TestRunSweepRefusesNegativeParallelism(t *testing.T) {
+	for _, opts := range []runs.SweepOptions{{Jobs: -4}, {Cores: -4}} {
+		s := tinySweep()
+		s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: 2}
+		b := &runstest.Backend{}
+		opts.Backend = b
+		dir := filepath.Join(t.TempDir(), "sw")
+		_, err := runs.RunSweep(context.Background(), s, dir, opts)
+		if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), "-4") || b.Steps.Load() != 0 {
+			t.Errorf("jobs %d, cores %d: err = %v after %d steps", opts.Jobs, opts.Cores, err, b.Steps.Load())
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Error("sweep directory created")
+		}
 	}
 }

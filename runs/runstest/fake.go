@@ -46,12 +46,12 @@ type Backend struct {
 	OpenErr error
 }
 
-// Check refuses unknown deficits, unknown models and the model "wide",
+// Check refuses unknown deficits (parameters after ":" are not checked), unknown models and the model "wide",
 // which only takes the data set "cifar10" (a stand-in for an image-size
 // mismatch).
 func (b *Backend) Check(cfg runs.Config) error {
 	for _, w := range cfg.Deficits {
-		if !Deficits[w.Deficit] {
+		if name, _, _ := strings.Cut(w.Deficit, ":"); !Deficits[name] {
 			return fmt.Errorf("%w: unknown deficit %q", runs.ErrInvalidConfig, w.Deficit)
 		}
 	}

@@ -37,15 +37,15 @@ when fisher.parquet files exist.`,
 
 // writeReport prints the summary table of dir and writes its files.
 func writeReport(c *cli.Context, dir string) error {
+	m := c.Float64("margin")
+	if !(m >= 0 && m < 100) { // NaN fails both
+		return fmt.Errorf("report: --margin %v: want accuracy points in [0, 100), e.g. 1 for ±1 point", m)
+	}
 	rep, err := runs.LoadReport(dir)
 	if err != nil {
 		return err
 	}
-	if m := c.Float64("margin"); m < 0 || m >= 100 {
-		return fmt.Errorf("report: --margin %v: want accuracy points in [0, 100), e.g. 1 for ±1 point", m)
-	} else {
-		rep.Margin = m / 100
-	}
+	rep.Margin = m / 100
 	if err := rep.WriteTable(c.App.Writer); err != nil {
 		return err
 	}

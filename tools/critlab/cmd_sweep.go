@@ -67,7 +67,39 @@ func parseSeeds(s string) ([]int64, error) {
 		}
 		seeds = append(seeds, x)
 	}
+	seen := map[int64]bool{}
+	for _, x := range seeds {
+		if seen[x] {
+			return nil, fmt.Errorf("%w: seeds %q: seed %d twice (each seed is one set of runs)", runs.ErrInvalidConfig, s, x)
+		}
+		seen[x] = true
+	}
 	return seeds, nil
+}
+
+// checkSweepFlags refuses the flags a sweep would otherwise ignore or
+// replace by their defaults.
+func checkSweepFlags(c *cli.Context) error {
+	executor := c.String("executor")
+	switch executor {
+	case executorLocal, executorSlurm, executorPlan:
+	default:
+		return fmt.Errorf("sweep: --executor %q: want %s, %s or %s", executor, executorLocal, executorSlurm, executorPlan)
+	}
+	for _, name := range []string{"jobs", "cores", "threads"} {
+		if n := c.Int(name); n < 0 {
+			return fmt.Errorf("sweep: --%s %d is negative\n---> HINT: leave it out for the default (see --help)", name, n)
+		}
+	}
+	if executor == executorSlurm {
+		return nil
+	}
+	for _, f := range slurmFlags() {
+		if name := f.Names()[0]; name != "executor" && c.IsSet(name) {
+			return fmt.Errorf("sweep: --%s is a setting of the slurm executor, and this sweep runs with --executor %s\n---> HINT: add --executor slurm to submit it as Slurm jobs, or drop --%s to run it here", name, executor, name)
+		}
+	}
+	return nil
 }
 
 // sweepFields are the base config fields sweep takes as flags.
@@ -108,6 +140,9 @@ Example:
 			if !c.IsSet("config") {
 				return fmt.Errorf("sweep: --config is required (a YAML file or a preset: demo, cifar-cpu, ...)")
 			}
+			if err := checkSweepFlags(c); err != nil {
+				return err
+			}
 			spec, name, err := loadSweepSpec(c.String("config"))
 			if err != nil {
 				return err
@@ -134,6 +169,10 @@ Example:
 				return err
 			}
 			if c.Bool("dry-run") {
+				// The checks of the real sweep, before it trains.
+				if err := runs.CheckPlan(plan, newBackend(c)); err != nil {
+					return err
+				}
 				_, err := fmt.Fprint(c.App.Writer, plan.Describe(), dryRunEstimate(c, spec, plan))
 				return err
 			}
@@ -143,8 +182,6 @@ Example:
 				return submitSweep(c, spec, dir)
 			case executorPlan:
 				return planSweep(c, spec, dir)
-			default:
-				return fmt.Errorf("sweep: --executor %q: want %s, %s or %s", c.String("executor"), executorLocal, executorSlurm, executorPlan)
 			}
 			cores := c.Int("cores")
 			if cores == 0 && c.IsSet("threads") {
