@@ -117,3 +117,25 @@ func TestRunSweepRefusesNegativeParallelism(t *testing.T) {
 		}
 	}
 }
+
+// A fine-tuning sweep trains: every run initialises from base init_from.
+func TestRunSweepBaseInitFrom(t *testing.T) {
+	tmp := t.TempDir()
+	pre := filepath.Join(tmp, "pre")
+	mustRun(t, tinyConfig(), pre, &runstest.Backend{})
+	s := tinySweep()
+	s.Seeds = nil
+	s.Base.InitFrom = pre
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: 2}
+	dir := filepath.Join(tmp, "sw")
+	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Jobs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res.Plan.Runs {
+		log, err := os.ReadFile(filepath.Join(dir, r.ID, "log.txt"))
+		if err != nil || !strings.Contains(string(log), "initialised from "+filepath.Join(pre, "model.onnx")) {
+			t.Errorf("run %s did not initialise from %s (%v):\n%s", r.ID, pre, err, log)
+		}
+	}
+}
