@@ -45,6 +45,7 @@ type readmeCase struct {
 	subst          []string
 	extra          string // appended arguments
 	stdout, stderr string // patterns the outputs must match
+	err            string // pattern of the error, for a command that must fail here
 }
 
 var readmeCases = []readmeCase{
@@ -72,8 +73,10 @@ var readmeCases = []readmeCase{
 		stdout: `^run runs-out/ft \(trained\): final test accuracy`, stderr: `initialised from runs-out/blur20/model\.onnx`},
 	{cmd: "critlab sweep --config demo",
 		extra: "--dry-run", stdout: `^sweep demo: 16 runs in runs-out/demo\n(.*\n)*total: 660 epochs, 168960 training images`},
+	// The dry run checks the runs against the data: the 5 images of the
+	// test's archive are refused.
 	{cmd: "critlab sweep --config cifar-cpu --data cifar10 --seeds 0-2 -j 2",
-		extra: "--dry-run", stdout: `^sweep cifar-cpu: \d+ runs in runs-out/cifar-cpu\n(.*\n)*total: \d+ epochs`},
+		extra: "--dry-run", err: `run trunk-s0: runs: invalid config: subset 5000 is larger than the 5 training images of cifar10`},
 	{cmd: "critlab report runs-out/demo"}, // checked against the README's sample table
 	{cmd: "critlab export --model forward.onnx runs-out/x/checkpoints/latest.ckpt -o trained.onnx",
 		subst: []string{"runs-out/x", "runs-out/blur20"}, stdout: `^wrote trained\.onnx`},
@@ -267,6 +270,12 @@ func TestReadmeCommands(t *testing.T) {
 		line = strings.NewReplacer("[", "", "]", "").Replace(line) + " " + c.extra
 		args := shellWords(line)[1:]
 		stdout, stderr, err := runCLI(t, args...)
+		if c.err != "" {
+			if err == nil || !regexp.MustCompile(c.err).MatchString(err.Error()) {
+				t.Errorf("%s: err = %v, want one matching %q", line, err, c.err)
+			}
+			continue
+		}
 		if err != nil {
 			t.Errorf("%s: %v\n%s", line, err, stderr)
 			continue
