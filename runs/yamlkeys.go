@@ -3,6 +3,7 @@ package runs
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strings"
@@ -16,7 +17,8 @@ import (
 // (aliases: dotted path -> current key, e.g. "train_subset" -> "subset")
 // are read as the current key. A key that names no field is refused in
 // plain words, with the nearest valid key, rather than with yaml's Go type
-// names. Empty data leaves v as it is.
+// names, and so is a fractional number for a whole-number key (yaml would
+// truncate it). Empty data leaves v as it is.
 func decodeStrict(data []byte, v any, schema reflect.Type, aliases map[string]string) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -35,7 +37,8 @@ func decodeStrict(data []byte, v any, schema reflect.Type, aliases map[string]st
 }
 
 // checkKeys renames aliased keys of the mapping n and refuses unknown ones,
-// recursing into the fields of struct type t.
+// recursing into the fields of struct type t, and refuses fractions for
+// integer fields.
 func checkKeys(n *yaml.Node, t reflect.Type, path string, aliases map[string]string) error {
 	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 		if t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode {
@@ -47,6 +50,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, aliases map[string]str
 			return nil
 		}
 		t = t.Elem()
+	}
+	if n.Kind == yaml.ScalarNode && isInteger(t.Kind()) {
+		return checkWhole(n, strings.TrimSuffix(path, "."))
 	}
 	if t.Kind() != reflect.Struct || t == reflect.TypeOf(yaml.Node{}) || n.Kind != yaml.MappingNode {
 		return nil // scalars, and type mismatches yaml itself reports
@@ -69,6 +75,27 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, aliases map[string]str
 		if err := checkKeys(n.Content[i+1], ft, path+key.Value+".", aliases); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func isInteger(k reflect.Kind) bool {
+	return reflect.Int <= k && k <= reflect.Uint64
+}
+
+// checkWhole refuses a number with a fractional part for the integer key
+// (yaml.v3 decodes 10.9 into an int as 10). A whole float such as 1e3 or
+// 10.0 decodes exactly and is accepted; other mismatches yaml reports.
+func checkWhole(n *yaml.Node, key string) error {
+	if n.ShortTag() != "!!float" {
+		return nil
+	}
+	var f float64
+	if err := n.Decode(&f); err != nil {
+		return nil // yaml reports it
+	}
+	if f != math.Trunc(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("line %d: %s %s is not a whole number (the key takes an integer)", n.Line, key, n.Value)
 	}
 	return nil
 }

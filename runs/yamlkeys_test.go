@@ -74,3 +74,52 @@ func TestSweepKeysOldSpellings(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// yaml.v3 decodes 10.9 into an int field as 10; a fraction for a
+// whole-number key is refused instead, in run configs and sweep specs
+// alike, while a whole number written as a float decodes exactly.
+func TestWholeNumberKeysRefuseFractions(t *testing.T) {
+	tests := []struct {
+		sweep bool
+		yaml  string
+		want  string // error substring; "" means accepted
+	}{
+		{false, "epochs: 10.9\n", "line 1: epochs 10.9 is not a whole number"},
+		{false, "seed: 1.5\n", "seed 1.5 is not a whole number"},
+		{false, "model: small\nsubset: 2500.7\n", "line 2: subset 2500.7 is not a whole number"},
+		{false, "train_subset: 2500.7\n", "subset 2500.7 is not a whole number"},
+		{false, "fisher: {images: 10, samples: 1, every: 0.5}\n", "fisher.every 0.5 is not a whole number"},
+		{false, "keep_checkpoints: [4, 8.5]\n", "keep_checkpoints 8.5 is not a whole number"},
+		{false, "deficits:\n  - {deficit: blur, start: 0, end: 2.5}\n", "line 2: deficits.end 2.5 is not a whole number"},
+		{false, "epochs: .nan\n", "epochs .nan is not a whole number"},
+		{false, "epochs: 10.0\n", ""},
+		{false, "epochs: 1e1\n", ""},
+		{false, "lr: 0.5\nepochs: 10\n", ""},
+		{true, "removal: {deficit: blur, points: [0, 5.7], after: 3}\n", "line 1: removal.points 5.7 is not a whole number"},
+		{true, "seeds: [0, 1.5]\n", "seeds 1.5 is not a whole number"},
+		{true, "jobs: 2.5\n", "jobs 2.5 is not a whole number"},
+		{true, "base:\n  epochs: 10.9\n", "base.epochs 10.9 is not a whole number"},
+		{true, "base:\n  epochs: 10\nremoval: {deficit: blur, points: [0, 5], after: 3}\n", ""},
+	}
+	for _, tc := range tests {
+		var err error
+		epochs := 0
+		if tc.sweep {
+			var s runs.SweepSpec
+			s, err = runs.ParseSweep([]byte(tc.yaml))
+			epochs = s.Base.Epochs
+		} else {
+			var cfg runs.Config
+			cfg, err = runs.ParseConfig([]byte(tc.yaml), runs.Default())
+			epochs = cfg.Epochs
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.yaml, err)
+		case tc.want == "" && epochs != 10:
+			t.Errorf("%q: epochs %d, want 10", tc.yaml, epochs)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: err = %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
