@@ -8,12 +8,15 @@ import (
 	"math"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/critlab/critlab/harness/device"
 	"github.com/critlab/critlab/models/compiler"
+	"github.com/critlab/critlab/models/zoo"
+	"github.com/critlab/critlab/preprocessing"
 
 	"gopkg.in/yaml.v3"
 )
@@ -26,8 +29,8 @@ type Config struct {
 	// Model is a zoo name (allcnn, resnet18, small) or the path of an .onnx
 	// forward model (N×3×H×W float32 in, N×classes logits out).
 	Model string `yaml:"model"`
-	// Width multiplies a zoo model's channel counts; 0 means 1. Ignored for
-	// .onnx models.
+	// Width multiplies a zoo model's channel counts; 0 means 1. A model
+	// file has its own channels: width must then be 1 (or 0).
 	Width float64 `yaml:"width"`
 	// Data is the data set spec for preprocessing.Open: "cifar10",
 	// "synthetic", or the path of a data set archive.
@@ -49,11 +52,15 @@ type Config struct {
 	LRSchedule string `yaml:"lr_schedule"`
 	// LRDecay is the factor of exp (per epoch, lr0 × decay^epoch) and step
 	// (per LRStep epochs) schedules; 0 means 0.97 for exp, 0.1 for step.
+	// Default's 0.97 is exp's: a config that switches to step must set it
+	// (see ParseConfig). Constant and cosine take no other value than
+	// Default's.
 	LRDecay float64 `yaml:"lr_decay"`
-	// LRStep is the step schedule's period in epochs.
+	// LRStep is the step schedule's period in epochs (step only).
 	LRStep int `yaml:"lr_step"`
 	// RestartAtDeficitEnd restarts the schedule (epoch counter back to 0)
-	// at the end of each deficit window.
+	// at the end of each deficit window. Allowed without windows (a
+	// sweep's arms share it, the no-deficit arm included); Notes says so.
 	RestartAtDeficitEnd bool `yaml:"restart_at_deficit_end"`
 
 	// Momentum is SGD momentum (PyTorch semantics); 0 means plain SGD.
@@ -73,7 +80,8 @@ type Config struct {
 	// L2 for sgd and adam, decoupled for adamw.
 	Optimizer string `yaml:"optimizer,omitempty"`
 	// WarmupEpochs ramps the learning rate of any schedule up linearly
-	// over the first W epochs: epoch e < W trains at (e+1)/(W+1) of it.
+	// over the first W < Epochs epochs: epoch e < W trains at (e+1)/(W+1)
+	// of it.
 	WarmupEpochs int `yaml:"warmup_epochs,omitempty"`
 	// GradClip, when positive, clips the gradients to this global L2 norm
 	// before each step (torch.nn.utils.clip_grad_norm_).
@@ -187,7 +195,8 @@ type FisherConfig struct {
 	// Samples is how many labels are sampled from the model's output per
 	// image.
 	Samples int `yaml:"samples"`
-	// Every is the period in epochs; 0 disables the estimate.
+	// Every is the period in epochs; 0 disables the estimate (and then
+	// images and samples must be 0 too).
 	Every int `yaml:"every"`
 }
 
@@ -231,7 +240,9 @@ func LoadConfig(path string, base Config) (Config, error) {
 // configAliases are the old spellings of config keys, still read.
 var configAliases = map[string]string{"train_subset": "subset"}
 
-// ParseConfig decodes YAML over base.
+// ParseConfig decodes YAML over base. A document that switches the schedule
+// to step without lr_decay is refused when it would inherit another
+// schedule's factor (CheckStepDecay).
 func ParseConfig(data []byte, base Config) (Config, error) {
 	cfg := base
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -241,6 +252,9 @@ func ParseConfig(data []byte, base Config) (Config, error) {
 	cfg.Deficits, cfg.Freeze, cfg.KeepCheckpoints, cfg.ParamGroups = nil, nil, nil, nil
 	if err := decodeStrict(data, &cfg, nil, configAliases); err != nil {
 		return base, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if err := CheckStepDecay(base, cfg, mentions(data, "lr_decay"), "lr_decay"); err != nil {
+		return base, err
 	}
 	if !mentions(data, "deficits") {
 		cfg.Deficits = base.Deficits
@@ -268,6 +282,20 @@ func ParseConfig(data []byte, base Config) (Config, error) {
 		cfg.ParamGroups = nil
 	}
 	return cfg, nil
+}
+
+// CheckStepDecay refuses a switch from another schedule in from to step in
+// to that leaves lr_decay as it was (decaySet false): that factor belongs to
+// the other schedule (Default's 0.97 is exp's) while step's documented
+// default is 0.1, PyTorch's StepLR gamma. key is how the user sets it
+// (lr_decay, --lr-decay). Configs that set lr_decay, as every step preset
+// does, and resolved configs (step already, or lr_decay written out) pass.
+func CheckStepDecay(from, to Config, decaySet bool, key string) error {
+	if to.LRSchedule != "step" || from.LRSchedule == "step" || decaySet || to.LRDecay == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: lr_schedule step would keep lr_decay %v, the factor of the %s schedule it replaces: set %s (0.1 is PyTorch's StepLR gamma, also what 0 means)",
+		ErrInvalidConfig, to.LRDecay, orDefault(from.LRSchedule, "constant"), key)
 }
 
 // mentions reports whether the YAML document has a top-level key.
@@ -340,6 +368,10 @@ func (c Config) Validate() error {
 		return bad("label_smoothing %v must be in [0, 1)", c.LabelSmoothing)
 	case c.WarmupEpochs < 0:
 		return bad("warmup_epochs %d is negative", c.WarmupEpochs)
+	case c.WarmupEpochs > 0 && c.WarmupEpochs >= c.Epochs:
+		return bad("warmup_epochs %d is not below epochs %d: the warmup would never end (lower it)", c.WarmupEpochs, c.Epochs)
+	case c.Width != 0 && c.Width != 1 && !slices.Contains(zoo.Names(), c.Model):
+		return bad("width %v: model %s is a file with channels of its own (width scales zoo models only): remove width or set it to 1", c.Width, c.Model)
 	case !(c.GradClip >= 0) || math.IsInf(c.GradClip, 0):
 		return bad("grad_clip %v must be >= 0 (0: no clipping)", c.GradClip)
 	case c.Threads < 0:
@@ -355,6 +387,15 @@ func (c Config) Validate() error {
 		}
 	default:
 		return bad("lr_schedule %q: want one of %s", c.LRSchedule, strings.Join(schedules, ", "))
+	}
+	// Settings the schedule never reads are refused rather than recorded as
+	// if they mattered; Default's lr_decay is in every resolved config.
+	sched := orDefault(c.LRSchedule, "constant")
+	if c.LRStep != 0 && sched != "step" {
+		return bad("lr_step %d: only the step schedule reads it, not %s: remove it", c.LRStep, sched)
+	}
+	if (sched == "constant" || sched == "cosine") && c.LRDecay != 0 && c.LRDecay != Default().LRDecay {
+		return bad("lr_decay %v: the %s schedule has no decay factor (exp and step do): remove it", c.LRDecay, sched)
 	}
 	if _, err := device.Parse(c.Device); err != nil {
 		return bad("%v", err)
@@ -405,6 +446,9 @@ func (c Config) Validate() error {
 	if f.Every > 0 && (f.Images == 0 || f.Samples == 0) {
 		return bad("fisher.every %d needs fisher.images and fisher.samples > 0", f.Every)
 	}
+	if f.Every == 0 && (f.Images > 0 || f.Samples > 0) {
+		return bad("fisher.images %d and fisher.samples %d with fisher.every 0 estimate nothing: set fisher.every (1: every epoch, as --fisher does) or remove fisher", f.Images, f.Samples)
+	}
 	if c.InitFrom != "" {
 		if _, err := os.Stat(c.InitFrom); err != nil {
 			return bad("init_from: %v", err)
@@ -425,8 +469,12 @@ func (c Config) Validate() error {
 func (c Config) validateWindows() error {
 	ws := append([]Window(nil), c.Deficits...)
 	for i, w := range ws {
-		if strings.TrimSpace(w.Deficit) == "" || strings.EqualFold(w.Deficit, "none") {
-			return fmt.Errorf("deficits[%d]: empty deficit (leave the window out for none)", i)
+		d, err := preprocessing.ParseDeficit(w.Deficit)
+		if err != nil {
+			return fmt.Errorf("deficits[%d]: %w", i, err)
+		}
+		if d.Kind == "none" { // also "", "none:", " none"
+			return fmt.Errorf("deficits[%d]: empty deficit %q (leave the window out for none; sham is a window that changes nothing)", i, w.Deficit)
 		}
 		if w.Start < 0 || w.End > c.Epochs || w.Start >= w.End {
 			return fmt.Errorf("deficits[%d] %s: window must satisfy 0 <= start < end <= epochs (%d)", i, w, c.Epochs)
@@ -439,6 +487,16 @@ func (c Config) validateWindows() error {
 		}
 	}
 	return nil
+}
+
+// Notes lists the settings of a valid config that have no effect in it but
+// are allowed, for the train command to print.
+func (c Config) Notes() []string {
+	var notes []string
+	if c.RestartAtDeficitEnd && len(c.Deficits) == 0 {
+		notes = append(notes, "restart_at_deficit_end has no effect: there is no deficit window to restart the lr schedule at")
+	}
+	return notes
 }
 
 // ActiveWindow returns the deficit window containing epoch, if any.

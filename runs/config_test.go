@@ -63,6 +63,33 @@ func TestValidate(t *testing.T) {
 		{"group match", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "["}} }, "param_groups[0]: match"},
 		{"group scale", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(0.0)}} }, "lr_scale 0 must be positive"},
 		{"group decay", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", WeightDecay: new(-1.0)}} }, "weight_decay -1"},
+		// Settings with no effect are refused, unless at the value every
+		// resolved config holds (lr_decay 0.97, width 1, lr_step 0).
+		{"fisher without every", func(c *Config) { c.Fisher = FisherConfig{Images: 500, Samples: 1} }, "set fisher.every"},
+		{"fisher samples only", func(c *Config) { c.Fisher.Samples = 1 }, "fisher.every 0 estimate nothing"},
+		{"width of a file", func(c *Config) { c.Model, c.Width = "m.onnx", 0.5 }, "width 0.5: model m.onnx is a file"},
+		{"width of a path", func(c *Config) { c.Model, c.Width = "models/net", 2 }, "remove width or set it to 1"},
+		{"width 1 of a file", func(c *Config) { c.Model, c.Width = "m.onnx", 1 }, ""},
+		{"width 0 of a file", func(c *Config) { c.Model, c.Width = "m.onnx", 0 }, ""},
+		{"width of a zoo model", func(c *Config) { c.Width = 0.5 }, ""},
+		{"decay of cosine", func(c *Config) { c.LRSchedule, c.LRDecay = "cosine", 0.5 }, "lr_decay 0.5: the cosine schedule has no decay factor"},
+		{"decay of constant", func(c *Config) { c.LRSchedule, c.LRDecay = "", 0.9 }, "the constant schedule has no decay factor"},
+		{"default decay of cosine", func(c *Config) { c.LRSchedule = "cosine" }, ""},
+		{"default decay of constant", func(c *Config) { c.LRSchedule = "constant" }, ""},
+		{"no decay of cosine", func(c *Config) { c.LRSchedule, c.LRDecay = "cosine", 0 }, ""},
+		{"step of exp", func(c *Config) { c.LRStep = 30 }, "lr_step 30: only the step schedule reads it, not exp"},
+		{"step of constant", func(c *Config) { c.LRSchedule, c.LRStep = "", 3 }, "not constant"},
+		{"step", func(c *Config) { c.LRSchedule, c.LRStep, c.LRDecay = "step", 3, 0.1 }, ""},
+		{"warmup of all epochs", func(c *Config) { c.WarmupEpochs = 10 }, "warmup_epochs 10 is not below epochs 10"},
+		{"warmup", func(c *Config) { c.WarmupEpochs = 9 }, ""},
+		{"restart without windows", func(c *Config) { c.RestartAtDeficitEnd = true }, ""}, // a note, see TestNotes
+		// Deficits are parsed: none in any spelling is no window.
+		{"none window", func(c *Config) { c.Deficits = []Window{{"none", 0, 4}} }, "empty deficit"},
+		{"none: window", func(c *Config) { c.Deficits = []Window{{"none:", 0, 4}} }, `empty deficit "none:"`},
+		{"spaced none window", func(c *Config) { c.Deficits = []Window{{" none", 0, 4}} }, `empty deficit " none"`},
+		{"unknown deficit", func(c *Config) { c.Deficits = []Window{{"sharpen", 0, 4}} }, `deficits[0]: parse deficit "sharpen"`},
+		{"bad sigma", func(c *Config) { c.Deficits = []Window{{"gauss:sigma=0", 0, 4}} }, "gauss sigma 0"},
+		{"blur size", func(c *Config) { c.Deficits = []Window{{"blur:size=4,up=lanczos", 0, 4}} }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,6 +106,58 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate = %v, want ErrInvalidConfig containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestNotes(t *testing.T) {
+	c := tiny()
+	c.RestartAtDeficitEnd = true
+	if n := c.Notes(); len(n) != 1 || !strings.Contains(n[0], "restart_at_deficit_end has no effect") {
+		t.Errorf("notes %q", n)
+	}
+	c.Deficits = []Window{{"blur", 0, 4}}
+	if n := c.Notes(); len(n) != 0 {
+		t.Errorf("notes %q, want none", n)
+	}
+}
+
+// Default's lr_decay 0.97 is exp's; the help promises 0.1 for step. A
+// document that switches to step without lr_decay is refused rather than
+// decaying by 0.97; resolved configs and those that set it pass.
+func TestStepScheduleNeedsItsDecay(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		base       Config
+		want       string // error substring; "" means accepted
+		decay      float64
+	}{
+		{"step over exp", "lr_schedule: step\nlr_step: 30\n", Default(), "lr_schedule step would keep lr_decay 0.97, the factor of the exp schedule it replaces: set lr_decay", 0},
+		{"step over constant", "lr_schedule: step\nlr_step: 30\n", Config{LRSchedule: "constant", LRDecay: 0.5}, "factor of the constant schedule", 0},
+		{"step with decay", "lr_schedule: step\nlr_step: 30\nlr_decay: 0.1\n", Default(), "", 0.1},
+		{"step with decay 0.97", "lr_schedule: step\nlr_step: 30\nlr_decay: 0.97\n", Default(), "", 0.97},
+		{"step with decay 0", "lr_schedule: step\nlr_step: 30\nlr_decay: 0\n", Default(), "", 0},
+		{"step over zero config", "lr_schedule: step\nlr_step: 30\n", Config{}, "", 0},
+		{"step over step", "lr_step: 10\n", Config{LRSchedule: "step", LRStep: 30, LRDecay: 0.5}, "", 0.5},
+		{"exp", "lr_schedule: exp\n", Default(), "", 0.97},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.yaml), tc.base)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig) {
+					t.Fatalf("err = %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil || c.LRDecay != tc.decay {
+				t.Fatalf("lr_decay %v (%v), want %v", c.LRDecay, err, tc.decay)
+			}
+		})
+	}
+	// With lr_decay 0, step decays by 0.1 as the help says.
+	c := Config{LR: 1, LRSchedule: "step", LRStep: 2}
+	if got := c.LearningRate(2); got != 0.1 {
+		t.Errorf("step lr at epoch 2 = %v, want 0.1", got)
 	}
 }
 
