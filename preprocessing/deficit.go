@@ -23,7 +23,8 @@ import (
 //	              for 32→8), up=linear (bilinear). down=linear reproduces
 //	              torchvision's Resize (PIL bilinear with antialiasing).
 //	gauss         Gaussian blur with standard deviation Sigma pixels
-//	              (imaging.Blur: kernel radius ⌈3σ⌉, edges clamped)
+//	              (imaging.Blur: kernel radius ⌈3σ⌉, edges clamped), from
+//	              MinGaussSigma (below it no pixel changes) to the image side
 //	vflip         image upside down
 //	labelperm     label l becomes π(l) for one random permutation π of the
 //	              classes drawn from the seed
@@ -59,6 +60,11 @@ const (
 	DefaultBlurDown   = "box"
 	DefaultBlurUp     = "linear"
 	DefaultGaussSigma = 1.5
+	// MinGaussSigma is the smallest gauss sigma accepted: below about
+	// 0.2687 the neighbours' weight exp(-1/2σ²) is under 1/1019, so even a
+	// 0/255 checkerboard moves less than half a level and no 8-bit pixel
+	// changes (and far below, the kernel overflows to NaN).
+	MinGaussSigma = 0.27
 )
 
 var resampleFilters = map[string]imaging.ResampleFilter{
@@ -188,6 +194,9 @@ func (d Deficit) Validate() error {
 		if !(d.Sigma > 0) || math.IsInf(d.Sigma, 0) {
 			return configErr("gauss sigma %g: must be positive", d.Sigma)
 		}
+		if d.Sigma < MinGaussSigma {
+			return configErr("gauss sigma %g: below %g pixels the blur changes no pixel (sham is a window that changes nothing)", d.Sigma, MinGaussSigma)
+		}
 	default:
 		return fmt.Errorf("%w %q; valid deficits: %s", ErrUnknownDeficit, d.Kind, DeficitUsage)
 	}
@@ -195,11 +204,17 @@ func (d Deficit) Validate() error {
 }
 
 // FitsImages refuses a deficit that makes no sense for h×w images: a blur
-// to a size larger than the images (it would upsample). A blur to the
-// images' own height leaves them unchanged, as sham does, and is allowed.
+// to a size larger than the images (it would upsample), a Gaussian wider
+// than them (its kernel of 2⌈3σ⌉+1 taps would outgrow them; a huge sigma
+// cannot even be allocated). A blur to the images' own height leaves them
+// unchanged, as sham does, and is allowed. Run checks call it before any
+// training, ApplyImage again for gauss.
 func (d Deficit) FitsImages(h, w int) error {
-	if d.Kind == "blur" && d.Size > h {
+	switch {
+	case d.Kind == "blur" && d.Size > h:
 		return configErr("blur size %d is larger than the %d×%d images: the images would be enlarged, not blurred (want at most %d; sham is a window that changes nothing)", d.Size, h, w, h)
+	case d.Kind == "gauss" && d.Sigma > float64(max(h, w)):
+		return configErr("gauss sigma %g is larger than the %d×%d images: want at most %d pixels, their side", d.Sigma, h, w, max(h, w))
 	}
 	return nil
 }
@@ -262,6 +277,13 @@ func (d Deficit) ApplyImage(dst, src []uint8, c, h, w, index int, seed uint64, s
 		big := imaging.Resize(small, w, h, resampleFilters[d.Up])
 		nrgbaToCHW(dst, big, c)
 	case "gauss":
+		err := d.Validate()
+		if err == nil {
+			err = d.FitsImages(h, w)
+		}
+		if err != nil { // rather than imaging.Blur's panic or NaN pixels
+			return fmt.Errorf("apply %s: %w", d, err)
+		}
 		img := newNRGBA(w, h)
 		chwToNRGBA(src, c, h, w, img)
 		nrgbaToCHW(dst, imaging.Blur(img, d.Sigma), c)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -44,6 +45,9 @@ func TestParseDeficit(t *testing.T) {
 		{"blur:size=0", "error: blur size 0"},
 		{"gauss:sigma=-1", "error: gauss sigma -1"},
 		{"gauss:sigma=x", "error: not a number"},
+		{"gauss:sigma=0.2", "error: gauss sigma 0.2: below 0.27 pixels the blur changes no pixel"},
+		{"gauss:sigma=1e-320", "error: below 0.27 pixels"},
+		{"gauss:0.27", "gauss:sigma=0.27"},
 		{"blur:size", "error: not an integer"},
 		{"blur:size=8,", "error: want key=value"},
 	}
@@ -401,5 +405,71 @@ func TestDeficitDiskCache(t *testing.T) {
 	}
 	if fi, _ := os.Stat(files[0]); fi.Size() == 100 {
 		t.Fatal("damaged cache file not replaced")
+	}
+}
+
+// Deficit parameters are bounded by the images before anything trains
+// (FitsImages), and ApplyImage refuses what would panic in imaging.Blur
+// (gauss:sigma=1e20 allocated a kernel of 3e20 taps).
+func TestDeficitFitsImages(t *testing.T) {
+	tests := []struct {
+		spec string
+		h, w int
+		want string // error substring; "" means it fits
+	}{
+		{"blur:size=32", 32, 32, ""},
+		{"blur:size=33", 32, 32, "blur size 33 is larger than the 32×32 images"},
+		{"gauss:sigma=32", 32, 32, ""},
+		{"gauss:sigma=32.5", 32, 32, "gauss sigma 32.5 is larger than the 32×32 images: want at most 32"},
+		{"gauss:sigma=1e20", 32, 32, "gauss sigma 1e+20 is larger"},
+		{"gauss:sigma=40", 16, 40, ""},
+		{"gauss:sigma=41", 16, 40, "want at most 40"},
+		{"vflip", 32, 32, ""},
+		{"noise", 1, 1, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.spec, func(t *testing.T) {
+			d := MustParseDeficit(tc.spec)
+			err := d.FitsImages(tc.h, tc.w)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig with %q", err, tc.want)
+			}
+			if d.Kind != "gauss" {
+				return
+			}
+			src := make([]uint8, 3*tc.h*tc.w)
+			err = d.ApplyImage(make([]uint8, len(src)), src, 3, tc.h, tc.w, 0, 0, Stats{})
+			if (err != nil) != (tc.want != "") {
+				t.Errorf("ApplyImage: %v", err)
+			}
+		})
+	}
+	// A sigma below the minimum, built without ParseDeficit.
+	src := make([]uint8, 3*32*32)
+	if err := (Deficit{Kind: "gauss", Sigma: 1e-320}).ApplyImage(make([]uint8, len(src)), src, 3, 32, 32, 0, 0, Stats{}); err == nil {
+		t.Error("ApplyImage of gauss sigma 1e-320: no error")
+	}
+}
+
+// MinGaussSigma is where imaging.Blur starts to change 8-bit pixels: a 0/255
+// checkerboard, the image that moves most, is unchanged just below it and
+// changed at it.
+func TestMinGaussSigma(t *testing.T) {
+	img := newNRGBA(8, 8)
+	for y := 0; y < 8; y++ {
+		for x := 0; x < 8; x++ {
+			v := uint8(255 * ((x + y) % 2))
+			img.SetNRGBA(x, y, color.NRGBA{v, v, v, 255})
+		}
+	}
+	if got := imaging.Blur(img, 0.2686); !bytes.Equal(got.Pix, img.Pix) {
+		t.Error("sigma 0.2686 changed the checkerboard")
+	}
+	if got := imaging.Blur(img, MinGaussSigma); bytes.Equal(got.Pix, img.Pix) {
+		t.Errorf("sigma %g left the checkerboard unchanged", MinGaussSigma)
 	}
 }
