@@ -91,14 +91,18 @@ func Open(spec string, opts OpenOptions) (*Dataset, error) {
 	default:
 		// A bare path to an existing file is an archive (config files and
 		// flags alike: ../shared/data/cifar-10-binary.tar.gz).
-		if st, serr := os.Stat(spec); serr == nil && !st.IsDir() {
+		st, serr := os.Stat(spec)
+		if serr == nil && !st.IsDir() {
 			kind = "archive"
 			ds, err = OpenArchive(spec)
 			break
 		}
+		if serr == nil { // a folder: say which kinds read one
+			return nil, fmt.Errorf("open %q: %w: a folder, not an archive; give folder:%s (train/<class>/ and test/<class>/ images) or cifar10:%s (CIFAR-10 binary batches)", spec, ErrUnknownSpec, spec, spec)
+		}
 		// Something spelled like a path is a missing file, not a kind.
 		if strings.ContainsRune(kind, os.PathSeparator) || strings.HasSuffix(kind, ".gz") || strings.HasSuffix(kind, ".tar") {
-			return nil, fmt.Errorf("open %q: not found: %w", spec, fs.ErrNotExist)
+			return nil, fmt.Errorf("open %q: not found: %w (valid specs: %s)", spec, fs.ErrNotExist, Specs)
 		}
 		return nil, fmt.Errorf("open %q: %w %q; valid specs: %s (or the path of an archive)", spec, ErrUnknownSpec, kind, Specs)
 	}

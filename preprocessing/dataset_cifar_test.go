@@ -187,6 +187,28 @@ func TestOpenMissing(t *testing.T) {
 	}
 }
 
+// A folder given as a bare path is not an archive: the error names the
+// kinds that read folders (it said "not found: file does not exist").
+func TestOpenBareFolder(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.Mkdir("imgs", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ spec, want string }{
+		{dir, "a folder, not an archive; give folder:" + dir + " (train/<class>/ and test/<class>/ images) or cifar10:" + dir},
+		{"imgs", "give folder:imgs"},
+		{"imgs/", "give folder:imgs/"},
+		{filepath.Join(dir, "gone"), "not found: file does not exist (valid specs: cifar10[:PATH]"},
+	}
+	for _, tc := range tests {
+		_, err := Open(tc.spec, OpenOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%q) = %v, want %q", tc.spec, err, tc.want)
+		}
+	}
+}
+
 // cifar10Path returns the real CIFAR-10 archive or skips the test.
 func cifar10Path(t testing.TB) string {
 	p := os.Getenv("CRITLAB_CIFAR10")
