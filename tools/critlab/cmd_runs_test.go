@@ -94,6 +94,59 @@ func TestTrainPrintConfig(t *testing.T) {
 	}
 }
 
+// --print-config checks the config first (without the model or the data)
+// and prints nothing for a bad one; the refusals name the fix.
+func TestTrainPrintConfigRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string // --config file, if any
+		args []string
+		want string // error substring; "" means printed
+		note string // in stderr
+	}{
+		{"fisher without every", "fisher: {images: 500, samples: 1}\n", nil, "set fisher.every", ""},
+		{"--fisher alone", "", []string{"--fisher", "500"}, "", ""},
+		{"--fisher-every 0", "", []string{"--fisher", "500", "--fisher-every", "0"}, "set fisher.every", ""},
+		{"width of a file", "", []string{"--model", "m.onnx", "--width", "0.5"}, "width 0.5: model m.onnx is a file", ""},
+		{"step without decay", "", []string{"--lr-schedule", "step", "--lr-step", "30"}, "lr_schedule step would keep lr_decay 0.97, the factor of the exp schedule it replaces: set --lr-decay", ""},
+		{"step over exp file", "lr_schedule: exp\nlr_decay: 0.9\n", []string{"--lr-schedule", "step", "--lr-step", "30"}, "set --lr-decay", ""},
+		{"step without decay in file", "lr_schedule: step\nlr_step: 30\n", nil, "set lr_decay", ""},
+		{"step with decay", "", []string{"--lr-schedule", "step", "--lr-step", "30", "--lr-decay", "0.1"}, "", ""},
+		{"step file, flag period", "lr_schedule: step\nlr_step: 30\nlr_decay: 0.5\n", []string{"--lr-schedule", "step", "--lr-step", "10"}, "", ""},
+		{"lr_step of exp", "", []string{"--lr-step", "30"}, "lr_step 30: only the step schedule reads it", ""},
+		{"decay of cosine", "", []string{"--lr-schedule", "cosine", "--lr-decay", "0.5"}, "the cosine schedule has no decay factor", ""},
+		{"cosine", "", []string{"--lr-schedule", "cosine"}, "", ""},
+		{"warmup", "", []string{"--epochs", "5", "--warmup-epochs", "5"}, "warmup_epochs 5 is not below epochs 5", ""},
+		{"none: window", "", []string{"--deficit", "none:", "--deficit-epochs", "0-4"}, `empty deficit "none:"`, ""},
+		{"tiny sigma", "", []string{"--deficit", "gauss:sigma=1e-20", "--deficit-epochs", "0-4"}, "gauss sigma 1e-20", ""},
+		{"epochs 10.9", "epochs: 10.9\n", nil, "epochs 10.9 is not a whole number", ""},
+		{"window outside", "", []string{"--epochs", "3", "--deficit", "blur", "--deficit-epochs", "0-4"}, "end <= epochs", ""},
+		{"restart without window", "", []string{"--restart-at-deficit-end"}, "", "NOTE: restart_at_deficit_end has no effect"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"train", "--model", "small", "--data", "cifar10:/nonexistent", "--print-config"}
+			if tc.yaml != "" {
+				path := filepath.Join(t.TempDir(), "c.yaml")
+				if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", path)
+			}
+			stdout, stderr, err := runRuns(t, append(args, tc.args...)...)
+			if tc.want == "" {
+				if err != nil || !strings.Contains(stdout, "model: ") || !strings.Contains(stderr, tc.note) {
+					t.Fatalf("err = %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+				}
+				return
+			}
+			if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) || stdout != "" {
+				t.Fatalf("err = %v, want ErrInvalidConfig with %q; stdout %q", err, tc.want, stdout)
+			}
+		})
+	}
+}
+
 const testSweep = `
 name: cli
 seeds: [0, 1]

@@ -62,7 +62,11 @@ func loadConfig(c *cli.Context) (runs.Config, error) {
 
 // applyFlags copies the flags given on the command line into cfg.
 func applyFlags(c *cli.Context, cfg *runs.Config) error {
+	before := *cfg
 	setFields(c, cfg)
+	if err := runs.CheckStepDecay(before, *cfg, c.IsSet("lr-decay"), "--lr-decay"); err != nil {
+		return err
+	}
 	if c.IsSet("device") {
 		cfg.Device = c.String("device")
 	}
@@ -109,7 +113,7 @@ func trainCommand() *cli.Command {
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "run directory (default runs-out/train/MODEL-DATA-sSEED-HASH)"},
 		&cli.BoolFlag{Name: "force", Usage: "train again over a finished run or a run of another config in --out"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "one line per epoch instead of a progress bar (for logs)"},
-		&cli.BoolFlag{Name: "print-config", Usage: "print the resolved config and exit"},
+		&cli.BoolFlag{Name: "print-config", Usage: "print the resolved config, once checked (not against the model or data), and exit"},
 	)
 	return &cli.Command{
 		Name:  "train",
@@ -129,6 +133,14 @@ Example (Achille et al. 2019, blur removed at epoch 40):
 			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
+			}
+			// Checked before printing too, without the model or the data
+			// (Run checks those).
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			for _, n := range cfg.Notes() {
+				fmt.Fprintf(c.App.ErrWriter, "NOTE: %s\n", n)
 			}
 			if c.Bool("print-config") {
 				_, err := c.App.Writer.Write(cfg.YAML())

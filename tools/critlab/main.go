@@ -82,7 +82,13 @@ func checkCommand(cmds []*cli.Command, args []string) error {
 func usageError(c *cli.Context, err error, _ bool) error {
 	prefix, name, flags := "", "critlab", c.App.Flags
 	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
-		prefix, name, flags = c.Command.FullName()+": ", "critlab "+c.Command.FullName(), c.Command.Flags
+		// HelpName is the whole path (critlab model build); FullName is
+		// only the command's own name for subcommands.
+		name = c.Command.HelpName
+		if name == "" {
+			name = "critlab " + c.Command.FullName()
+		}
+		prefix, flags = strings.TrimPrefix(name, "critlab ")+": ", c.Command.Flags
 	}
 	msg := err.Error()
 	if bad, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {

@@ -56,6 +56,9 @@ func TestHelpVersionAndDidYouMean(t *testing.T) {
 		{args: []string{"data", "fetsh"}, errText: `unknown command "data fetsh"; did you mean "fetch"? (see critlab data --help)`},
 		{args: []string{"train", "--bacth-size", "3"}, errText: "train: unknown flag --bacth-size; did you mean --batch-size? (see critlab train --help)"},
 		{args: []string{"--bogus"}, errText: "unknown flag --bogus; did you mean --version? (see critlab --help)"},
+		{args: []string{"model", "build", "--widht", "2"}, errText: "model build: unknown flag --widht; did you mean --width? (see critlab model build --help)"},
+		{args: []string{"data", "info", "--per-clas", "2"}, errText: "data info: unknown flag --per-clas; did you mean --per-class? (see critlab data info --help)"},
+		{args: []string{"sweep", "status", "--bogus-flag"}, errText: "sweep status: unknown flag --bogus-flag (see critlab sweep status --help)"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
