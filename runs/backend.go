@@ -96,16 +96,17 @@ type Backend interface {
 	Open(ctx context.Context, cfg Config) (Trainer, Data, error)
 }
 
-// Check validates cfg on its own and against what backend can build.
+// Check validates cfg on its own and against what backend can build (nil:
+// on its own only). A width for a model file is refused last: a model
+// that is missing or does not take the data is the first thing to fix.
 func Check(cfg Config, backend Backend) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if backend == nil {
-		return nil
+	if backend != nil {
+		if err := backend.Check(cfg); err != nil {
+			return fmt.Errorf("check config: %w", err)
+		}
 	}
-	if err := backend.Check(cfg); err != nil {
-		return fmt.Errorf("check config: %w", err)
-	}
-	return nil
+	return cfg.checkWidth()
 }

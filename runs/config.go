@@ -30,7 +30,7 @@ type Config struct {
 	// forward model (N×3×H×W float32 in, N×classes logits out).
 	Model string `yaml:"model"`
 	// Width multiplies a zoo model's channel counts; 0 means 1. A model
-	// file has its own channels: width must then be 1 (or 0).
+	// file has its own channels: width must then be 1 (or 0; see Check).
 	Width float64 `yaml:"width"`
 	// Data is the data set spec for preprocessing.Open: "cifar10",
 	// "synthetic", or the path of a data set archive.
@@ -370,8 +370,6 @@ func (c Config) Validate() error {
 		return bad("warmup_epochs %d is negative", c.WarmupEpochs)
 	case c.WarmupEpochs > 0 && c.WarmupEpochs >= c.Epochs:
 		return bad("warmup_epochs %d is not below epochs %d: the warmup would never end (lower it)", c.WarmupEpochs, c.Epochs)
-	case c.Width != 0 && c.Width != 1 && !slices.Contains(zoo.Names(), c.Model):
-		return bad("width %v: model %s is a file with channels of its own (width scales zoo models only): remove width or set it to 1", c.Width, c.Model)
 	case !(c.GradClip >= 0) || math.IsInf(c.GradClip, 0):
 		return bad("grad_clip %v must be >= 0 (0: no clipping)", c.GradClip)
 	case c.Threads < 0:
@@ -487,6 +485,16 @@ func (c Config) validateWindows() error {
 		}
 	}
 	return nil
+}
+
+// checkWidth refuses a width for a model that is no zoo model: a model
+// file has channels of its own, and the width would only be recorded.
+func (c Config) checkWidth() error {
+	if c.Width == 0 || c.Width == 1 || slices.Contains(zoo.Names(), c.Model) {
+		return nil
+	}
+	return fmt.Errorf("%w: width %v: model %s is not a zoo model (%s) and a model file has channels of its own: remove width or set it to 1",
+		ErrInvalidConfig, c.Width, c.Model, strings.Join(zoo.Names(), ", "))
 }
 
 // Notes lists the settings of a valid config that have no effect in it but

@@ -67,11 +67,6 @@ func TestValidate(t *testing.T) {
 		// resolved config holds (lr_decay 0.97, width 1, lr_step 0).
 		{"fisher without every", func(c *Config) { c.Fisher = FisherConfig{Images: 500, Samples: 1} }, "set fisher.every"},
 		{"fisher samples only", func(c *Config) { c.Fisher.Samples = 1 }, "fisher.every 0 estimate nothing"},
-		{"width of a file", func(c *Config) { c.Model, c.Width = "m.onnx", 0.5 }, "width 0.5: model m.onnx is a file"},
-		{"width of a path", func(c *Config) { c.Model, c.Width = "models/net", 2 }, "remove width or set it to 1"},
-		{"width 1 of a file", func(c *Config) { c.Model, c.Width = "m.onnx", 1 }, ""},
-		{"width 0 of a file", func(c *Config) { c.Model, c.Width = "m.onnx", 0 }, ""},
-		{"width of a zoo model", func(c *Config) { c.Width = 0.5 }, ""},
 		{"decay of cosine", func(c *Config) { c.LRSchedule, c.LRDecay = "cosine", 0.5 }, "lr_decay 0.5: the cosine schedule has no decay factor"},
 		{"decay of constant", func(c *Config) { c.LRSchedule, c.LRDecay = "", 0.9 }, "the constant schedule has no decay factor"},
 		{"default decay of cosine", func(c *Config) { c.LRSchedule = "cosine" }, ""},
@@ -106,6 +101,34 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate = %v, want ErrInvalidConfig containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Check (with no backend) refuses a width for a model file, which has
+// channels of its own.
+func TestCheckWidth(t *testing.T) {
+	tests := []struct {
+		model string
+		width float64
+		want  string // error substring; "" means valid
+	}{
+		{"m.onnx", 0.5, "width 0.5: model m.onnx is not a zoo model (allcnn, "},
+		{"models/net", 2, "a model file has channels of its own: remove width or set it to 1"},
+		{"m.onnx", 1, ""},
+		{"m.onnx", 0, ""},
+		{"small", 0.5, ""},
+	}
+	for _, tc := range tests {
+		c := tiny()
+		c.Model, c.Width = tc.model, tc.width
+		err := Check(c, nil)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s width %v: %v", tc.model, tc.width, err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s width %v: err = %v, want ErrInvalidConfig with %q", tc.model, tc.width, err, tc.want)
+		}
 	}
 }
 

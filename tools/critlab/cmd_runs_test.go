@@ -107,7 +107,7 @@ func TestTrainPrintConfigRefuses(t *testing.T) {
 		{"fisher without every", "fisher: {images: 500, samples: 1}\n", nil, "set fisher.every", ""},
 		{"--fisher alone", "", []string{"--fisher", "500"}, "", ""},
 		{"--fisher-every 0", "", []string{"--fisher", "500", "--fisher-every", "0"}, "set fisher.every", ""},
-		{"width of a file", "", []string{"--model", "m.onnx", "--width", "0.5"}, "width 0.5: model m.onnx is a file", ""},
+		{"width of a file", "", []string{"--model", "m.onnx", "--width", "0.5"}, "width 0.5: model m.onnx is not a zoo model", ""},
 		{"step without decay", "", []string{"--lr-schedule", "step", "--lr-step", "30"}, "lr_schedule step would keep lr_decay 0.97, the factor of the exp schedule it replaces: set --lr-decay", ""},
 		{"step over exp file", "lr_schedule: exp\nlr_decay: 0.9\n", []string{"--lr-schedule", "step", "--lr-step", "30"}, "set --lr-decay", ""},
 		{"step without decay in file", "lr_schedule: step\nlr_step: 30\n", nil, "set lr_decay", ""},

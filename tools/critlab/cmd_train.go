@@ -136,7 +136,7 @@ Example (Achille et al. 2019, blur removed at epoch 40):
 			}
 			// Checked before printing too, without the model or the data
 			// (Run checks those).
-			if err := cfg.Validate(); err != nil {
+			if err := runs.Check(cfg, nil); err != nil {
 				return err
 			}
 			for _, n := range cfg.Notes() {
