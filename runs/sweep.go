@@ -258,13 +258,17 @@ func CheckPlan(plan Plan, backend Backend) error {
 			errs = append(errs, fmt.Errorf("run %s: %w", r.ID, err))
 			continue
 		}
-		// The backend's checks depend on these fields only.
+		// The backend's and the width's checks depend on these fields only.
 		key := fmt.Sprintf("%s|%g|%s|%s|%d|%d|%d|%s", cfg.Model, cfg.Width, cfg.Data, cfg.DeficitWindows(), cfg.TrainSubset, cfg.BatchSize, cfg.Fisher.Images, cfg.Device)
 		if checked[key] {
 			continue
 		}
 		checked[key] = true
-		if err := backend.Check(cfg); err != nil {
+		err := backend.Check(cfg)
+		if err == nil {
+			err = cfg.checkWidth() // after the model's own checks, as Check orders them
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("run %s: %w", r.ID, err))
 		}
 	}

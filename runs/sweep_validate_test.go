@@ -139,3 +139,23 @@ func TestRunSweepBaseInitFrom(t *testing.T) {
 		}
 	}
 }
+
+// A sweep whose base is a model file with a width is refused before any
+// run starts, as train refuses it.
+func TestCheckPlanRefusesWidthOfModelFile(t *testing.T) {
+	s := tinySweep()
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: 2}
+	model := filepath.Join(t.TempDir(), "net.onnx")
+	if err := os.WriteFile(model, []byte("a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Base.Model, s.Base.Width = model, 0.5
+	plan, err := s.Plan(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = runs.CheckPlan(plan, &runstest.Backend{})
+	if !errors.Is(err, runs.ErrInvalidConfig) || !strings.Contains(err.Error(), "width 0.5: model "+model) {
+		t.Fatalf("CheckPlan err = %v, want the width refused", err)
+	}
+}
