@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/critlab/critlab/internal/atomicfile"
@@ -223,6 +224,31 @@ func ReadFisher(path string) ([]FisherRow, error) { return readParquet[FisherRow
 // WriteSweep writes sweep.parquet; meta holds the sweep spec.
 func WriteSweep(path string, rows []SweepRow, spec []byte) error {
 	return writeParquet(path, rows, map[string]string{"critlab.sweep": string(spec)})
+}
+
+// WriteSweepFisher writes a sweep's fisher.parquet: the Fisher rows of
+// every run of rows (the finished ones sweep.parquet holds), in its
+// order, so the sweep's two Parquet files carry all its data without the
+// run directories. Runs without Fisher estimates add nothing; with none
+// at all no file is written.
+func WriteSweepFisher(dir string, rows []SweepRow, spec []byte) error {
+	var all []FisherRow
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if seen[r.RunID] {
+			continue
+		}
+		seen[r.RunID] = true
+		fr, err := readParquet[FisherRow](filepath.Join(dir, r.RunID, FisherFile), true)
+		if err != nil {
+			return err
+		}
+		all = append(all, fr...)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	return writeParquet(filepath.Join(dir, FisherFile), all, map[string]string{"critlab.sweep": string(spec)})
 }
 
 // ReadSweep reads a sweep.parquet file.

@@ -220,6 +220,18 @@ func LoadReport(dir string) (*Report, error) {
 	rep := Summarize(name, rows)
 	rep.Dir = dir
 	rep.Fisher = map[string][]FisherRow{}
+	// A sweep's own fisher.parquet holds its runs' rows: a sweep.parquet
+	// copied without the run directories still plots them.
+	if sweepFisher := filepath.Join(dir, FisherFile); exists(sweepPath) && exists(sweepFisher) {
+		fr, err := readParquet[FisherRow](sweepFisher, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range fr {
+			rep.Fisher[r.RunID] = append(rep.Fisher[r.RunID], r)
+		}
+		return rep, nil
+	}
 	for _, d := range runDirs {
 		fr, err := readParquet[FisherRow](filepath.Join(d, FisherFile), true)
 		if err != nil {

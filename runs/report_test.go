@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,5 +155,62 @@ func TestReportReference(t *testing.T) {
 	}
 	if got, name := pts(base).Reference(runs.VariantFinetune, 2); !math.IsNaN(got) || name != "" {
 		t.Errorf("finetune without scratch: %v %q, want NaN", got, name)
+	}
+}
+
+// A sweep writes its runs' Fisher rows beside sweep.parquet, so its two
+// Parquet files, copied without the run directories, report the same.
+func TestSweepFisherParquet(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sw")
+	s := tinySweep()
+	s.Base.Fisher = runs.FisherConfig{Images: 8, Samples: 1, Every: 2}
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: 4, Controls: runs.Controls{VFlip: true}}
+	res, err := runs.RunSweep(context.Background(), s, dir, runs.SweepOptions{Backend: &runstest.Backend{}, Jobs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []runs.FisherRow
+	for _, r := range res.Plan.Runs {
+		fr, err := runs.ReadFisher(filepath.Join(dir, r.ID, runs.FisherFile))
+		if err != nil || len(fr) == 0 {
+			t.Fatalf("run %s: %d fisher rows, %v", r.ID, len(fr), err)
+		}
+		want = append(want, fr...)
+	}
+	got, err := runs.ReadFisher(filepath.Join(dir, runs.FisherFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("sweep fisher.parquet: %d rows, want the runs' %d in plan order", len(got), len(want))
+	}
+	copied := filepath.Join(t.TempDir(), "copy")
+	if err := os.MkdirAll(copied, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{runs.SweepFile, runs.FisherFile} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(copied, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := runs.LoadReport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := runs.LoadReport(copied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Fisher) != len(res.Plan.Runs) || len(a.Fisher) != len(b.Fisher) {
+		t.Fatalf("fisher runs: copy %d, sweep %d, planned %d", len(b.Fisher), len(a.Fisher), len(res.Plan.Runs))
+	}
+	for id, rows := range a.Fisher {
+		if !slices.Equal(rows, b.Fisher[id]) {
+			t.Errorf("run %s: the copy's fisher rows differ", id)
+		}
 	}
 }

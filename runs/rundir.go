@@ -18,7 +18,8 @@ const (
 	FisherFile  = "fisher.parquet"
 	ModelFile   = "model.onnx"
 	LogFile     = "log.txt"
-	// SweepFile is the combined metrics of a sweep directory.
+	// SweepFile is the combined metrics of a sweep directory (its
+	// FisherFile, the combined Fisher rows, sits beside it).
 	SweepFile = "sweep.parquet"
 	// SweepSpecFile is the resolved spec of a sweep directory.
 	SweepSpecFile    = "sweep.yaml"

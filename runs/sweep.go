@@ -197,6 +197,8 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 		failpoint.Hit("sweep-parquet")
 		if err := WriteSweep(path, res.Rows, spec.YAML()); err != nil {
 			errs = append(errs, err)
+		} else if err := WriteSweepFisher(dir, res.Rows, spec.YAML()); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return res, errors.Join(errs...)

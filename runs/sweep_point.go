@@ -209,6 +209,9 @@ func CollectSweep(dir string) (*SweepResult, error) {
 		if err := WriteSweep(path, res.Rows, spec.YAML()); err != nil {
 			return nil, err
 		}
+		if err := WriteSweepFisher(dir, res.Rows, spec.YAML()); err != nil {
+			return nil, err
+		}
 	}
 	if len(missing) > 0 {
 		return res, fmt.Errorf("sweep %s: %d of %d runs not finished: %s\n---> HINT: `critlab sweep status %s` says why; submit the sweep again to run them",
