@@ -97,8 +97,7 @@ type Backend interface {
 }
 
 // Check validates cfg on its own and against what backend can build (nil:
-// on its own only). A width for a model file is refused last: a model
-// that is missing or does not take the data is the first thing to fix.
+// on its own only): the checks every run passes, those on disk included.
 func Check(cfg Config, backend Backend) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -108,5 +107,16 @@ func Check(cfg Config, backend Backend) error {
 			return fmt.Errorf("check config: %w", err)
 		}
 	}
-	return cfg.checkWidth()
+	return nil
+}
+
+// CheckNew is Check for a run that is not on disk yet: it also refuses the
+// settings that have no effect (a model file's width, ...; see
+// checkEffect), last, since a model that is missing or does not take the
+// data is the first thing to fix.
+func CheckNew(cfg Config, backend Backend) error {
+	if err := Check(cfg, backend); err != nil {
+		return err
+	}
+	return cfg.checkEffect(cfg.Epochs)
 }

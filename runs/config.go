@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -30,7 +31,8 @@ type Config struct {
 	// forward model (N×3×H×W float32 in, N×classes logits out).
 	Model string `yaml:"model"`
 	// Width multiplies a zoo model's channel counts; 0 means 1. A model
-	// file has its own channels: width must then be 1 (or 0; see Check).
+	// file has its own channels: width must then be 1 (or 0) in new runs
+	// (see checkEffect).
 	Width float64 `yaml:"width"`
 	// Data is the data set spec for preprocessing.Open: "cifar10",
 	// "synthetic", or the path of a data set archive.
@@ -53,8 +55,8 @@ type Config struct {
 	// LRDecay is the factor of exp (per epoch, lr0 × decay^epoch) and step
 	// (per LRStep epochs) schedules; 0 means 0.97 for exp, 0.1 for step.
 	// Default's 0.97 is exp's: a config that switches to step must set it
-	// (see ParseConfig). Constant and cosine take no other value than
-	// Default's.
+	// (see ParseConfig). New runs of constant and cosine take no other value
+	// than 0 or Default's (see checkEffect).
 	LRDecay float64 `yaml:"lr_decay"`
 	// LRStep is the step schedule's period in epochs (step only).
 	LRStep int `yaml:"lr_step"`
@@ -80,8 +82,8 @@ type Config struct {
 	// L2 for sgd and adam, decoupled for adamw.
 	Optimizer string `yaml:"optimizer,omitempty"`
 	// WarmupEpochs ramps the learning rate of any schedule up linearly
-	// over the first W < Epochs epochs: epoch e < W trains at (e+1)/(W+1)
-	// of it.
+	// over the first W epochs (W < Epochs in new runs, see checkEffect):
+	// epoch e < W trains at (e+1)/(W+1) of it.
 	WarmupEpochs int `yaml:"warmup_epochs,omitempty"`
 	// GradClip, when positive, clips the gradients to this global L2 norm
 	// before each step (torch.nn.utils.clip_grad_norm_).
@@ -196,7 +198,7 @@ type FisherConfig struct {
 	// image.
 	Samples int `yaml:"samples"`
 	// Every is the period in epochs; 0 disables the estimate (and then
-	// images and samples must be 0 too).
+	// images and samples must be 0 too in new runs, see checkEffect).
 	Every int `yaml:"every"`
 }
 
@@ -368,8 +370,6 @@ func (c Config) Validate() error {
 		return bad("label_smoothing %v must be in [0, 1)", c.LabelSmoothing)
 	case c.WarmupEpochs < 0:
 		return bad("warmup_epochs %d is negative", c.WarmupEpochs)
-	case c.WarmupEpochs > 0 && c.WarmupEpochs >= c.Epochs:
-		return bad("warmup_epochs %d is not below epochs %d: the warmup would never end (lower it)", c.WarmupEpochs, c.Epochs)
 	case !(c.GradClip >= 0) || math.IsInf(c.GradClip, 0):
 		return bad("grad_clip %v must be >= 0 (0: no clipping)", c.GradClip)
 	case c.Threads < 0:
@@ -385,15 +385,6 @@ func (c Config) Validate() error {
 		}
 	default:
 		return bad("lr_schedule %q: want one of %s", c.LRSchedule, strings.Join(schedules, ", "))
-	}
-	// Settings the schedule never reads are refused rather than recorded as
-	// if they mattered; Default's lr_decay is in every resolved config.
-	sched := orDefault(c.LRSchedule, "constant")
-	if c.LRStep != 0 && sched != "step" {
-		return bad("lr_step %d: only the step schedule reads it, not %s: remove it", c.LRStep, sched)
-	}
-	if (sched == "constant" || sched == "cosine") && c.LRDecay != 0 && c.LRDecay != Default().LRDecay {
-		return bad("lr_decay %v: the %s schedule has no decay factor (exp and step do): remove it", c.LRDecay, sched)
 	}
 	if _, err := device.Parse(c.Device); err != nil {
 		return bad("%v", err)
@@ -444,9 +435,6 @@ func (c Config) Validate() error {
 	if f.Every > 0 && (f.Images == 0 || f.Samples == 0) {
 		return bad("fisher.every %d needs fisher.images and fisher.samples > 0", f.Every)
 	}
-	if f.Every == 0 && (f.Images > 0 || f.Samples > 0) {
-		return bad("fisher.images %d and fisher.samples %d with fisher.every 0 estimate nothing: set fisher.every (1: every epoch, as --fisher does) or remove fisher", f.Images, f.Samples)
-	}
 	if c.InitFrom != "" {
 		if _, err := os.Stat(c.InitFrom); err != nil {
 			return bad("init_from: %v", err)
@@ -468,8 +456,11 @@ func (c Config) validateWindows() error {
 	ws := append([]Window(nil), c.Deficits...)
 	for i, w := range ws {
 		d, err := preprocessing.ParseDeficit(w.Deficit)
+		if errors.Is(err, preprocessing.ErrUnknownDeficit) {
+			return fmt.Errorf("deficits[%d]: %w", i, err) // the error lists the deficits
+		}
 		if err != nil {
-			return fmt.Errorf("deficits[%d]: %w", i, err)
+			return fmt.Errorf("deficits[%d]: %w (known: %s)", i, err, preprocessing.DeficitUsage)
 		}
 		if d.Kind == "none" { // also "", "none:", " none"
 			return fmt.Errorf("deficits[%d]: empty deficit %q (leave the window out for none; sham is a window that changes nothing)", i, w.Deficit)
@@ -487,14 +478,34 @@ func (c Config) validateWindows() error {
 	return nil
 }
 
-// checkWidth refuses a width for a model that is no zoo model: a model
-// file has channels of its own, and the width would only be recorded.
-func (c Config) checkWidth() error {
-	if c.Width == 0 || c.Width == 1 || slices.Contains(zoo.Names(), c.Model) {
-		return nil
+// checkEffect refuses the settings of c that have no effect, rather than
+// record them as if they mattered. It applies to runs not on disk yet
+// (CheckNew, CheckPlan): these refusals came after runs were written with
+// such settings, which keep resuming under the hash they started with (see
+// Run). span is the length the warmup must end within: the run's epochs, or
+// for a run that other runs of a sweep continue (a trunk, a pretraining run)
+// the longest of those, which it is the start of.
+func (c Config) checkEffect(span int) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
-	return fmt.Errorf("%w: width %v: model %s is not a zoo model (%s) and a model file has channels of its own: remove width or set it to 1",
-		ErrInvalidConfig, c.Width, c.Model, strings.Join(zoo.Names(), ", "))
+	// Default's lr_decay is in every resolved config.
+	sched := orDefault(c.LRSchedule, "constant")
+	f := c.Fisher
+	switch {
+	case c.LRStep != 0 && sched != "step":
+		return bad("lr_step %d: only the step schedule reads it, not %s: remove it", c.LRStep, sched)
+	case (sched == "constant" || sched == "cosine") && c.LRDecay != 0 && c.LRDecay != Default().LRDecay:
+		return bad("lr_decay %v: the %s schedule has no decay factor (exp and step do): set lr_decay: 0 (--lr-decay 0), which every schedule reads as its default", c.LRDecay, sched)
+	case c.WarmupEpochs > 0 && c.WarmupEpochs >= span:
+		return bad("warmup_epochs %d is not below epochs %d: the warmup would never end (lower it)", c.WarmupEpochs, span)
+	case f.Every == 0 && (f.Images > 0 || f.Samples > 0):
+		return bad("fisher.images %d and fisher.samples %d with fisher.every 0 estimate nothing: set fisher.every (1: every epoch, as --fisher does) or remove fisher (--fisher 0)", f.Images, f.Samples)
+	case c.Width != 0 && c.Width != 1 && !slices.Contains(zoo.Names(), c.Model):
+		return bad("width %v: model %s is not a zoo model (%s) and a model file has channels of its own: remove width or set it to 1",
+			c.Width, c.Model, strings.Join(zoo.Names(), ", "))
+	}
+	return nil
 }
 
 // Notes lists the settings of a valid config that have no effect in it but

@@ -63,20 +63,6 @@ func TestValidate(t *testing.T) {
 		{"group match", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "["}} }, "param_groups[0]: match"},
 		{"group scale", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", LRScale: new(0.0)}} }, "lr_scale 0 must be positive"},
 		{"group decay", func(c *Config) { c.ParamGroups = []ParamGroup{{Match: "fc.*", WeightDecay: new(-1.0)}} }, "weight_decay -1"},
-		// Settings with no effect are refused, unless at the value every
-		// resolved config holds (lr_decay 0.97, width 1, lr_step 0).
-		{"fisher without every", func(c *Config) { c.Fisher = FisherConfig{Images: 500, Samples: 1} }, "set fisher.every"},
-		{"fisher samples only", func(c *Config) { c.Fisher.Samples = 1 }, "fisher.every 0 estimate nothing"},
-		{"decay of cosine", func(c *Config) { c.LRSchedule, c.LRDecay = "cosine", 0.5 }, "lr_decay 0.5: the cosine schedule has no decay factor"},
-		{"decay of constant", func(c *Config) { c.LRSchedule, c.LRDecay = "", 0.9 }, "the constant schedule has no decay factor"},
-		{"default decay of cosine", func(c *Config) { c.LRSchedule = "cosine" }, ""},
-		{"default decay of constant", func(c *Config) { c.LRSchedule = "constant" }, ""},
-		{"no decay of cosine", func(c *Config) { c.LRSchedule, c.LRDecay = "cosine", 0 }, ""},
-		{"step of exp", func(c *Config) { c.LRStep = 30 }, "lr_step 30: only the step schedule reads it, not exp"},
-		{"step of constant", func(c *Config) { c.LRSchedule, c.LRStep = "", 3 }, "not constant"},
-		{"step", func(c *Config) { c.LRSchedule, c.LRStep, c.LRDecay = "step", 3, 0.1 }, ""},
-		{"warmup of all epochs", func(c *Config) { c.WarmupEpochs = 10 }, "warmup_epochs 10 is not below epochs 10"},
-		{"warmup", func(c *Config) { c.WarmupEpochs = 9 }, ""},
 		{"restart without windows", func(c *Config) { c.RestartAtDeficitEnd = true }, ""}, // a note, see TestNotes
 		// Deficits are parsed: none in any spelling is no window.
 		{"none window", func(c *Config) { c.Deficits = []Window{{"none", 0, 4}} }, "empty deficit"},
@@ -85,6 +71,8 @@ func TestValidate(t *testing.T) {
 		{"unknown deficit", func(c *Config) { c.Deficits = []Window{{"sharpen", 0, 4}} }, `deficits[0]: parse deficit "sharpen"`},
 		{"bad sigma", func(c *Config) { c.Deficits = []Window{{"gauss:sigma=0", 0, 4}} }, "gauss sigma 0"},
 		{"blur size", func(c *Config) { c.Deficits = []Window{{"blur:size=4,up=lanczos", 0, 4}} }, ""},
+		// A malformed parameter lists the deficits, as an unknown one does.
+		{"blur size x", func(c *Config) { c.Deficits = []Window{{"blur:size=x", 0, 4}} }, "not an integer (known: none, blur"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,31 +92,51 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// Check (with no backend) refuses a width for a model file, which has
-// channels of its own.
-func TestCheckWidth(t *testing.T) {
+// CheckNew refuses the settings that have no effect, unless at the value
+// every resolved config holds (lr_decay 0.97, width 1, lr_step 0); Check,
+// which runs on disk pass, accepts them (see TestResumeSettingsWithoutEffect).
+func TestCheckNew(t *testing.T) {
 	tests := []struct {
-		model string
-		width float64
-		want  string // error substring; "" means valid
+		name string
+		edit func(*Config)
+		want string // "" means valid
 	}{
-		{"m.onnx", 0.5, "width 0.5: model m.onnx is not a zoo model (allcnn, "},
-		{"models/net", 2, "a model file has channels of its own: remove width or set it to 1"},
-		{"m.onnx", 1, ""},
-		{"m.onnx", 0, ""},
-		{"small", 0.5, ""},
+		{"fisher without every", func(c *Config) { c.Fisher = FisherConfig{Images: 500, Samples: 1} }, "set fisher.every (1: every epoch, as --fisher does) or remove fisher (--fisher 0)"},
+		{"fisher samples only", func(c *Config) { c.Fisher.Samples = 1 }, "fisher.every 0 estimate nothing"},
+		{"decay of cosine", func(c *Config) { c.LRSchedule, c.LRDecay = "cosine", 0.5 }, "lr_decay 0.5: the cosine schedule has no decay factor (exp and step do): set lr_decay: 0 (--lr-decay 0)"},
+		{"decay of constant", func(c *Config) { c.LRSchedule, c.LRDecay = "", 0.9 }, "the constant schedule has no decay factor"},
+		{"default decay of cosine", func(c *Config) { c.LRSchedule = "cosine" }, ""},
+		{"default decay of constant", func(c *Config) { c.LRSchedule = "constant" }, ""},
+		{"no decay of cosine", func(c *Config) { c.LRSchedule, c.LRDecay = "cosine", 0 }, ""},
+		{"step of exp", func(c *Config) { c.LRStep = 30 }, "lr_step 30: only the step schedule reads it, not exp"},
+		{"step of constant", func(c *Config) { c.LRSchedule, c.LRStep = "", 3 }, "not constant"},
+		{"step", func(c *Config) { c.LRSchedule, c.LRStep, c.LRDecay = "step", 3, 0.1 }, ""},
+		{"warmup of all epochs", func(c *Config) { c.WarmupEpochs = 10 }, "warmup_epochs 10 is not below epochs 10"},
+		{"warmup", func(c *Config) { c.WarmupEpochs = 9 }, ""},
+		{"width of a file", func(c *Config) { c.Model, c.Width = "m.onnx", 0.5 }, "width 0.5: model m.onnx is not a zoo model (allcnn, "},
+		{"width of a path", func(c *Config) { c.Model, c.Width = "models/net", 2 }, "a model file has channels of its own: remove width or set it to 1"},
+		{"width 1 of a file", func(c *Config) { c.Model, c.Width = "m.onnx", 1 }, ""},
+		{"width 0 of a file", func(c *Config) { c.Model, c.Width = "m.onnx", 0 }, ""},
+		{"width of a zoo model", func(c *Config) { c.Width = 0.5 }, ""},
 	}
 	for _, tc := range tests {
-		c := tiny()
-		c.Model, c.Width = tc.model, tc.width
-		err := Check(c, nil)
-		if tc.want == "" {
-			if err != nil {
-				t.Errorf("%s width %v: %v", tc.model, tc.width, err)
+		t.Run(tc.name, func(t *testing.T) {
+			c := tiny()
+			tc.edit(&c)
+			if err := Check(c, nil); err != nil {
+				t.Fatalf("Check: %v", err)
 			}
-		} else if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%s width %v: err = %v, want ErrInvalidConfig with %q", tc.model, tc.width, err, tc.want)
-		}
+			err := CheckNew(c, nil)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("CheckNew: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("CheckNew = %v, want ErrInvalidConfig containing %q", err, tc.want)
+			}
+		})
 	}
 }
 

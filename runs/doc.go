@@ -4,7 +4,9 @@
 // # Runs
 //
 // A Config is resolved from Default() < a YAML file (LoadConfig) < flags,
-// validated (Validate on its own, Check against the model and data), and
+// validated (Validate on its own, Check against the model and data;
+// CheckNew also refuses settings without effect, for runs not on disk yet,
+// so that directories written before those checks still resume), and
 // trained by Run into a directory:
 //
 //	config.yaml        the resolved config; its hash (Config.Hash) tags every row

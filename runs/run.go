@@ -50,6 +50,11 @@ type Options struct {
 	// cfg.Threads is 0; 0 means one per core. A resumed run keeps the count
 	// it started with (see Run).
 	Threads int
+	// Planned says CheckPlan checked the run with the rest of its sweep
+	// (RunSweep and RunPoint set it), settings without effect included:
+	// a trunk or pretraining run may end inside the warmup of the runs that
+	// continue it.
+	Planned bool
 }
 
 // Status says what Run did.
@@ -102,7 +107,11 @@ func Run(ctx context.Context, cfg Config, dir string, opts Options) (*Result, er
 	}
 	checked := cfg
 	checked.InitFrom = resolve(opts.Root, cfg.InitFrom)
-	if err := Check(checked, backend); err != nil {
+	check := Check
+	if !opts.Planned && (opts.Force || !holds(dir, cfg, opts.Root)) {
+		check = CheckNew
+	}
+	if err := check(checked, backend); err != nil {
 		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
 	hash := cfg.Hash()
@@ -234,6 +243,21 @@ func preflight(ctx context.Context, cfg Config, dir string, opts Options, backen
 		}
 	}
 	return nil
+}
+
+// holds reports whether dir holds a run of cfg (under the spellings Run
+// resumes: see sameData and sameRun). Such a run resumes or is skipped
+// under the checks of a run on disk, so settings refused since it started
+// (CheckNew) do not strand it: dropping them would change its hash.
+func holds(dir string, cfg Config, root string) bool {
+	state, old, err := Inspect(dir)
+	if err != nil || state == StateEmpty {
+		return false
+	}
+	if old.Data != cfg.Data && sameData(old.Data, cfg.Data) {
+		cfg.Data = old.Data
+	}
+	return old.Hash() == cfg.Hash() || sameRun(old, cfg, root)
 }
 
 // sameRun reports whether a directory's config old is cfg written before

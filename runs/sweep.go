@@ -156,7 +156,7 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 			}
 			running++
 			go func(r PlannedRun) {
-				rr, err := Run(ctx, r.Config, filepath.Join(dir, r.ID), Options{Backend: backend, Progress: prog, Force: opts.Force, RunID: r.ID, Root: dir, Threads: threads})
+				rr, err := Run(ctx, r.Config, filepath.Join(dir, r.ID), Options{Backend: backend, Progress: prog, Force: opts.Force, RunID: r.ID, Root: dir, Threads: threads, Planned: true})
 				out <- done{r.ID, rr, err}
 			}(r)
 		}
@@ -248,9 +248,20 @@ func mergeSweepRows(plan Plan, rows, old []SweepRow) []SweepRow {
 // CheckPlan validates every run of a plan before any trains (and what
 // `critlab sweep --dry-run` checks). A run that initialises from another
 // run of the sweep is checked without that path, which does not exist yet.
+// Runs not on disk yet are checked as new runs (CheckNew); a run that other
+// runs continue (a trunk, a pretraining run) may end inside their warmup.
 func CheckPlan(plan Plan, backend Backend) error {
 	var errs []error
 	checked := map[string]bool{}
+	span := map[string]int{}
+	for i := len(plan.Runs) - 1; i >= 0; i-- { // parents come before the runs that name them
+		r := plan.Runs[i]
+		span[r.ID] = max(span[r.ID], r.Config.Epochs)
+		for _, dep := range r.After {
+			span[dep] = max(span[dep], span[r.ID])
+		}
+	}
+	refused := map[string]bool{}
 	for _, r := range plan.Runs {
 		cfg := r.Config
 		if len(r.After) > 0 {
@@ -260,17 +271,21 @@ func CheckPlan(plan Plan, backend Backend) error {
 			errs = append(errs, fmt.Errorf("run %s: %w", r.ID, err))
 			continue
 		}
-		// The backend's and the width's checks depend on these fields only.
+		// The backend's checks depend on these fields only.
 		key := fmt.Sprintf("%s|%g|%s|%s|%d|%d|%d|%s", cfg.Model, cfg.Width, cfg.Data, cfg.DeficitWindows(), cfg.TrainSubset, cfg.BatchSize, cfg.Fisher.Images, cfg.Device)
-		if checked[key] {
-			continue
+		var err error
+		if !checked[key] {
+			checked[key] = true
+			err = backend.Check(cfg)
 		}
-		checked[key] = true
-		err := backend.Check(cfg)
-		if err == nil {
-			err = cfg.checkWidth() // after the model's own checks, as Check orders them
+		if err == nil && !holds(filepath.Join(plan.Dir, r.ID), r.Config, plan.Dir) {
+			err = cfg.checkEffect(span[r.ID]) // after the model's own checks, as CheckNew orders them
+			if err != nil && refused[err.Error()] {
+				continue // said for an earlier run
+			}
 		}
 		if err != nil {
+			refused[err.Error()] = true
 			errs = append(errs, fmt.Errorf("run %s: %w", r.ID, err))
 		}
 	}

@@ -145,7 +145,7 @@ func RunPoint(ctx context.Context, dir string, index int, opts PointOptions) (*R
 		case <-time.After(min(pollParents, time.Until(deadline)+time.Millisecond)):
 		}
 	}
-	return Run(ctx, r.Config, filepath.Join(dir, r.ID), Options{Backend: opts.Backend, Progress: opts.Progress, RunID: r.ID, Root: dir, Threads: opts.Threads})
+	return Run(ctx, r.Config, filepath.Join(dir, r.ID), Options{Backend: opts.Backend, Progress: opts.Progress, RunID: r.ID, Root: dir, Threads: opts.Threads, Planned: true})
 }
 
 // unfinished lists the runs among ids whose directory in dir holds no
