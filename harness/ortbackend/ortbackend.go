@@ -137,11 +137,8 @@ func (b *ortBackend) Check(cfg runs.Config) error {
 	deficits := make([]preprocessing.Deficit, len(cfg.Deficits))
 	for i, w := range cfg.Deficits {
 		d, err := preprocessing.ParseDeficit(w.Deficit)
-		if errors.Is(err, preprocessing.ErrUnknownDeficit) {
-			return bad("deficits[%d]: %v", i, err) // the error lists the deficits
-		}
 		if err != nil {
-			return bad("deficits[%d]: %v (known: %s)", i, err, preprocessing.DeficitUsage)
+			return bad("deficits[%d]: %v", i, err) // Validate, run first, lists the valid ones
 		}
 		deficits[i] = d
 	}
