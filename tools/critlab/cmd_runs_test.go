@@ -63,6 +63,10 @@ func TestTrainCommandRefuses(t *testing.T) {
 		{"outside", []string{"--deficit", "blur", "--deficit-epochs", "0:30"}, "end <= epochs"},
 		{"unknown deficit", []string{"--deficit", "smear", "--deficit-epochs", "0:2"}, `unknown deficit "smear"`},
 		{"model", []string{"--model", "nonexistent.onnx"}, "model"},
+		// The model's own checks come first: a width for a model file is
+		// only worth fixing once the model is there.
+		{"width of a missing model", []string{"--model", "/nonexistent/net.onnx", "--width", "2"}, "model: open /nonexistent/net.onnx"},
+		{"fisher every 0", []string{"--fisher", "16", "--fisher-every", "0"}, "fisher.every 0 estimate nothing"},
 		{"typo in file", []string{"--config", "testdata/bad_config.yaml"}, `unknown key "epoch": did you mean "epochs"?`},
 	}
 	for _, tc := range tests {
@@ -116,6 +120,8 @@ func TestTrainPrintConfigRefuses(t *testing.T) {
 		{"lr_step of exp", "", []string{"--lr-step", "30"}, "lr_step 30: only the step schedule reads it", ""},
 		{"decay of cosine", "", []string{"--lr-schedule", "cosine", "--lr-decay", "0.5"}, "the cosine schedule has no decay factor", ""},
 		{"cosine", "", []string{"--lr-schedule", "cosine"}, "", ""},
+		{"cosine over exp file", "lr_schedule: exp\nlr_decay: 0.8587\n", []string{"--lr-schedule", "cosine"}, "lr_decay 0.8587: the cosine schedule has no decay factor (exp and step do): set lr_decay: 0 (--lr-decay 0)", ""},
+		{"cosine over exp file, decay 0", "lr_schedule: exp\nlr_decay: 0.8587\n", []string{"--lr-schedule", "cosine", "--lr-decay", "0"}, "", ""},
 		{"warmup", "", []string{"--epochs", "5", "--warmup-epochs", "5"}, "warmup_epochs 5 is not below epochs 5", ""},
 		{"none: window", "", []string{"--deficit", "none:", "--deficit-epochs", "0-4"}, `empty deficit "none:"`, ""},
 		{"tiny sigma", "", []string{"--deficit", "gauss:sigma=1e-20", "--deficit-epochs", "0-4"}, "gauss sigma 1e-20", ""},

@@ -134,9 +134,15 @@ Example (Achille et al. 2019, blur removed at epoch 40):
 			if err != nil {
 				return err
 			}
-			// Checked before printing too, without the model or the data
-			// (Run checks those).
-			if err := runs.Check(cfg, nil); err != nil {
+			// Checked before printing too, without the model or the data.
+			// Run checks those, then the settings without effect of a new
+			// run (a model file's width after the model); a printed config
+			// is one for new runs.
+			check := runs.Check
+			if c.Bool("print-config") {
+				check = runs.CheckNew
+			}
+			if err := check(cfg, nil); err != nil {
 				return err
 			}
 			for _, n := range cfg.Notes() {

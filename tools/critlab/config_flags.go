@@ -53,7 +53,7 @@ var configFields = []configField{
 	{key: "keep_checkpoints", usage: "epochs whose checkpoint to keep beside the latest, e.g. 40,80"},
 	{key: "fisher.images", aliases: []string{"fisher"}, usage: "N fixed clean training images for the Fisher-trace estimate (0: off)"},
 	{key: "fisher.samples", usage: "label samples per image of the Fisher-trace estimate (1 with --fisher)"},
-	{key: "fisher.every", usage: "estimate the Fisher trace every K epochs (1 with --fisher; 0: never)"},
+	{key: "fisher.every", usage: "estimate the Fisher trace every K epochs (1 with --fisher; 0 is refused with images: --fisher 0 turns the estimate off)"},
 	{key: "eval_every", usage: "evaluate on the test set every K epochs and the last (0: every epoch)"},
 }
 
