@@ -239,8 +239,13 @@ func ParseSweep(data []byte) (SweepSpec, error) {
 	return s, nil
 }
 
-// YAML is the resolved spec as written to sweep.yaml.
+// YAML is the resolved spec as written to sweep.yaml. A relative
+// init_from is written absolute, as Plan resolves it: sweep.yaml is read
+// again by commands run from other directories.
 func (s SweepSpec) YAML() []byte {
+	if abs, err := filepath.Abs(s.Base.InitFrom); s.Base.InitFrom != "" && err == nil {
+		s.Base.InitFrom = abs
+	}
 	out, err := yaml.Marshal(s)
 	if err != nil {
 		panic(fmt.Sprintf("runs: marshal sweep: %v", err))

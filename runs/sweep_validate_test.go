@@ -159,3 +159,31 @@ func TestCheckPlanRefusesWidthOfModelFile(t *testing.T) {
 		t.Fatalf("CheckPlan err = %v, want the width refused", err)
 	}
 }
+
+// sweep.yaml holds a relative base init_from absolute, so the sweep read
+// back from another directory plans the same runs.
+func TestSweepYAMLInitFromAbsolute(t *testing.T) {
+	s := tinySweep()
+	s.Removal = &runs.RemovalSpec{Deficit: "blur", Points: []int{0, 2}, After: 2}
+	s.Base.InitFrom = "pre/model.onnx"
+	dir := t.TempDir()
+	want, err := s.Plan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := s.YAML()
+	t.Chdir(t.TempDir())
+	back, err := runs.ParseSweep(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := back.Plan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range got.Runs {
+		if r.Config.InitFrom != want.Runs[i].Config.InitFrom || r.Config.Hash() != want.Runs[i].Config.Hash() {
+			t.Errorf("run %s: init_from %q read back elsewhere, planned %q", r.ID, r.Config.InitFrom, want.Runs[i].Config.InitFrom)
+		}
+	}
+}
