@@ -226,12 +226,22 @@ func WriteSweep(path string, rows []SweepRow, spec []byte) error {
 	return writeParquet(path, rows, map[string]string{"critlab.sweep": string(spec)})
 }
 
-// WriteSweepFisher writes a sweep's fisher.parquet: the Fisher rows of
-// every run of rows (the finished ones sweep.parquet holds), in its
-// order, so the sweep's two Parquet files carry all its data without the
-// run directories. Runs without Fisher estimates add nothing; with none
-// at all no file is written.
-func WriteSweepFisher(dir string, rows []SweepRow, spec []byte) error {
+// WriteSweepFisher writes a sweep's fisher.parquet beside sweep.parquet,
+// so the two files carry the sweep without its run directories: for
+// every run of rows (what sweep.parquet holds), in its order, the Fisher
+// rows of its directory when this attempt finished it (fresh), else the
+// ones the file held, as sweep.parquet's rows are merged. With no rows
+// at all the file is removed, never left stale.
+func WriteSweepFisher(dir string, rows []SweepRow, fresh map[string]bool, spec []byte) error {
+	path := filepath.Join(dir, FisherFile)
+	old, err := readParquet[FisherRow](path, true)
+	if err != nil {
+		return fmt.Errorf("%w\n---> HINT: move %s aside; the next resume writes it again from the run directories", err, path)
+	}
+	kept := map[string][]FisherRow{}
+	for _, r := range old {
+		kept[r.RunID] = append(kept[r.RunID], r)
+	}
 	var all []FisherRow
 	seen := map[string]bool{}
 	for _, r := range rows {
@@ -239,6 +249,10 @@ func WriteSweepFisher(dir string, rows []SweepRow, spec []byte) error {
 			continue
 		}
 		seen[r.RunID] = true
+		if !fresh[r.RunID] {
+			all = append(all, kept[r.RunID]...)
+			continue
+		}
 		fr, err := readParquet[FisherRow](filepath.Join(dir, r.RunID, FisherFile), true)
 		if err != nil {
 			return err
@@ -246,9 +260,12 @@ func WriteSweepFisher(dir string, rows []SweepRow, spec []byte) error {
 		all = append(all, fr...)
 	}
 	if len(all) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", path, err)
+		}
 		return nil
 	}
-	return writeParquet(filepath.Join(dir, FisherFile), all, map[string]string{"critlab.sweep": string(spec)})
+	return writeParquet(path, all, map[string]string{"critlab.sweep": string(spec)})
 }
 
 // ReadSweep reads a sweep.parquet file.

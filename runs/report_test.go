@@ -3,6 +3,8 @@ package runs_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -212,5 +214,49 @@ func TestSweepFisherParquet(t *testing.T) {
 		if !slices.Equal(rows, b.Fisher[id]) {
 			t.Errorf("run %s: the copy's fisher rows differ", id)
 		}
+	}
+}
+
+// The sweep's fisher.parquet merges as sweep.parquet does: runs this
+// attempt finished from their directories, the others from the file; with
+// no rows left it is removed, never left stale.
+func TestWriteSweepFisherMerges(t *testing.T) {
+	dir := t.TempDir()
+	row := func(id string, tr float64) runs.FisherRow {
+		return runs.FisherRow{RunID: id, Epoch: 1, Layer: runs.FisherTotal, Trace: tr}
+	}
+	write := func(path string, rows ...runs.FisherRow) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := runs.WriteFisher(path, rows, tinyConfig()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweepFisher := filepath.Join(dir, runs.FisherFile)
+	write(sweepFisher, row("a", 1), row("b", 2))
+	write(filepath.Join(dir, "a", runs.FisherFile), row("a", 10)) // a was trained again
+	write(filepath.Join(dir, "b", runs.FisherFile), row("b", 20)) // b's directory changed, b not finished now
+	rows := []runs.SweepRow{{RunID: "a"}, {RunID: "b"}}
+	if err := runs.WriteSweepFisher(dir, rows, map[string]bool{"a": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := runs.ReadFisher(sweepFisher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []runs.FisherRow{row("a", 10), row("b", 2)}; !slices.Equal(got, want) {
+		t.Fatalf("merged %v, want %v", got, want)
+	}
+	// a trained again without Fisher and b gone from the sweep: nothing left.
+	if err := os.Remove(filepath.Join(dir, "a", runs.FisherFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := runs.WriteSweepFisher(dir, rows[:1], map[string]bool{"a": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sweepFisher); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stale %s left: %v", sweepFisher, err)
 	}
 }

@@ -197,11 +197,20 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 		failpoint.Hit("sweep-parquet")
 		if err := WriteSweep(path, res.Rows, spec.YAML()); err != nil {
 			errs = append(errs, err)
-		} else if err := WriteSweepFisher(dir, res.Rows, spec.YAML()); err != nil {
+		} else if err := WriteSweepFisher(dir, res.Rows, finishedRuns(res.Results), spec.YAML()); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// finishedRuns is the set of runs of results.
+func finishedRuns(results map[string]*Result) map[string]bool {
+	ids := map[string]bool{}
+	for id := range results {
+		ids[id] = true
+	}
+	return ids
 }
 
 // pinnedThreads is the thread count an earlier start of the sweep in dir

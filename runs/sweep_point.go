@@ -209,7 +209,7 @@ func CollectSweep(dir string) (*SweepResult, error) {
 		if err := WriteSweep(path, res.Rows, spec.YAML()); err != nil {
 			return nil, err
 		}
-		if err := WriteSweepFisher(dir, res.Rows, spec.YAML()); err != nil {
+		if err := WriteSweepFisher(dir, res.Rows, finishedRuns(res.Results), spec.YAML()); err != nil {
 			return nil, err
 		}
 	}
