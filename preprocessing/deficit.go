@@ -204,9 +204,10 @@ func (d Deficit) Validate() error {
 }
 
 // FitsImages refuses a deficit that makes no sense for h×w images: a blur
-// to a size larger than the images (it would upsample), a Gaussian wider
-// than them (its kernel of 2⌈3σ⌉+1 taps would outgrow them; a huge sigma
-// cannot even be allocated). A blur to the images' own height leaves them
+// to a size larger than the images (it would upsample), a Gaussian whose
+// σ exceeds their side (long past the point where it leaves little but
+// the mean colour, its kernel of 2⌈3σ⌉+1 taps is then over 6× their
+// side; a huge sigma cannot even be allocated). A blur to the images' own height leaves them
 // unchanged, as sham does, and is allowed. Run checks call it before any
 // training, ApplyImage again for gauss.
 func (d Deficit) FitsImages(h, w int) error {
