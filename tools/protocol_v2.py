@@ -300,14 +300,25 @@ def selftest() -> int:
     return 0
 
 
+def _epochs(text: str) -> list[int]:
+    """A comma-separated list of distinct epochs >= 0 (argparse type)."""
+    try:
+        xs = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: want epochs like 8,16")
+    if any(x < 0 for x in xs) or len(set(xs)) != len(xs):
+        raise argparse.ArgumentTypeError(f"{text!r}: want distinct epochs >= 0")
+    return xs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("removal", nargs="?", help="sweep directory or sweep.parquet of cifar-cpu-v2-removal")
     ap.add_argument("window", nargs="?", help="sweep directory or sweep.parquet of cifar-cpu-v2-window")
     ap.add_argument("--csv", help="write the comparisons to this CSV file")
-    ap.add_argument("--points", default=",".join(map(str, POINTS)),
+    ap.add_argument("--points", type=_epochs, default=list(POINTS),
                     help="removal points T > 0, the latest primary (default: the pre-registered %(default)s)")
-    ap.add_argument("--onsets", default=",".join(map(str, ONSETS)),
+    ap.add_argument("--onsets", type=_epochs, default=list(ONSETS),
                     help="window onsets, the earliest and latest primary (default: the pre-registered %(default)s)")
     ap.add_argument("--selftest", action="store_true", help="check the rules on synthetic sweeps")
     args = ap.parse_args(argv)
@@ -316,9 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.removal or not args.window:
         ap.error("give the removal and the window sweep (or --selftest)")
     try:
-        points = [int(x) for x in args.points.split(",")]
-        onsets = [int(x) for x in args.onsets.split(",")]
-        tab, v, why = report(args.removal, args.window, points, onsets)
+        tab, v, why = report(args.removal, args.window, args.points, args.onsets)
     except analyze.AnalyzeError as e:
         print(f"protocol_v2: {e}", file=sys.stderr)
         return 1
