@@ -217,26 +217,19 @@ func preflight(ctx context.Context, cfg Config, dir string, opts Options, backen
 	defer tr.Close()
 	switch {
 	case cfg.InitFrom != "":
-		path, err := InitPath(resolve(opts.Root, cfg.InitFrom))
-		if err != nil {
+		from := resolve(opts.Root, cfg.InitFrom)
+		absDir, err1 := filepath.Abs(dir)
+		absFrom, err2 := filepath.Abs(from)
+		if rel, err := filepath.Rel(absDir, absFrom); err1 == nil && err2 == nil && err == nil && filepath.IsLocal(rel) {
+			return fmt.Errorf("init_from %s lies in the run directory that --force clears", from)
+		}
+		if _, err := initFrom(tr, cfg, opts.Root); err != nil {
 			return err
 		}
-		absDir, err1 := filepath.Abs(dir)
-		absPath, err2 := filepath.Abs(path)
-		if rel, err := filepath.Rel(absDir, absPath); err1 == nil && err2 == nil && err == nil && filepath.IsLocal(rel) {
-			return fmt.Errorf("init_from %s lies in the run directory that --force clears", path)
-		}
-		if err := tr.InitFrom(path); err != nil {
-			return fmt.Errorf("init from %s: %w", path, err)
-		}
 	case cfg.BranchFrom != "":
-		parentDir := resolve(opts.Root, cfg.BranchFrom)
-		parent, err := LoadConfig(filepath.Join(parentDir, ConfigFile), Config{})
+		parentDir, _, err := branchParent(cfg, opts.Root)
 		if err != nil {
-			return fmt.Errorf("branch: %w", err)
-		}
-		if err := BranchCompatible(parent, cfg, cfg.BranchEpoch); err != nil {
-			return fmt.Errorf("branch from %s: %w", parentDir, err)
+			return err
 		}
 		if _, err := os.Stat(CheckpointPath(parentDir, cfg.BranchEpoch)); err != nil {
 			return fmt.Errorf("branch: %w", err)
@@ -477,12 +470,9 @@ func (l *loop) restore() (int, Status, error) {
 		}
 		return l.cfg.BranchEpoch, Trained, nil
 	case l.cfg.InitFrom != "":
-		path, err := InitPath(resolve(l.root, l.cfg.InitFrom))
+		path, err := initFrom(l.tr, l.cfg, l.root)
 		if err != nil {
 			return 0, "", err
-		}
-		if err := l.tr.InitFrom(path); err != nil {
-			return 0, "", fmt.Errorf("init from %s: %w", path, err)
 		}
 		l.logf("%s: initialised from %s", l.runID, path)
 	}
@@ -594,16 +584,40 @@ func (l *loop) relabel(r MetricsRow) MetricsRow {
 	return t
 }
 
-// branch starts from a parent run's checkpoint (see Config.BranchFrom).
-func (l *loop) branch() error {
-	parentDir, epoch := resolve(l.root, l.cfg.BranchFrom), l.cfg.BranchEpoch
+// initFrom loads cfg's init_from (a run directory or a model file,
+// relative to root) into tr and returns the model file's path.
+func initFrom(tr Trainer, cfg Config, root string) (string, error) {
+	path, err := InitPath(resolve(root, cfg.InitFrom))
+	if err != nil {
+		return "", err
+	}
+	if err := tr.InitFrom(path); err != nil {
+		return "", fmt.Errorf("init from %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// branchParent returns the directory and config of cfg's branch_from run
+// (relative to root), checked to be one cfg may branch from.
+func branchParent(cfg Config, root string) (string, Config, error) {
+	parentDir := resolve(root, cfg.BranchFrom)
 	parent, err := LoadConfig(filepath.Join(parentDir, ConfigFile), Config{})
 	if err != nil {
-		return fmt.Errorf("branch: %w", err)
+		return "", Config{}, fmt.Errorf("branch: %w", err)
 	}
-	if err := BranchCompatible(parent, l.cfg, epoch); err != nil {
-		return fmt.Errorf("branch from %s: %w", parentDir, err)
+	if err := BranchCompatible(parent, cfg, cfg.BranchEpoch); err != nil {
+		return "", Config{}, fmt.Errorf("branch from %s: %w", parentDir, err)
 	}
+	return parentDir, parent, nil
+}
+
+// branch starts from a parent run's checkpoint (see Config.BranchFrom).
+func (l *loop) branch() error {
+	parentDir, parent, err := branchParent(l.cfg, l.root)
+	if err != nil {
+		return err
+	}
+	epoch := l.cfg.BranchEpoch
 	path := CheckpointPath(parentDir, epoch)
 	got, err := l.load(path, parent.Hash())
 	if err != nil {
