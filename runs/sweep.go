@@ -189,28 +189,34 @@ func RunSweep(ctx context.Context, spec SweepSpec, dir string, opts SweepOptions
 		errs = append(errs, fmt.Errorf("sweep %s stopped with %d of %d runs finished: %w\n---> HINT: run the same command again to resume", plan.Name, len(res.Results), len(plan.Runs), err))
 	}
 
-	res.Rows = sweepRows(plan, res.Results)
-	path := filepath.Join(dir, SweepFile)
-	if old, err := readParquet[SweepRow](path, true); err != nil {
-		errs = append(errs, fmt.Errorf("%w\n---> HINT: move %s aside; the next resume writes it again from the run directories", err, path))
-	} else if res.Rows = mergeSweepRows(plan, res.Rows, old); len(res.Rows) > 0 {
-		failpoint.Hit("sweep-parquet")
-		if err := WriteSweep(path, res.Rows, spec.YAML()); err != nil {
-			errs = append(errs, err)
-		} else if err := WriteSweepFisher(dir, res.Rows, finishedRuns(res.Results), spec.YAML()); err != nil {
-			errs = append(errs, err)
-		}
+	if res.Rows, err = writeSweepFiles(dir, spec, plan, res.Results); err != nil {
+		errs = append(errs, err)
 	}
 	return res, errors.Join(errs...)
 }
 
-// finishedRuns is the set of runs of results.
-func finishedRuns(results map[string]*Result) map[string]bool {
-	ids := map[string]bool{}
-	for id := range results {
-		ids[id] = true
+// writeSweepFiles writes sweep.parquet and the sweep's fisher.parquet for
+// the finished runs of results, merged with what the files held, so that
+// a partial resume or collect never shrinks them, and returns the rows.
+func writeSweepFiles(dir string, spec SweepSpec, plan Plan, results map[string]*Result) ([]SweepRow, error) {
+	rows := sweepRows(plan, results)
+	path := filepath.Join(dir, SweepFile)
+	old, err := readParquet[SweepRow](path, true)
+	if err != nil {
+		return rows, fmt.Errorf("%w\n---> HINT: move %s aside; the next resume or collect writes it again from the run directories", err, path)
 	}
-	return ids
+	if rows = mergeSweepRows(plan, rows, old); len(rows) == 0 {
+		return rows, nil
+	}
+	failpoint.Hit("sweep-parquet")
+	if err := WriteSweep(path, rows, spec.YAML()); err != nil {
+		return rows, err
+	}
+	fresh := map[string]bool{}
+	for id := range results {
+		fresh[id] = true
+	}
+	return rows, WriteSweepFisher(dir, rows, fresh, spec.YAML())
 }
 
 // pinnedThreads is the thread count an earlier start of the sweep in dir

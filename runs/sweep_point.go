@@ -199,19 +199,8 @@ func CollectSweep(dir string) (*SweepResult, error) {
 		}
 		res.Results[r.ID] = &Result{Dir: rdir, RunID: r.ID, Status: Skipped, Rows: rows}
 	}
-	// As RunSweep does: merged with what is there, never shrunk.
-	path := filepath.Join(dir, SweepFile)
-	old, err := readParquet[SweepRow](path, true)
-	if err != nil {
-		return nil, fmt.Errorf("%w\n---> HINT: move %s aside; collect writes it again from the run directories", err, path)
-	}
-	if res.Rows = mergeSweepRows(plan, sweepRows(plan, res.Results), old); len(res.Rows) > 0 {
-		if err := WriteSweep(path, res.Rows, spec.YAML()); err != nil {
-			return nil, err
-		}
-		if err := WriteSweepFisher(dir, res.Rows, finishedRuns(res.Results), spec.YAML()); err != nil {
-			return nil, err
-		}
+	if res.Rows, err = writeSweepFiles(dir, spec, plan, res.Results); err != nil {
+		return nil, err
 	}
 	if len(missing) > 0 {
 		return res, fmt.Errorf("sweep %s: %d of %d runs not finished: %s\n---> HINT: `critlab sweep status %s` says why; submit the sweep again to run them",
